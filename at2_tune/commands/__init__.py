@@ -1,0 +1,1 @@
+"""Subcommands of the ``at2-tune`` CLI; each module has ``add_parser(subparsers)``."""

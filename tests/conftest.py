@@ -1,0 +1,50 @@
+"""Shared test set-up: an isolated cache, and the release data from $AT2_DATA_DIR."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from at2_tune import paths
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point the user cache at a temporary folder for the whole session (never ~/.cache)."""
+    saved = {key: os.environ.get(key) for key in (paths.CACHE_DIR_ENV, paths.DATA_DIR_ENV)}
+    os.environ[paths.CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("at2-cache"))
+    if saved[paths.DATA_DIR_ENV]:  # resolve a relative path once, before any test changes dir
+        os.environ[paths.DATA_DIR_ENV] = str(Path(saved[paths.DATA_DIR_ENV]).resolve())
+    yield Path(os.environ[paths.CACHE_DIR_ENV])
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def release_dir() -> Path:
+    """The folder holding the public HyperRec/LCBench release (``$AT2_DATA_DIR``)."""
+    value = os.environ.get(paths.DATA_DIR_ENV)
+    if not value:
+        pytest.skip(f"${paths.DATA_DIR_ENV} is not set: run `AT2_DATA_DIR=../shared/data make test`")
+    path = Path(value)
+    assert (path / "hyperrec" / "profiles.pkl").is_file(), f"${paths.DATA_DIR_ENV}={path} has no release"
+    return path
+
+
+@pytest.fixture(scope="session")
+def hyperrec(release_dir):
+    from at2_tune.databases import load_database
+
+    return load_database("hyperrec", release_dir)
+
+
+@pytest.fixture(scope="session")
+def lcbench(release_dir):
+    from at2_tune.databases import load_database
+
+    return load_database("lcbench", release_dir)
