@@ -79,12 +79,13 @@ def locate(spec: DatabaseSpec, data_dir: str | os.PathLike | None = None) -> Dat
 
     An explicit ``data_dir`` or ``$AT2_DATA_DIR`` is used as given (a missing file there is then
     reported by :func:`verify_file`, not silently replaced by another copy); the user cache is
-    used if it holds any file of the release. ``None`` when nothing is found.
+    used if it holds any file of the release. ``None`` when nothing is found. Paths are made
+    absolute, so they stay valid in worker processes that run in another directory.
     """
     if data_dir is not None:
-        return DataLocation(Path(data_dir).expanduser(), "argument")
+        return DataLocation(Path(data_dir).expanduser().absolute(), "argument")
     if os.environ.get(paths.DATA_DIR_ENV):
-        return DataLocation(Path(os.environ[paths.DATA_DIR_ENV]).expanduser(),
+        return DataLocation(Path(os.environ[paths.DATA_DIR_ENV]).expanduser().absolute(),
                             f"${paths.DATA_DIR_ENV}")
     cached = paths.cached_data_dir()
     if _has_any(cached, spec.files):

@@ -1,0 +1,17 @@
+import pytest
+
+from at2_tune.core.prior import PriorData
+from at2_tune.core.settings import AT2Settings
+
+FAST = AT2Settings(n_inducing=32, offline_epochs=1, online_steps=2, hidden_dim=8, feature_dim=4)
+"""Tiny settings: the tests check behaviour, not tuning quality."""
+
+
+@pytest.fixture(scope="session")
+def fast_settings() -> AT2Settings:
+    return FAST
+
+
+@pytest.fixture(scope="session")
+def two_task_prior(hyperrec) -> PriorData:
+    return PriorData.from_database(hyperrec, ["CIFAR10", "SUN397SUB1"], seed_profile=0)

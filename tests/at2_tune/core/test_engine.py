@@ -1,0 +1,107 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from at2_tune.core.engine import AT2Engine
+from at2_tune.core.prior import PriorData
+from at2_tune.errors import AT2Error
+from search_spaces import HYPERREC_SPACE
+
+
+def _run_queries(engine: AT2Engine, curves: np.ndarray, count: int) -> list[tuple[int, int]]:
+    queries = []
+    for _ in range(count):
+        query = engine.next_query()
+        engine.observe(query.candidate, query.epoch, float(curves[query.candidate, query.epoch - 1]))
+        queries.append((query.candidate, query.epoch))
+    return queries
+
+
+@pytest.fixture(scope="module")
+def target_curves(hyperrec) -> np.ndarray:
+    return hyperrec.task_curves("CIFAR100")
+
+
+def test_cold_start_proposes_a_first_epoch_and_recommends(two_task_prior, fast_settings):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    query = engine.next_query()
+    assert 0 <= query.candidate < 100 and query.epoch == 1 and np.isfinite(query.score)
+    assert 0 <= engine.recommend() < 100
+
+
+def test_score_is_one_batch_of_ucb_values(two_task_prior, fast_settings):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    candidates, epochs = [0, 1, 1, 7], [1, 1, 5, 75]
+    mean, std = engine.predict(candidates, epochs)
+    assert mean.shape == std.shape == (4,) and np.all(std > 0)
+    np.testing.assert_allclose(engine.score(candidates, epochs), mean + 0.25 * std)
+
+
+def test_no_prior_tasks_is_plain_multi_fidelity_bo(hyperrec, fast_settings, target_curves):
+    prior = PriorData.empty(hyperrec.configs, hyperrec.n_epochs)
+    engine = AT2Engine(HYPERREC_SPACE, prior, fast_settings, seed=0)
+    queries = _run_queries(engine, target_curves, 4)
+    assert len(queries) == 4 and all(1 <= e <= 75 for _, e in queries)
+    assert 0 <= engine.recommend() < 100
+
+
+def test_same_seed_same_queries(two_task_prior, fast_settings, target_curves):
+    runs = [_run_queries(AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=3),
+                         target_curves, 4) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_state_dict_round_trip_gives_identical_next_queries(two_task_prior, fast_settings, target_curves):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=1)
+    _run_queries(engine, target_curves, 3)
+    engine.mark_failed(42)
+    buffer = io.BytesIO()
+    torch.save(engine.state_dict(), buffer)
+    buffer.seek(0)
+    restored = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=99)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert restored.failed == {42} and len(restored.observations) == 3
+    assert _run_queries(restored, target_curves, 3) == _run_queries(engine, target_curves, 3)
+
+
+def test_freeze_thaw_continues_a_candidate_at_its_next_epoch(two_task_prior, fast_settings):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine.observe(5, 1, 0.3)
+    engine.observe(5, 2, 0.4)
+    assert engine.next_epoch(5) == 3 and engine.next_epoch(6) == 1
+
+
+@pytest.mark.parametrize("candidate, epoch, value, message", [
+    (0, 1, float("nan"), "not finite"),
+    (0, 1, float("inf"), "not finite"),
+    (0, 0, 0.5, r"epoch 0 of candidate 0 is outside 1\.\.75"),
+    (0, 76, 0.5, "outside 1..75"),
+    (100, 1, 0.5, r"candidate 100 does not exist"),
+    (0, 1, "high", "is not a number"),
+])
+def test_bad_observations_are_rejected(two_task_prior, fast_settings, candidate, epoch, value, message):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    with pytest.raises(AT2Error, match=message):
+        engine.observe(candidate, epoch, value)
+    assert len(engine.observations) == 0
+
+
+def test_repeated_observation_is_rejected_and_failed_candidates_are_skipped(two_task_prior, fast_settings):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine.observe(3, 1, 0.5)
+    with pytest.raises(AT2Error, match="already observed at epoch 1"):
+        engine.observe(3, 1, 0.6)
+    for candidate in range(99):
+        engine.mark_failed(candidate)
+    assert engine.next_query().candidate == 99
+    assert engine.recommend() == 99
+
+
+def test_new_candidates_outside_the_grid_can_be_scored(two_task_prior, fast_settings):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    new = engine.add_candidates(HYPERREC_SPACE.sample_many(np.random.default_rng(0), 3))
+    assert new == [100, 101, 102]
+    engine.observe(101, 1, 0.2)  # no matched cell: only the GP data grows
+    assert engine.score(new, [1, 2, 1]).shape == (3,)

@@ -1,0 +1,48 @@
+import dataclasses
+
+import pytest
+
+from at2_tune.core.settings import AT2Settings
+from at2_tune.errors import AT2Error
+from at2_tune.model.fit import OptimizerSettings
+
+
+def test_warmup_starts_above_zero_and_decays_to_zero():
+    schedule = OptimizerSettings("sgd", 0.02, schedule="warmup_linear", warmup_fraction=0.01)
+    factors = [schedule.lr_factor(step, 1000) for step in range(1000)]
+    assert factors[0] == pytest.approx(0.1)  # 10 warm-up steps; the first one already moves
+    assert factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert factors[-1] == pytest.approx(1 / 990)
+
+
+def test_short_fits_keep_the_same_shape_of_schedule():
+    schedule = OptimizerSettings("sgd", 0.02, schedule="warmup_linear", warmup_fraction=0.01)
+    assert schedule.lr_factor(0, 20) == 1.0  # one warm-up step: full rate, then linear decay
+    assert schedule.lr_factor(10, 20) == pytest.approx(10 / 19)
+
+
+def test_unknown_optimizer_or_schedule_is_a_clear_error():
+    with pytest.raises(AT2Error, match="optimizer 'rmsprop' is not supported"):
+        OptimizerSettings("rmsprop").build([])
+    with pytest.raises(AT2Error, match="schedule 'cosine' is not supported"):
+        OptimizerSettings(schedule="cosine").lr_factor(0, 10)
+
+
+def test_settings_json_round_trip_and_reference_protocol():
+    reference = AT2Settings.reference()
+    assert reference.n_inducing == 1000 and reference.offline_epochs == 200
+    assert reference.offline_optimizer == OptimizerSettings("sgd", 0.02, 0.8, "warmup_linear", 0.01)
+    assert reference.online_epochs == 3.0 and reference.unmatched_distance == 0.5
+    for settings in (AT2Settings(), reference):
+        assert AT2Settings.from_json(settings.to_json()) == settings
+
+
+def test_reference_protocol_runs(hyperrec):
+    from at2_tune.replay import resolve_task, run_replay
+
+    small = dataclasses.replace(AT2Settings.reference(), n_inducing=24, offline_epochs=1,
+                                online_epochs=0.05)
+    task = resolve_task(hyperrec, train_tasks=["CIFAR10"], test_task="CIFAR100", budget=2)
+    result = run_replay(hyperrec, task, seed=0, settings=small)
+    assert len(result["trace"]) == 2

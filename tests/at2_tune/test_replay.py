@@ -1,0 +1,71 @@
+import csv
+import json
+
+import pytest
+
+from at2_tune.cli import main
+from at2_tune.replay import TRACE_FIELDS, resolve_task, run_replay
+
+
+def test_short_replay_on_a_real_pair_is_deterministic(hyperrec, fast_settings):
+    task = resolve_task(hyperrec, pair=0, budget=3)
+    first = run_replay(hyperrec, task, seed=0, settings=fast_settings)
+    second = run_replay(hyperrec, task, seed=0, settings=fast_settings)
+    assert [r["config_id"] for r in first["trace"]] == [r["config_id"] for r in second["trace"]]
+    assert [r["recommended_config_id"] for r in first["trace"]] == \
+        [r["recommended_config_id"] for r in second["trace"]]
+    assert first["test_task"] == "CIFAR100" and first["method"] == "at2"
+    for number, row in enumerate(first["trace"], start=1):
+        assert set(row) == set(TRACE_FIELDS)
+        assert row["query"] == row["epochs_spent"] == number
+        assert row["value"] == hyperrec.curve("CIFAR100", row["config_id"])[row["epoch"] - 1]
+        assert row["rank"] == hyperrec.rank("CIFAR100", row["recommended_config_id"])
+        assert row["regret"] == pytest.approx(hyperrec.regret("CIFAR100", row["recommended_config_id"]))
+
+
+def test_resolve_task_rejects_bad_requests(hyperrec):
+    with pytest.raises(ValueError, match="also a train task"):
+        resolve_task(hyperrec, train_tasks=["CIFAR10"], test_task="CIFAR10")
+    with pytest.raises(ValueError, match="budget 0"):
+        resolve_task(hyperrec, pair=1, budget=0)
+
+
+def test_replay_command_writes_results_json_and_csv(release_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    status = main(["replay", "--backend", "local", "--database", "lcbench", "--train-tasks",
+                   "adult,kc1", "--test-task", "phoneme", "--budget", "2", "--seed", "1",
+                   "--inducing", "16", "--offline-epochs", "1", "--online-steps", "1",
+                   "--data-dir", str(release_dir), "--out", str(out)])
+    assert status == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {k: results[k] for k in ("database", "train_tasks", "test_task", "seed_profile", "budget", "method")} == \
+        {"database": "lcbench", "train_tasks": ["adult", "kc1"], "test_task": "phoneme",
+         "seed_profile": 0, "budget": 2, "method": "at2"}
+    assert len(results["trace"]) == 2 and set(results["timing"]) >= {"offline_fit_s", "total_s"}
+    with open(out / "trace.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["config_id"]) for r in rows] == [r["config_id"] for r in results["trace"]]
+
+
+def test_replay_command_unknown_task_is_a_one_line_error(release_dir, tmp_path, capsys):
+    status = main(["replay", "--database", "hyperrec", "--test-task", "CIFAR1000",
+                   "--data-dir", str(release_dir), "--out", str(tmp_path)])
+    assert status == 2
+    assert "Did you mean 'CIFAR100'" in capsys.readouterr().err
+
+
+def test_saved_offline_fit_is_reused_and_gives_the_same_run(hyperrec, fast_settings, tmp_path):
+    task = resolve_task(hyperrec, pair=2, budget=2)
+    fresh = run_replay(hyperrec, task, seed=4, settings=fast_settings, fit_cache=tmp_path)
+    assert not fresh["offline_fit_reused"]
+    metadata = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert metadata["prior_tasks"] == list(task.train_tasks) and metadata["seed"] == 4
+    reused = run_replay(hyperrec, task, seed=4, settings=fast_settings, fit_cache=tmp_path)
+    assert reused["offline_fit_reused"]
+    assert [r["config_id"] for r in reused["trace"]] == [r["config_id"] for r in fresh["trace"]]
+    assert [r["recommended_config_id"] for r in reused["trace"]] == \
+        [r["recommended_config_id"] for r in fresh["trace"]]
+    next(tmp_path.glob("*.pt")).write_bytes(b"damaged")
+    again = run_replay(hyperrec, task, seed=4, settings=fast_settings, fit_cache=tmp_path)
+    assert not again["offline_fit_reused"]
+    assert [r["config_id"] for r in again["trace"]] == [r["config_id"] for r in fresh["trace"]]
