@@ -1,0 +1,20 @@
+"""at2-tune: AT2 transfer + multi-fidelity hyperparameter tuning for Ray Tune.
+
+``from at2_tune import AT2Searcher, AT2Scheduler`` imports Ray on first use only, so the
+decision core (``at2_tune.core``) and the databases work without Ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["AT2Scheduler", "AT2Searcher", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("AT2Searcher", "AT2Scheduler"):
+        from at2_tune import tune
+
+        return getattr(tune, name)
+    raise AttributeError(f"module 'at2_tune' has no attribute {name!r}")

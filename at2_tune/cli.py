@@ -10,10 +10,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from at2_tune.commands import data, space
+from at2_tune.commands import data, replay, space, train
 from at2_tune.errors import AT2Error
 
-_COMMANDS = (data, space)
+_COMMANDS = (data, space, replay, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from search_spaces.params import (NUMERIC_KINDS, Categorical, Parameter, Ratio, 
                                   same_choice)
 from search_spaces.paths import flatten, group_of, unflatten
 from search_spaces.ray_export import ray_domain
+from search_spaces.serialization import exact_key, space_from_json, space_to_json
 from search_spaces.structure import checked_parameters
 from search_spaces.validation import InvalidConfigError, allowed_text, check_value
 
@@ -97,6 +98,21 @@ class SearchSpace:
     def __len__(self) -> int:
         return len(self._parameters)
 
+    def __eq__(self, other: object) -> bool:
+        """Same name, parameters (in order) and constants; ``True``, ``1`` and ``1.0`` differ, and
+        so do lists and tuples."""
+        if not isinstance(other, SearchSpace):
+            return NotImplemented
+        try:
+            return (self._name == other._name
+                    and exact_key(self._parameters) == exact_key(other._parameters)
+                    and exact_key(self._constants) == exact_key(other._constants))
+        except (TypeError, ValueError):  # constants that cannot be compared (e.g. arrays)
+            return False
+
+    def __hash__(self) -> int:
+        return hash((self._name, self._parameters))
+
     def __repr__(self) -> str:
         return (f"SearchSpace({self._name!r}: {self.n_numeric} numeric, "
                 f"{self.n_categorical} categorical, {len(self._constants)} constant)")
@@ -114,6 +130,28 @@ class SearchSpace:
                  + (f", {len(self._constants)} constants" if self._constants else ""))
         header = ("name", "kind", "range / choices", "scale", "active when")
         return title + "\n" + table(header, rows)
+
+    # ----------------------------------------------------------------- serialization
+    def to_json(self) -> dict[str, Any]:
+        """A versioned dict of JSON values only (``{"format": 1, "name", "parameters",
+        "constants"}``) that :meth:`from_json` turns back into an equal space; see
+        :mod:`search_spaces.serialization`.
+
+        Raises:
+            SearchSpaceError: a constant that JSON cannot hold exactly (an object, an array);
+                the message names its path.
+        """
+        return space_to_json(self._name, self._parameters, self._constants)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchSpace:
+        """The space that :meth:`to_json` wrote ``data`` for (also after ``json.dumps``/``loads``).
+
+        Raises:
+            SearchSpaceError: an unsupported ``"format"``, an unknown parameter ``"kind"`` or
+                otherwise malformed data; the message names the value and the fix.
+        """
+        return cls(*space_from_json(data))
 
     # ----------------------------------------------------------------- sampling
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:

@@ -83,9 +83,9 @@ def locate(spec: DatabaseSpec, data_dir: str | os.PathLike | None = None) -> Dat
     absolute, so they stay valid in worker processes that run in another directory.
     """
     if data_dir is not None:
-        return DataLocation(Path(data_dir).expanduser().absolute(), "argument")
+        return DataLocation(Path(data_dir).expanduser().resolve(), "argument")
     if os.environ.get(paths.DATA_DIR_ENV):
-        return DataLocation(Path(os.environ[paths.DATA_DIR_ENV]).expanduser().absolute(),
+        return DataLocation(Path(os.environ[paths.DATA_DIR_ENV]).expanduser().resolve(),
                             f"${paths.DATA_DIR_ENV}")
     cached = paths.cached_data_dir()
     if _has_any(cached, spec.files):

@@ -1,0 +1,73 @@
+"""Replay tuning through Ray Tune: the same protocol and results as :mod:`at2_tune.replay`."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from typing import Any, Callable
+
+from at2_tune.core.prior import PriorData
+from at2_tune.core.settings import AT2Settings
+from at2_tune.databases import LearningCurveDatabase
+from at2_tune.replay import ReplayTask
+from at2_tune.tune.scheduler import AT2Scheduler
+from at2_tune.tune.searcher import AT2Searcher
+
+METRIC = "val_acc"
+
+
+def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
+                   settings: AT2Settings | None = None, concurrency: int = 1,
+                   seconds_per_epoch: float = 0.0, fit_cache=False,
+                   storage_path: str | None = None, data_dir: str | None = None,
+                   on_query: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run ``task`` with ``tune.run``, the replay trainable, AT2Searcher and AT2Scheduler.
+
+    With ``concurrency=1`` it makes exactly the queries of :func:`at2_tune.replay.run_replay`.
+    Returns the same results document (``"backend": "ray"``).
+    """
+    import ray
+    from ray import tune
+
+    from search_spaces import get_space
+    from trainers.replay import make_replay_trainable
+
+    settings = settings or AT2Settings()
+    started = time.perf_counter()
+    prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
+    searcher = AT2Searcher(get_space(db.space_name), prior=prior, settings=settings, seed=seed,
+                           budget_epochs=task.budget, fit_cache=fit_cache,
+                           track_recommendations=True)
+    trainable = make_replay_trainable(db.name, task.test_task, task.seed_profile,
+                                      seconds_per_epoch, METRIC, data_dir)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(num_cpus=max(2, concurrency), include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            tune.run(trainable, search_alg=searcher, scheduler=AT2Scheduler(searcher),
+                     metric=METRIC, mode="max", num_samples=db.n_configs,
+                     max_concurrent_trials=concurrency, reuse_actors=True, verbose=0,
+                     storage_path=storage_path or scratch, raise_on_failed_trial=False)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    ranks = db.ranks(task.test_task, task.seed_profile)
+    final = db.final_values(task.test_task, task.seed_profile)
+    trace = []
+    for number, row in enumerate(searcher.coordinator.trace, start=1):
+        trace.append({"query": number, "epochs_spent": number, "config_id": row.candidate,
+                      "epoch": row.epoch, "value": row.value,
+                      "recommended_config_id": row.recommended,
+                      "rank": int(ranks[row.recommended]),
+                      "regret": float(final.max() - final[row.recommended]),
+                      "wall_s": None})
+        if on_query is not None:
+            on_query(trace[-1])
+    total = time.perf_counter() - started
+    return {"database": task.database, "train_tasks": list(task.train_tasks),
+            "test_task": task.test_task, "seed_profile": task.seed_profile,
+            "budget": task.budget, "seed": seed, "method": "at2", "backend": "ray",
+            "concurrency": concurrency, "settings": settings.to_json(), "trace": trace,
+            "timing": {"offline_fit_s": searcher.offline_fit_seconds, "total_s": total}}
