@@ -52,8 +52,9 @@ class AT2Engine:
     def __init__(self, space, prior: PriorData, settings: AT2Settings | None = None,
                  seed: int = 0, candidates: Sequence[dict[str, Any]] | None = None) -> None:
         self.space = space
-        self.prior = prior
         self.settings = settings or AT2Settings()
+        self.raw_prior = prior
+        self.prior = prior.standardized() if self.settings.standardize_prior else prior
         self.seed = seed
         self.n_epochs = prior.n_epochs
         self.target_task = prior.n_tasks

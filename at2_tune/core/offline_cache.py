@@ -41,7 +41,7 @@ def fit_key(engine: "AT2Engine") -> str:
     digest.update(json.dumps({"state_version": STATE_VERSION, "space": engine.space.name,
                               "settings": engine.settings.to_json(), "seed": engine.seed,
                               "candidates": engine.candidates}, sort_keys=True).encode())
-    digest.update(engine.prior.fingerprint().encode())
+    digest.update(engine.raw_prior.fingerprint().encode())
     return digest.hexdigest()[:24]
 
 
@@ -63,7 +63,7 @@ def load_or_fit(engine: "AT2Engine", cache_dir: str | os.PathLike) -> bool:
     started = time.perf_counter()
     engine.fit_offline()
     meta = {"key": key, "space": engine.space.name, "prior_tasks": list(engine.prior.tasks),
-            "prior_source": engine.prior.source, "prior_fingerprint": engine.prior.fingerprint(),
+            "prior_source": engine.raw_prior.source, "prior_fingerprint": engine.raw_prior.fingerprint(),
             "seed": engine.seed, "settings": engine.settings.to_json(),
             "fit_seconds": time.perf_counter() - started,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -52,6 +52,21 @@ class PriorData:
     def n_epochs(self) -> int:
         return self.curves.shape[2]
 
+    def standardized(self) -> "PriorData":
+        """Each task's curves shifted and scaled to the prior tasks' average mean and spread.
+
+        Tasks differ in how far their configurations spread (LCBench accuracies near 0.99 vs
+        near 0.6); without this, the tasks with the widest spread dominate what transfers.
+        The common target scale keeps the prior comparable with the new task's raw values.
+        """
+        if self.n_tasks == 0:
+            return self
+        flat = self.curves.reshape(self.n_tasks, -1)
+        mean = flat.mean(axis=1)[:, None, None]
+        spread = np.maximum(flat.std(axis=1), 1e-12)[:, None, None]
+        curves = (self.curves - mean) / spread * spread.mean() + mean.mean()
+        return PriorData(self.tasks, self.configs, curves, f"{self.source} (standardized)")
+
     def fingerprint(self) -> str:
         """A hash of tasks, configs and curves (keys the cache of offline fits)."""
         digest = hashlib.sha256(json.dumps([self.tasks, self.configs], sort_keys=True).encode())

@@ -39,6 +39,9 @@ class AT2Settings:
     natural_lr: float = 0.1
     beta: float = 0.25
     """UCB exploration weight: score = mean + beta * std."""
+    standardize_prior: bool = True
+    """Give every prior task the same mean and spread before fitting (see
+    ``PriorData.standardized``); the paper fits raw values."""
     unmatched_distance: str | float = "mean"
     """Task distance when fewer than 2 cells are matched: a number, or ``"mean"`` for the mean
     distance between the prior tasks (the paper uses 0.5)."""
@@ -52,7 +55,7 @@ class AT2Settings:
         return cls(n_inducing=1000, target_inducing_share=0.0, offline_epochs=200,
                    offline_optimizer=sgd, online_epochs=3.0,
                    online_optimizer=dataclasses.replace(sgd, schedule="constant"),
-                   unmatched_distance=0.5)
+                   unmatched_distance=0.5, standardize_prior=False)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

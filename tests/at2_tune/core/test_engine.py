@@ -105,3 +105,13 @@ def test_new_candidates_outside_the_grid_can_be_scored(two_task_prior, fast_sett
     assert new == [100, 101, 102]
     engine.observe(101, 1, 0.2)  # no matched cell: only the GP data grows
     assert engine.score(new, [1, 2, 1]).shape == (3,)
+
+
+def test_standardized_prior_gives_every_task_the_same_mean_and_spread(two_task_prior):
+    standardized = two_task_prior.standardized()
+    flat = standardized.curves.reshape(standardized.n_tasks, -1)
+    raw = two_task_prior.curves.reshape(two_task_prior.n_tasks, -1)
+    np.testing.assert_allclose(flat.std(axis=1), raw.std(axis=1).mean())
+    np.testing.assert_allclose(flat.mean(axis=1), raw.mean(axis=1).mean())
+    order = np.argsort(raw, axis=1)
+    assert np.array_equal(np.argsort(flat, axis=1), order)  # ranks within a task are kept
