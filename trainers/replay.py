@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 from ray import tune
 
+from at2_tune.core.engine import config_key
+
 EPOCH_FILE = "replay_epoch.json"
 
 
@@ -25,10 +27,6 @@ def _database(name: str, data_dir: str | None):
     from at2_tune.databases import load_database
 
     return load_database(name, data_dir)
-
-
-def _config_key(config: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in config.items()))
 
 
 def make_replay_trainable(database: str, task: str, seed_profile: int = 0,
@@ -48,11 +46,11 @@ def make_replay_trainable(database: str, task: str, seed_profile: int = 0,
     db = _database(database, data_dir)
     db.task_index(task)
     db.final_values(task, seed_profile)
-    index = {_config_key(c): i for i, c in enumerate(db.configs)}
+    index = {config_key(c): i for i, c in enumerate(db.configs)}
 
     def replay_trainable(config: dict[str, Any]) -> None:
         curves = _database(database, data_dir).task_curves(task, seed_profile)
-        config_id = index.get(_config_key(config))
+        config_id = index.get(config_key(config))
         if config_id is None:
             raise ValueError(f"configuration {config} is not one of the {len(index)} "
                              f"configurations of {database!r}; replay can only train those")

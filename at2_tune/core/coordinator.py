@@ -82,10 +82,6 @@ class Coordinator:
             self.engine = self.engine_factory(**context)
         return self.engine
 
-    @property
-    def max_t(self) -> int:
-        return self._engine().n_epochs
-
     def _engine(self) -> AT2Engine:
         if self.engine is None:
             raise AT2Error("the search space is not set yet: Tune calls set_search_properties "

@@ -7,6 +7,7 @@ searcher and scheduler wrap this class.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -61,7 +62,7 @@ class AT2Engine:
         self.torch_generator = torch.Generator().manual_seed(seed)
         self.observations = ObservationStore(self.n_epochs)
         self.failed: set[int] = set()
-        self._grid_index = {_config_key(c): i for i, c in enumerate(prior.configs)}
+        self._grid_index = {config_key(c): i for i, c in enumerate(prior.configs)}
         self.candidates: list[dict[str, Any]] = []
         self._candidate_cell: list[int | None] = []
         self._encoded = torch.zeros(0, space.n_numeric + space.n_categorical, dtype=_DTYPE)
@@ -88,7 +89,7 @@ class AT2Engine:
                              torch.as_tensor(categorical, dtype=_DTYPE)], dim=1)
         start = len(self.candidates)
         self.candidates.extend(configs)
-        self._candidate_cell.extend(self._grid_index.get(_config_key(c)) for c in configs)
+        self._candidate_cell.extend(self._grid_index.get(config_key(c)) for c in configs)
         self._encoded = torch.cat([self._encoded, encoded])
         return list(range(start, len(self.candidates)))
 
@@ -319,5 +320,6 @@ class AT2Engine:
         self._fitted, self._stale = bool(state["fitted"]), bool(state["stale"])
 
 
-def _config_key(config: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in config.items()))
+def config_key(config: dict[str, Any]) -> str:
+    """A key equal for equal configurations, nested ones included (key order does not matter)."""
+    return json.dumps(config, sort_keys=True, default=repr)
