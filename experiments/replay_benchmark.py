@@ -42,7 +42,7 @@ def _run_one(job: dict) -> dict:
     timing = {}
     if method in ("at2", "no-transfer", "reference"):
         settings = AT2Settings.reference() if method == "reference" else AT2Settings()
-        settings = dataclasses.replace(settings, **job["overrides"])
+        settings = AT2Settings.from_json({**settings.to_json(), **job["overrides"]})
         if method == "no-transfer":
             task = dataclasses.replace(task, train_tasks=())
         result = run_replay(db, task, seed=job["seed"], settings=settings)
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override an AT2Settings field (JSON value), e.g. --set beta=1.0")
+                        help="override an AT2Settings field (JSON value), e.g. --set beta=1.0 "
+                             "or --set 'online_optimizer={\"name\": \"adam\", \"lr\": 0.003}'")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("results/replay_benchmark"))
     args = parser.parse_args(argv)
