@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import gpytorch
 import torch
+from linear_operator.utils.errors import NotPSDError
 
 from at2_tune.errors import AT2Error
 from at2_tune.model.gp import AT2GP
@@ -144,12 +145,12 @@ def _loss_with_jitter_retries(model, likelihood, x, y, weights, n_data) -> torch
             if jitter is None:
                 loss = weighted_elbo_loss(model, likelihood, x, y, weights, n_data)
             else:
-                with gpytorch.settings.cholesky_jitter(float=jitter, double=jitter):
+                with gpytorch.settings.cholesky_jitter(float_value=jitter, double_value=jitter):
                     loss = weighted_elbo_loss(model, likelihood, x, y, weights, n_data)
             if torch.isfinite(loss):
                 return loss
             last_error = AT2Error(f"loss is {loss.item()}")
-        except (RuntimeError, gpytorch.utils.errors.NotPSDError) as exc:
+        except (RuntimeError, NotPSDError) as exc:
             last_error = exc
     raise AT2Error(f"the GP fit failed even with Cholesky jitter {_JITTERS[-1]}: {last_error}. "
                    "The data may hold duplicate or extreme values; check the observations, or "

@@ -46,3 +46,37 @@ def test_reference_protocol_runs(hyperrec):
     task = resolve_task(hyperrec, train_tasks=["CIFAR10"], test_task="CIFAR100", budget=2)
     result = run_replay(hyperrec, task, seed=0, settings=small)
     assert len(result["trace"]) == 2
+
+
+def _tiny_model(n_inducing: int = 8):
+    import gpytorch
+    import torch
+
+    from at2_tune.model.gp import AT2GP, ModelShape
+
+    shape = ModelShape(n_numeric=3, categorical_sizes=(2,), n_tasks=2, n_inducing=n_inducing)
+    generator = torch.Generator().manual_seed(0)
+    inducing = torch.rand(n_inducing, shape.layout.width, generator=generator, dtype=torch.float64)
+    inducing[:, 3] = 0.0  # categorical index
+    inducing[:, 4] = 1.0  # task index
+    model = AT2GP(shape, inducing).double()
+    return model, gpytorch.likelihoods.GaussianLikelihood().double(), shape, generator
+
+
+def test_a_fit_reduces_the_loss_and_a_broken_model_fails_with_a_clear_error():
+    import torch
+
+    from at2_tune.model.fit import FitData, fit
+
+    model, likelihood, shape, generator = _tiny_model()
+    x = torch.rand(40, shape.layout.width, generator=generator, dtype=torch.float64)
+    x[:, 3], x[:, 4] = 1.0, 0.0
+    y = x[:, 0] * x[:, 5]
+    data = FitData(x[:30], y[:30], x[30:], y[30:])
+    losses = fit(model, likelihood, data, 60, 16, OptimizerSettings("adam", 0.05), generator)
+    assert losses[-1] < losses[0]
+
+    with torch.no_grad():
+        model.variational_strategy.inducing_points[0, 0] = float("nan")
+    with pytest.raises(AT2Error, match="failed even with Cholesky jitter 0.001"):
+        fit(model, likelihood, data, 1, 16, OptimizerSettings(), generator)
