@@ -84,14 +84,18 @@ class AT2Engine:
         configs = [self.space.validate(c) for c in configs]
         if not configs:
             return []
-        numeric, categorical = self.space.encode_many(configs)
-        encoded = torch.cat([torch.as_tensor(numeric, dtype=_DTYPE),
-                             torch.as_tensor(categorical, dtype=_DTYPE)], dim=1)
+        encoded = self._encode(configs)
         start = len(self.candidates)
         self.candidates.extend(configs)
         self._candidate_cell.extend(self._grid_index.get(config_key(c)) for c in configs)
         self._encoded = torch.cat([self._encoded, encoded])
         return list(range(start, len(self.candidates)))
+
+    def _encode(self, configs: Sequence[dict[str, Any]]) -> torch.Tensor:
+        """``(n, n_numeric + n_categorical)``: numeric encodings, then categorical indices."""
+        numeric, categorical = self.space.encode_many(configs)
+        return torch.cat([torch.as_tensor(numeric, dtype=_DTYPE),
+                          torch.as_tensor(categorical, dtype=_DTYPE)], dim=1)
 
     @property
     def n_candidates(self) -> int:
@@ -212,9 +216,7 @@ class AT2Engine:
         if n_tasks == 0:
             width = self._encoded.shape[1] + 2
             return torch.zeros(0, width, dtype=_DTYPE), torch.zeros(0, dtype=_DTYPE)
-        numeric, categorical = self.space.encode_many(self.prior.configs)
-        grid = torch.cat([torch.as_tensor(numeric, dtype=_DTYPE),
-                          torch.as_tensor(categorical, dtype=_DTYPE)], dim=1)
+        grid = self._encode(self.prior.configs)
         task = torch.arange(n_tasks).repeat_interleave(n_configs * n_epochs)
         config = torch.arange(n_configs).repeat_interleave(n_epochs).repeat(n_tasks)
         epoch = torch.arange(1, n_epochs + 1).repeat(n_tasks * n_configs)

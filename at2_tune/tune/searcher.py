@@ -78,8 +78,8 @@ class AT2Searcher(Searcher):
     # ------------------------------------------------------------------ set-up
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: Any) -> bool:
-        if self.coordinator.engine is not None and self._space is not None and config:
-            return False  # already configured by the user
+        if self.coordinator.engine is not None:
+            return False  # the engine exists: its space and metric can no longer change
         if metric and not self._metric:
             self._metric = metric
         if mode and not self._mode:
