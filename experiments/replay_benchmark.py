@@ -4,7 +4,8 @@
 
 Prints one table per database: the recommended configuration's rank on the test task (0 = best
 of 100) after 25, 50 and 100 queries, per pair and seed profile, and the mean; plus AT2's time
-per pair and the peak memory of the worker processes. Writes ``rows.json`` and ``rows.csv``.
+per pair and the peak memory of the worker processes. Writes ``rows.json`` (with each AT2
+run's queried and recommended configurations) and ``rows.csv``.
 """
 
 from __future__ import annotations
@@ -39,14 +40,18 @@ def _run_one(job: dict) -> dict:
     task = resolve_task(db, pair=job["pair"], seed_profile=job["seed_profile"], budget=job["budget"])
     method = job["method"]
     started = time.perf_counter()
-    timing = {}
+    timing, trace = {}, None
     if method in ("at2", "no-transfer", "reference"):
         settings = AT2Settings.reference() if method == "reference" else AT2Settings()
         settings = AT2Settings.from_json({**settings.to_json(), **job["overrides"]})
         if method == "no-transfer":
             task = dataclasses.replace(task, train_tasks=())
-        result = run_replay(db, task, seed=job["seed"], settings=settings)
+        result = run_replay(db, task, seed=job["seed"], settings=settings,
+                            fit_cache=job["fit_cache"])
         ranks = [row["rank"] for row in result["trace"]]
+        trace = {"configs": [row["config_id"] for row in result["trace"]],
+                 "recommended": [row["recommended_config_id"] for row in result["trace"]],
+                 "ranks": ranks}
         timing = result["timing"]
         touched = len({row["config_id"] for row in result["trace"]})
     else:
@@ -69,7 +74,8 @@ def _run_one(job: dict) -> dict:
             **{f"rank@{q}": ranks[q - 1] for q in CHECKPOINTS if q <= task.budget},
             "offline_fit_s": timing.get("offline_fit_s"), "total_s": timing.get("total_s"),
             "wall_s": time.perf_counter() - started, "configs_touched": touched,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "trace": trace}
 
 
 def _table(rows: list[dict], database: str, budget: int) -> str:
@@ -113,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override an AT2Settings field (JSON value), e.g. --set beta=1.0 "
                              "or --set 'online_optimizer={\"name\": \"adam\", \"lr\": 0.003}'")
+    parser.add_argument("--fit-cache", default=None, metavar="DIR",
+                        help="reuse offline fits saved in DIR (and save new ones there); runs "
+                             "that differ only in online settings then share one fit")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("results/replay_benchmark"))
     args = parser.parse_args(argv)
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     jobs.append({"database": database, "pair": pair, "seed_profile": profile,
                                  "method": method, "budget": args.budget, "seed": args.seed,
                                  "data_dir": args.data_dir, "overrides": overrides,
+                                 "fit_cache": args.fit_cache,
                                  "threads": max(1, 2 // args.jobs)})
     jobs.sort(key=lambda j: j["method"] not in ("at2", "no-transfer", "reference"))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     (args.out / "rows.json").write_text(json.dumps(rows, indent=2))
     with open(args.out / "rows.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "trace"],
+                                extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     tables = [_table([r for r in rows if r["database"] == d], d, args.budget) for d in databases]

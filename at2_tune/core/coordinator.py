@@ -2,8 +2,8 @@
 
 The coordinator owns the :class:`~at2_tune.core.engine.AT2Engine` and maps trials to candidates
 (one trial per candidate: resuming a trial continues the same candidate). Every decision comes
-from one ranking: the UCB of the next epoch of every open candidate, whether it is running,
-paused, or not started yet. With ``k`` concurrent slots,
+from one ranking: the acquisition value of the next epoch of every open candidate, whether it
+is running, paused, or not started yet. With ``k`` concurrent slots,
 
 * a running trial CONTINUEs while its candidate is among the top ``k``, else it PAUSEs;
 * a free slot goes to the best candidate that is not running: a paused trial (resumed) or a
@@ -111,7 +111,7 @@ class Coordinator:
         return None
 
     def ranking(self, limit: int | None = None) -> list[Query]:
-        """Every open candidate's next epoch, best UCB first."""
+        """Every open candidate's next epoch, best acquisition value first."""
         return self._engine().ranked_queries(limit=limit)
 
     def next_start(self) -> tuple[str | None, Query | None]:
@@ -170,6 +170,9 @@ class Coordinator:
         """Among ``paused_trial_ids``, the one to resume now (``None``: start a new one first)."""
         if self.budget_left() < 1 or not paused_trial_ids:
             return None
+        active = sum(1 for r in self.trials.values() if r.status in ("running", "pending"))
+        if self.max_concurrent is not None and active >= self.max_concurrent:
+            return None  # every slot is taken (e.g. by a new trial suggested just before)
         paused_trial, _ = self.next_start()
         if paused_trial not in paused_trial_ids:
             return None

@@ -1,4 +1,4 @@
-"""The AT2 decision core: observations -> surrogate -> UCB acquisition -> decision.
+"""The AT2 decision core: observations -> surrogate -> acquisition -> decision.
 
 One engine tunes one target task. It knows a finite, growable list of candidate configurations;
 a query trains one candidate for one more epoch (freeze-thaw). No Ray imports here: the Ray Tune
@@ -7,6 +7,7 @@ searcher and scheduler wrap this class.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ import torch
 from at2_tune.core.observations import ObservationStore
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
+from at2_tune.core.target_scale import AffineScale, fit_affine_scale
 from at2_tune.errors import AT2Error
+from at2_tune.model.exact import set_optimal_variational_distribution
 from at2_tune.model.fit import FitData, fit
 from at2_tune.model.gp import AT2GP, ModelShape, stratified_inducing_points
 from at2_tune.model.inputs import InputLayout
@@ -27,11 +30,13 @@ from at2_tune.model.task_statistics import UNMATCHED_DISTANCE, MatchedTaskStatis
 
 STATE_VERSION = 1
 _DTYPE = torch.float64
+_PREDICTION_CHUNK = 20_000
+"""Points per prediction batch (bounds the memory of the cross-covariance with the inducing points)."""
 
 
 @dataclass(frozen=True)
 class Query:
-    """Train ``candidate`` for epoch ``epoch`` (1-based); ``score`` is its UCB."""
+    """Train ``candidate`` for epoch ``epoch`` (1-based); ``score`` is its acquisition value."""
 
     candidate: int
     epoch: int
@@ -77,6 +82,9 @@ class AT2Engine:
         self._optimizer = self.settings.online_optimizer.build(self._parameters())
         self._fitted = False
         self._stale = True
+        self._curves: tuple[np.ndarray, np.ndarray] | None = None
+        self._scale = AffineScale()
+        self._surprises: list[float] = []
 
     # ---------------------------------------------------------------- candidates
     def add_candidates(self, configs: Sequence[dict[str, Any]]) -> list[int]:
@@ -110,6 +118,9 @@ class AT2Engine:
                 value, or a repeated (candidate, epoch).
         """
         observation = self.observations.check(candidate, epoch, value, self.n_candidates)
+        if self._curves is not None and not self._stale:
+            mean, std = self._curves[0][candidate, epoch - 1], self._curves[1][candidate, epoch - 1]
+            self._surprises.append(float((observation.value - mean) / max(std, 1e-12)))
         self.observations.append(observation)
         cell = self._candidate_cell[candidate]
         if cell is not None:
@@ -128,15 +139,62 @@ class AT2Engine:
 
     # ---------------------------------------------------------------- decisions
     def score(self, candidates: Sequence[int], epochs: Sequence[int]) -> np.ndarray:
-        """UCB ``mean + beta * std`` of each (candidate, epoch) pair, in one batch: ``(k,)``."""
-        mean, std = self.predict(candidates, epochs)
-        return mean + self.settings.beta * std
+        """Acquisition value of training each candidate for its given next epoch: ``(k,)``.
+
+        ``settings.acquisition == "next_epoch"``: UCB ``mean + beta * std`` of that epoch.
+        ``"best_future"``: the highest UCB over that epoch and every later one, in one batch of
+        ``k * n_epochs`` predictions.
+        """
+        if self.settings.acquisition == "next_epoch":
+            mean, std = self.predict(candidates, epochs)
+            return mean + self.settings.beta * std
+        mean, std = self.curve_posterior()
+        candidates = np.asarray(candidates, dtype=np.int64)
+        if self.settings.acquisition == "best_future":
+            value = mean[candidates] + self.settings.beta * std[candidates]
+        else:
+            value = _expected_improvement(mean[candidates], std[candidates],
+                                          float(mean[self._recommendable()].max()))
+        future = np.arange(1, self.n_epochs + 1)[None, :] >= np.asarray(epochs)[:, None]
+        return np.where(future, value, -np.inf).max(axis=1)
 
     def predict(self, candidates: Sequence[int], epochs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent curve at each pair: ``(k,)`` each."""
         self._refresh()
-        candidates = torch.as_tensor(list(candidates), dtype=torch.long)
-        epochs = torch.as_tensor(list(epochs), dtype=_DTYPE)
+        mean, std = self._predict(torch.as_tensor(list(candidates), dtype=torch.long),
+                                  torch.as_tensor(list(epochs), dtype=_DTYPE))
+        return mean, std * self.calibration()
+
+    def curve_posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation of every candidate's whole curve.
+
+        Returns:
+            two ``(n_candidates, n_epochs)`` arrays, computed once per model state (the
+            acquisition and the recommendation of one query share them).
+        """
+        self._refresh()
+        if self._curves is None or self._curves[0].shape[0] != self.n_candidates:
+            epochs = torch.arange(1, self.n_epochs + 1, dtype=_DTYPE)
+            chunk = max(1, _PREDICTION_CHUNK // self.n_epochs)
+            parts = [self._predict(torch.arange(start, min(start + chunk, self.n_candidates))
+                                   .repeat_interleave(self.n_epochs),
+                                   epochs.repeat(min(chunk, self.n_candidates - start)))
+                     for start in range(0, self.n_candidates, chunk)]
+            shape = (self.n_candidates, self.n_epochs)
+            self._curves = (np.concatenate([m for m, _ in parts]).reshape(shape),
+                            np.concatenate([s for _, s in parts]).reshape(shape))
+        return self._curves[0], self._curves[1] * self.calibration()
+
+    def calibration(self) -> float:
+        """Factor on the model's standard deviations: the root mean square of the standardized
+        errors of its predictions of the values observed since (at least 1; 1 without
+        ``settings.calibrate``). A model that transfers a wrong curve shape is confidently wrong;
+        this keeps its uncertainty honest, so the acquisition explores again."""
+        if not self.settings.calibrate or not self._surprises:
+            return 1.0
+        return max(1.0, float(np.sqrt(np.mean(np.square(self._surprises)))))
+
+    def _predict(self, candidates: torch.Tensor, epochs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         rows = self.model.layout.rows(self._encoded[candidates],
                                       torch.full_like(epochs, self.target_task),
                                       epochs / self.n_epochs)
@@ -144,7 +202,8 @@ class AT2Engine:
         with torch.no_grad():
             posterior = self.model(rows)
             mean, variance = posterior.mean, posterior.variance
-        return mean.numpy().copy(), variance.clamp_min(0.0).sqrt().numpy().copy()
+        return (self._scale.mean_from_model(mean.numpy()),
+                self._scale.std_from_model(variance.clamp_min(0.0).sqrt().numpy()))
 
     def open_candidates(self) -> list[int]:
         """Candidates that have epochs left and did not fail."""
@@ -152,13 +211,13 @@ class AT2Engine:
                 if c not in self.failed and self.next_epoch(c) <= self.n_epochs]
 
     def next_query(self) -> Query | None:
-        """The (candidate, next epoch) with the highest UCB; ``None`` when nothing is left."""
+        """The (candidate, next epoch) with the highest acquisition value; ``None`` when nothing is left."""
         ranked = self.ranked_queries(limit=1)
         return ranked[0] if ranked else None
 
     def ranked_queries(self, candidates: Sequence[int] | None = None,
                        limit: int | None = None) -> list[Query]:
-        """Open candidates' next epochs ranked by UCB, best first (ties: lower index first).
+        """Open candidates' next epochs ranked by acquisition value, best first (ties: lower index first).
 
         Args:
             candidates: restrict to these (default: every open candidate).
@@ -176,14 +235,19 @@ class AT2Engine:
 
     def recommend(self) -> int:
         """The candidate whose best predicted value over all epochs is highest."""
+        candidates = self._recommendable()
+        mean, _ = self.curve_posterior()
+        best_over_epochs = mean[candidates].max(axis=1)
+        return int(candidates[int(np.argmax(best_over_epochs))])
+
+    def _recommendable(self) -> list[int]:
         candidates = [c for c in range(self.n_candidates) if c not in self.failed]
+        if self.settings.recommend_from == "observed":
+            observed = {o.candidate for o in self.observations}
+            candidates = [c for c in candidates if c in observed] or candidates
         if not candidates:
             raise AT2Error("every candidate failed; there is nothing to recommend")
-        grid_c = np.repeat(candidates, self.n_epochs)
-        grid_e = np.tile(np.arange(1, self.n_epochs + 1), len(candidates))
-        mean, _ = self.predict(grid_c, grid_e)
-        best_over_epochs = mean.reshape(len(candidates), self.n_epochs).max(axis=1)
-        return int(candidates[int(np.argmax(best_over_epochs))])
+        return candidates
 
     # ---------------------------------------------------------------- model
     def _parameters(self) -> list[torch.nn.Parameter]:
@@ -256,7 +320,19 @@ class AT2Engine:
         epochs = table[:, 1]
         x = self.model.layout.rows(self._encoded[candidates],
                                    torch.full_like(epochs, self.target_task), epochs / self.n_epochs)
-        return x, table[:, 2]
+        return x, torch.as_tensor(self._scale.to_model(table[:, 2].numpy()))
+
+    def _fit_scale(self) -> AffineScale:
+        """The new task's affine map onto the prior scale, from its observations of grid configs."""
+        if not self.settings.scale_target or not self.prior.n_tasks:
+            return AffineScale()
+        matched = [(cell, o.epoch, o.value) for o in self.observations
+                   if (cell := self._candidate_cell[o.candidate]) is not None]
+        if not matched:
+            return AffineScale()
+        cells, epochs, values = (np.array(column) for column in zip(*matched))
+        reference = self.prior.curves[:, cells, epochs - 1].mean(axis=0)
+        return fit_affine_scale(values, reference, float(self.prior.curves.var()))
 
     def _fit_data(self) -> FitData:
         target_x, target_y = self._target_data()
@@ -281,14 +357,22 @@ class AT2Engine:
         if not self._stale:
             return
         self.model.task_kernel.set_statistics(self.statistics, self._unmatched)
+        s = self.settings
+        self._scale = self._fit_scale()
+        data = self._fit_data()
         if len(self.observations):
-            data = self._fit_data()
-            s = self.settings
             steps = math.ceil(s.online_epochs * data.n_data / s.batch_size) if s.online_epochs > 0 \
                 else s.online_steps
-            fit(self.model, self.likelihood, data, steps, s.batch_size, s.online_optimizer,
-                self.torch_generator, optimizer=self._optimizer, natural_optimizer=self._natural)
+            if steps:
+                fit(self.model, self.likelihood, data, steps, s.batch_size, s.online_optimizer,
+                    self.torch_generator, optimizer=self._optimizer, natural_optimizer=self._natural)
+        if s.online_update == "exact" and data.n_data:
+            set_optimal_variational_distribution(self.model, self.likelihood,
+                                                 torch.cat([data.pool_x, data.always_x]),
+                                                 torch.cat([data.pool_y, data.always_y]),
+                                                 offset_task=self.target_task)
         self._stale = False
+        self._curves = None
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -300,10 +384,11 @@ class AT2Engine:
                 "model": self.model.state_dict(), "likelihood": self.likelihood.state_dict(),
                 "optimizer": self._optimizer.state_dict(),
                 "statistics": self.statistics.state_dict(),
-                "torch_rng": self.torch_generator.get_state()}
+                "torch_rng": self.torch_generator.get_state(), "surprises": list(self._surprises)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` into an engine built with the same space and prior."""
+        state = copy.deepcopy(state)  # optimizers keep loaded tensors: never share them with the caller
         if state.get("version") != STATE_VERSION:
             raise AT2Error(f"engine state version {state.get('version')!r} is not supported "
                            f"(this at2-tune writes version {STATE_VERSION})")
@@ -320,8 +405,20 @@ class AT2Engine:
         self._optimizer.load_state_dict(state["optimizer"])
         self.torch_generator.set_state(state["torch_rng"])
         self._fitted, self._stale = bool(state["fitted"]), bool(state["stale"])
+        self._curves = None
+        self._scale = self._fit_scale() if not self._stale else AffineScale()
+        self._surprises = [float(z) for z in state.get("surprises", [])]
 
 
 def config_key(config: dict[str, Any]) -> str:
     """A key equal for equal configurations, nested ones included (key order does not matter)."""
     return json.dumps(config, sort_keys=True, default=repr)
+
+
+def _expected_improvement(mean: np.ndarray, std: np.ndarray, incumbent: float) -> np.ndarray:
+    """``E[max(0, f - incumbent)]`` for ``f ~ N(mean, std^2)``, elementwise."""
+    mean_t, std_t = torch.as_tensor(mean), torch.as_tensor(std).clamp_min(1e-12)
+    z = (mean_t - incumbent) / std_t
+    normal = torch.distributions.Normal(torch.zeros(()), torch.ones(()))
+    improvement = (mean_t - incumbent) * torch.special.ndtr(z) + std_t * normal.log_prob(z).exp()
+    return improvement.numpy()

@@ -39,7 +39,7 @@ def fit_key(engine: "AT2Engine") -> str:
 
     digest = hashlib.sha256()
     digest.update(json.dumps({"state_version": STATE_VERSION, "space": engine.space.name,
-                              "settings": engine.settings.to_json(), "seed": engine.seed,
+                              "settings": engine.settings.offline_json(), "seed": engine.seed,
                               "candidates": engine.candidates}, sort_keys=True).encode())
     digest.update(engine.raw_prior.fingerprint().encode())
     return digest.hexdigest()[:24]
@@ -56,7 +56,12 @@ def load_or_fit(engine: "AT2Engine", cache_dir: str | os.PathLike) -> bool:
     state_path, meta_path = directory / f"{key}.pt", directory / f"{key}.json"
     if state_path.is_file() and meta_path.is_file():
         try:
-            engine.load_state_dict(torch.load(state_path, weights_only=True))
+            state = torch.load(state_path, weights_only=True)
+            saved = type(engine.settings).from_json(state["settings"])
+            if saved.offline_json() != engine.settings.offline_json():
+                raise ValueError("the saved fit was made with different offline settings")
+            # settings that only act online (beta, acquisition, ...) may differ from the saved ones
+            engine.load_state_dict({**state, "settings": engine.settings.to_json()})
             return True
         except Exception as exc:  # a damaged cache file is derived data: refit
             log.warning("ignoring unreadable offline fit %s (%s); refitting", state_path, exc)

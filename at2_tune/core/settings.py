@@ -26,6 +26,10 @@ class AT2Settings:
     offline_epochs: int = 20
     offline_optimizer: OptimizerSettings = field(
         default_factory=lambda: OptimizerSettings("adam", 0.02))
+    online_update: str = "exact"
+    """How new observations enter the model: ``"exact"`` sets q(u) to its closed-form optimum
+    given all data (after ``online_steps`` gradient steps, if any), ``"gradient"`` only takes
+    the gradient steps (the paper)."""
     online_steps: int = 10
     """Optimizer steps after new observations; each batch holds every target observation."""
     online_epochs: float = 0.0
@@ -39,9 +43,26 @@ class AT2Settings:
     natural_lr: float = 0.1
     beta: float = 0.25
     """UCB exploration weight: score = mean + beta * std."""
+    acquisition: str = "best_future"
+    """How a candidate's next epoch is scored: ``"next_epoch"`` (the paper: UCB of the next
+    epoch's value), ``"best_future"`` (the highest UCB over the candidate's remaining epochs,
+    i.e. how good the configuration can still get) or ``"expected_improvement"`` (the highest
+    expected improvement over the recommendation's predicted best value, over the remaining
+    epochs)."""
+    recommend_from: str = "all"
+    """``"all"`` candidates, or only those ``"observed"`` on the target task (all before the
+    first observation)."""
     standardize_prior: bool = True
     """Give every prior task the same mean and spread before fitting (see
     ``PriorData.standardized``); the paper fits raw values."""
+    calibrate: bool = False
+    """Scale predictive standard deviations by the RMS standardized error of the model's own
+    earlier predictions of the new task's observations (``AT2Engine.calibration``). It makes
+    the acquisition explore more; on HyperRec pair 2 it recommended worse (rank 11 and 48 vs
+    8 and 2 at 100 queries), so it is off by default."""
+    scale_target: bool = True
+    """Fit the new task on the prior tasks' scale through an affine map estimated from matched
+    cells (``at2_tune.core.target_scale``); the paper fits raw values."""
     unmatched_distance: str | float = "mean"
     """Task distance when fewer than 2 cells are matched: a number, or ``"mean"`` for the mean
     distance between the prior tasks (the paper uses 0.5)."""
@@ -55,7 +76,25 @@ class AT2Settings:
         return cls(n_inducing=1000, target_inducing_share=0.0, offline_epochs=200,
                    offline_optimizer=sgd, online_epochs=3.0,
                    online_optimizer=dataclasses.replace(sgd, schedule="constant"),
-                   unmatched_distance=0.5, standardize_prior=False)
+                   unmatched_distance=0.5, standardize_prior=False, acquisition="next_epoch",
+                   online_update="gradient", scale_target=False)
+
+    def __post_init__(self) -> None:
+        choices = {"acquisition": ("next_epoch", "best_future", "expected_improvement"), "recommend_from": ("all", "observed"),
+                   "online_update": ("exact", "gradient")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"AT2Settings.{name}={getattr(self, name)!r} is not one of "
+                                 f"{', '.join(map(repr, allowed))}")
+        if self.online_update == "exact" and self.natural_gradient:
+            raise ValueError("AT2Settings.online_update='exact' needs natural_gradient=False "
+                             "(the closed-form q(u) replaces natural-gradient steps)")
+
+    def offline_json(self) -> dict[str, Any]:
+        """The fields an offline fit depends on (keys the cache of offline fits)."""
+        online_only = ("beta", "acquisition", "recommend_from", "online_update", "online_steps",
+                       "online_epochs", "scale_target", "calibrate")
+        return {k: v for k, v in self.to_json().items() if k not in online_only}
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

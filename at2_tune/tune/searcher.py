@@ -31,7 +31,7 @@ _DEFAULT = "hyperrec"
 
 
 class AT2Searcher(Searcher):
-    """Proposes configurations by AT2's UCB; its coordinator also drives :class:`AT2Scheduler`.
+    """Proposes configurations by AT2's acquisition; its coordinator also drives :class:`AT2Scheduler`.
 
     Args:
         space: a ``search_spaces.SearchSpace``; ``None``: the space Tune passes in

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -69,3 +70,15 @@ def test_saved_offline_fit_is_reused_and_gives_the_same_run(hyperrec, fast_setti
     again = run_replay(hyperrec, task, seed=4, settings=fast_settings, fit_cache=tmp_path)
     assert not again["offline_fit_reused"]
     assert [r["config_id"] for r in again["trace"]] == [r["config_id"] for r in fresh["trace"]]
+
+
+def test_online_only_settings_share_the_offline_fit(hyperrec, fast_settings, tmp_path):
+    task = resolve_task(hyperrec, pair=2, budget=2)
+    run_replay(hyperrec, task, seed=4, settings=fast_settings, fit_cache=tmp_path)
+    online = dataclasses.replace(fast_settings, beta=2.0, acquisition="next_epoch")
+    reused = run_replay(hyperrec, task, seed=4, settings=online, fit_cache=tmp_path)
+    assert reused["offline_fit_reused"] and reused["settings"]["beta"] == 2.0
+    direct = run_replay(hyperrec, task, seed=4, settings=online)
+    assert [r["config_id"] for r in reused["trace"]] == [r["config_id"] for r in direct["trace"]]
+    offline = dataclasses.replace(fast_settings, feature_dim=fast_settings.feature_dim + 1)
+    assert not run_replay(hyperrec, task, seed=4, settings=offline, fit_cache=tmp_path)["offline_fit_reused"]

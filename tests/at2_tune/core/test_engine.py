@@ -1,3 +1,4 @@
+import dataclasses
 import io
 
 import numpy as np
@@ -6,6 +7,7 @@ import torch
 
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.prior import PriorData
+from at2_tune.core.settings import AT2Settings
 from at2_tune.errors import AT2Error
 from search_spaces import HYPERREC_SPACE
 
@@ -31,12 +33,40 @@ def test_cold_start_proposes_a_first_epoch_and_recommends(two_task_prior, fast_s
     assert 0 <= engine.recommend() < 100
 
 
-def test_score_is_one_batch_of_ucb_values(two_task_prior, fast_settings):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+def test_next_epoch_score_is_the_ucb_of_that_epoch(two_task_prior, fast_settings):
+    settings = dataclasses.replace(fast_settings, acquisition="next_epoch")
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
     candidates, epochs = [0, 1, 1, 7], [1, 1, 5, 75]
     mean, std = engine.predict(candidates, epochs)
     assert mean.shape == std.shape == (4,) and np.all(std > 0)
     np.testing.assert_allclose(engine.score(candidates, epochs), mean + 0.25 * std)
+
+
+def test_best_future_score_is_the_best_ucb_from_the_next_epoch_on(two_task_prior, fast_settings):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    assert fast_settings.acquisition == "best_future"
+    candidates, epochs = [0, 1, 1, 7], [1, 1, 60, 75]
+    expected = []
+    for candidate, epoch in zip(candidates, epochs):
+        later = np.arange(epoch, 76)
+        mean, std = engine.predict([candidate] * later.size, later)
+        expected.append(np.max(mean + 0.25 * std))
+    np.testing.assert_allclose(engine.score(candidates, epochs), expected, rtol=1e-10)
+
+
+def test_recommend_from_observed_candidates(two_task_prior, fast_settings, target_curves):
+    settings = dataclasses.replace(fast_settings, recommend_from="observed")
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
+    assert 0 <= engine.recommend() < 100  # nothing observed yet: any candidate
+    for candidate in (5, 9):
+        engine.observe(candidate, 1, float(target_curves[candidate, 0]))
+    assert engine.recommend() in (5, 9)
+
+
+@pytest.mark.parametrize("field, value", [("acquisition", "ei"), ("recommend_from", "best")])
+def test_unknown_setting_choice_is_a_clear_error(field, value):
+    with pytest.raises(ValueError, match=f"{field}={value!r} is not one of"):
+        AT2Settings(**{field: value})
 
 
 def test_no_prior_tasks_is_plain_multi_fidelity_bo(hyperrec, fast_settings, target_curves):
@@ -115,3 +145,38 @@ def test_standardized_prior_gives_every_task_the_same_mean_and_spread(two_task_p
     np.testing.assert_allclose(flat.mean(axis=1), raw.mean(axis=1).mean())
     order = np.argsort(raw, axis=1)
     assert np.array_equal(np.argsort(flat, axis=1), order)  # ranks within a task are kept
+
+
+def test_calibration_widens_the_uncertainty_of_a_surprised_model(two_task_prior, fast_settings, target_curves):
+    settings = dataclasses.replace(fast_settings, calibrate=True)
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
+    assert engine.calibration() == 1.0
+    for _ in range(3):
+        query = engine.next_query()  # predicts the curves; the next observation is scored
+        mean, _ = engine.predict([query.candidate], [query.epoch])
+        engine.observe(query.candidate, query.epoch, float(mean[0]) + 0.5)  # far off
+    factor = engine.calibration()
+    assert factor > 1.0
+    raw = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    raw.load_state_dict({**engine.state_dict(), "settings": raw.settings.to_json()})
+    np.testing.assert_allclose(engine.predict([0, 1], [3, 9])[1], raw.predict([0, 1], [3, 9])[1] * factor)
+    buffer = io.BytesIO()
+    torch.save(engine.state_dict(), buffer)
+    buffer.seek(0)
+    restored = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert restored.calibration() == factor
+
+
+def test_engines_restored_from_one_state_do_not_share_optimizer_buffers(two_task_prior, fast_settings,
+                                                                         target_curves):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    _run_queries(engine, target_curves, 3)  # stale: the next prediction takes optimizer steps
+    state = engine.state_dict()
+    restored = [AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=5) for _ in range(2)]
+    for each in restored:
+        each.load_state_dict(state)
+    predictions = [e.predict([0, 1], [3, 9]) for e in [engine, *restored]]
+    for mean, std in predictions[1:]:
+        np.testing.assert_array_equal(mean, predictions[0][0])
+        np.testing.assert_array_equal(std, predictions[0][1])
