@@ -99,9 +99,12 @@ class Coordinator:
             return math.inf
         return self.budget_epochs - self.epochs_observed - self._in_flight(excluding)
 
+    def _active_trials(self) -> list[TrialRecord]:
+        """Trials that hold a slot: running, or suggested and waiting to start."""
+        return [r for r in self.trials.values() if r.status in ("running", "pending")]
+
     def slots(self) -> int:
-        running = sum(1 for r in self.trials.values() if r.status in ("running", "pending"))
-        return self.max_concurrent or max(1, running)
+        return self.max_concurrent or max(1, len(self._active_trials()))
 
     # ---------------------------------------------------------------- ranking
     def _trial_of(self, candidate: int) -> str | None:
@@ -116,7 +119,7 @@ class Coordinator:
 
     def next_start(self) -> tuple[str | None, Query | None]:
         """The best candidate that is not running: ``(paused trial id or None, its query)``."""
-        busy = {r.candidate for r in self.trials.values() if r.status in ("running", "pending")}
+        busy = {r.candidate for r in self._active_trials()}
         for query in self.ranking():
             if query.candidate in busy:
                 continue
@@ -170,8 +173,7 @@ class Coordinator:
         """Among ``paused_trial_ids``, the one to resume now (``None``: start a new one first)."""
         if self.budget_left() < 1 or not paused_trial_ids:
             return None
-        active = sum(1 for r in self.trials.values() if r.status in ("running", "pending"))
-        if self.max_concurrent is not None and active >= self.max_concurrent:
+        if self.max_concurrent is not None and len(self._active_trials()) >= self.max_concurrent:
             return None  # every slot is taken (e.g. by a new trial suggested just before)
         paused_trial, _ = self.next_start()
         if paused_trial not in paused_trial_ids:

@@ -406,7 +406,7 @@ class AT2Engine:
         self.torch_generator.set_state(state["torch_rng"])
         self._fitted, self._stale = bool(state["fitted"]), bool(state["stale"])
         self._curves = None
-        self._scale = self._fit_scale() if not self._stale else AffineScale()
+        self._scale = self._fit_scale()
         self._surprises = [float(z) for z in state.get("surprises", [])]
 
 

@@ -80,8 +80,8 @@ class AT2Settings:
                    online_update="gradient", scale_target=False)
 
     def __post_init__(self) -> None:
-        choices = {"acquisition": ("next_epoch", "best_future", "expected_improvement"), "recommend_from": ("all", "observed"),
-                   "online_update": ("exact", "gradient")}
+        choices = {"acquisition": ("next_epoch", "best_future", "expected_improvement"),
+                   "recommend_from": ("all", "observed"), "online_update": ("exact", "gradient")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"AT2Settings.{name}={getattr(self, name)!r} is not one of "
