@@ -1,8 +1,8 @@
 """``AT2Scheduler``: freeze-thaw CONTINUE / PAUSE / STOP decisions for Ray Tune.
 
 At every epoch result the shared coordinator ranks, in one batch, the next epoch of every
-running trial, every paused trial and every candidate not started yet by AT2's acquisition; the top
-``k`` (``k`` = concurrency) keep running, the others pause. A free slot resumes the best paused
+running trial, every paused trial and every candidate not started yet by AT2's acquisition; the
+top ``k`` (``k`` = concurrency) keep running, the others pause. A free slot resumes the best paused
 trial, unless a new candidate ranks higher (then the searcher suggests it). Trials stop at
 their last epoch, when the epoch budget is spent, when they fail or report NaN.
 """
