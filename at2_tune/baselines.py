@@ -1,10 +1,21 @@
 """Cheap baselines for replay tuning, on the same protocol and metric as AT2.
 
-Each baseline returns the recommended configuration after every query of a budget, so that its
-rank can be compared with AT2's at any number of queries. A query is one epoch of training.
+A query trains one configuration for one more epoch, i.e. reveals the next value of its learning
+curve on the test task. Every baseline returns a :class:`BaselineRun`: the recommended
+configuration after every query of the budget (the configuration with the best value observed
+so far on the test task, ties to the earliest observation) and the configuration trained by each
+query. A baseline that stops training before the budget is spent keeps its last recommendation
+for the remaining queries, so ``recommended`` always has ``task.budget`` entries and ``trained``
+may have fewer.
+
+The transfer baselines (:func:`zero_shot`, :func:`top_k_round_robin`,
+:func:`transfer_successive_halving`) order the configurations by their average rank on the
+prior tasks (``task.train_tasks``); the others ignore the prior tasks.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,54 +23,164 @@ from at2_tune.databases import LearningCurveDatabase
 from at2_tune.replay import ReplayTask
 
 
-def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> list[int]:
-    """The configuration with the best average rank on the prior tasks, without any query."""
+@dataclass(frozen=True)
+class BaselineRun:
+    """What a baseline did on one task.
+
+    Attributes:
+        recommended: the recommended configuration after each query (``task.budget`` entries).
+        trained: the configuration trained by each query that was spent (at most
+            ``task.budget`` entries; the n-th time a configuration appears, it trains its n-th
+            epoch).
+    """
+
+    recommended: list[int]
+    trained: list[int]
+
+    @property
+    def configs_touched(self) -> int:
+        """How many distinct configurations were trained for at least one epoch."""
+        return len(set(self.trained))
+
+
+class _Replay:
+    """One baseline run on the test task: reveals an epoch per query, tracks the best value."""
+
+    def __init__(self, db: LearningCurveDatabase, task: ReplayTask) -> None:
+        self.curves = db.task_curves(task.test_task, task.seed_profile)
+        self.budget = task.budget
+        self.epochs = np.zeros(db.n_configs, dtype=int)
+        self.recommended: list[int] = []
+        self.trained: list[int] = []
+        self._best_value = -np.inf
+
+    @property
+    def spent(self) -> bool:
+        return len(self.trained) >= self.budget
+
+    def finished(self, config: int) -> bool:
+        """Whether ``config`` has been trained to its last epoch."""
+        return self.epochs[config] >= self.curves.shape[1]
+
+    def train(self, config: int) -> None:
+        """Spend one query: train ``config`` for its next epoch."""
+        value = self.curves[config, self.epochs[config]]
+        self.epochs[config] += 1
+        self.trained.append(int(config))
+        if value > self._best_value:
+            self._best_value = value
+            self.recommended.append(int(config))
+        else:
+            self.recommended.append(self.recommended[-1])
+
+    def train_to(self, config: int, epoch: int) -> None:
+        """Train ``config`` up to ``epoch`` epochs (fewer if the budget runs out)."""
+        while self.epochs[config] < min(epoch, self.curves.shape[1]) and not self.spent:
+            self.train(config)
+
+    def result(self) -> BaselineRun:
+        padding = [self.recommended[-1]] * (self.budget - len(self.recommended))
+        return BaselineRun(self.recommended + padding, list(self.trained))
+
+
+def prior_order(db: LearningCurveDatabase, task: ReplayTask, method: str) -> np.ndarray:
+    """Configuration indices by average rank on the prior tasks, best first (ties: lower index).
+
+    Raises:
+        ValueError: ``task`` has no prior tasks (``method`` names the caller in the message).
+    """
+    if not task.train_tasks:
+        raise ValueError(f"{method} is a transfer baseline and needs prior tasks, but "
+                         f"task.train_tasks is empty (test task {task.test_task!r}); name prior "
+                         "tasks (e.g. resolve_task(db, pair=0) or train_tasks=[...]) or use a "
+                         "baseline without transfer (one_epoch_screening, successive_halving)")
     average_rank = np.mean([db.ranks(t, task.seed_profile) for t in task.train_tasks], axis=0)
-    return [int(np.argmin(average_rank))] * task.budget
+    return np.argsort(average_rank, kind="stable")
+
+
+def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> BaselineRun:
+    """The configuration with the best average rank on the prior tasks, without any query."""
+    return BaselineRun([int(prior_order(db, task, "zero_shot")[0])] * task.budget, [])
+
+
+def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int) -> BaselineRun:
+    """Train the ``k`` best configurations by average prior rank one epoch each, in turn.
+
+    Query ``i`` trains ``order[i mod k]`` for its next epoch; a configuration at its last epoch
+    leaves the rotation and the others continue.
+    """
+    if k < 1:
+        raise ValueError(f"top_k_round_robin: k={k} must be at least 1")
+    rotation = prior_order(db, task, "top_k_round_robin")[:k].tolist()
+    run = _Replay(db, task)
+    turn = 0
+    while rotation and not run.spent:
+        config = rotation[turn]
+        run.train(config)
+        if run.finished(config):
+            rotation.pop(turn)  # the next configuration moves into this turn
+        else:
+            turn += 1
+        turn = turn % len(rotation) if rotation else 0
+    return run.result()
 
 
 def one_epoch_screening(db: LearningCurveDatabase, task: ReplayTask,
-                        rng: np.random.Generator) -> list[int]:
+                        rng: np.random.Generator) -> BaselineRun:
     """Train every configuration for one epoch (in random order); recommend the best so far."""
-    first_epoch = db.task_curves(task.test_task, task.seed_profile)[:, 0]
-    order = rng.permutation(db.n_configs)
-    recommendations = []
-    best = None
-    for query in range(task.budget):
-        if query < order.size and (best is None or first_epoch[order[query]] > first_epoch[best]):
-            best = int(order[query])
-        recommendations.append(best)
-    return recommendations
+    run = _Replay(db, task)
+    for config in rng.permutation(db.n_configs).tolist():
+        if run.spent:
+            break
+        run.train(config)
+    return run.result()
 
 
 def successive_halving(db: LearningCurveDatabase, task: ReplayTask, rng: np.random.Generator,
-                       n_start: int = 27, eta: int = 3) -> list[int]:
+                       n_start: int = 27, eta: int = 3) -> BaselineRun:
     """Successive halving from ``n_start`` random configurations, rungs at 1, eta, eta^2... epochs.
 
     The survivors of each rung (the best 1/eta by their value at the rung's epoch) are trained
-    up to the next rung. The recommendation is the configuration with the best value observed
-    so far (values seen at their own epochs).
+    up to the next rung; training stops once the last survivor reaches its rung.
     """
-    curves = db.task_curves(task.test_task, task.seed_profile)
-    alive = rng.choice(db.n_configs, size=n_start, replace=False)
-    trained = dict.fromkeys(alive.tolist(), 0)
-    best_seen: dict[int, float] = {}
-    recommendations: list[int] = []
-    rung_epoch = 1
-    while len(recommendations) < task.budget:
+    start = rng.choice(db.n_configs, size=n_start, replace=False)
+    return _successive_halving(db, task, start, eta, train_survivor=False)
+
+
+def transfer_successive_halving(db: LearningCurveDatabase, task: ReplayTask, n: int,
+                                eta: int = 3) -> BaselineRun:
+    """Successive halving over the ``n`` best configurations by average prior rank.
+
+    Rungs at 1, eta, eta^2... epochs as in :func:`successive_halving`; once a single
+    configuration survives, it is trained one epoch per query until the budget ends or it
+    reaches its last epoch.
+    """
+    start = prior_order(db, task, "transfer_successive_halving")[:n]
+    return _successive_halving(db, task, start, eta, train_survivor=True)
+
+
+def _successive_halving(db: LearningCurveDatabase, task: ReplayTask, start: np.ndarray,
+                        eta: int, train_survivor: bool) -> BaselineRun:
+    """Successive halving from the configurations ``start`` (in that order; ties keep it).
+
+    Each rung trains its configurations one after the other up to the rung's epoch; the best
+    ``max(1, len // eta)`` by their value at that epoch go on to the next rung (``eta`` times
+    more epochs). With ``train_survivor``, a single survivor is trained to its last epoch.
+    """
+    if eta < 2 or len(start) < 1:
+        raise ValueError(f"successive halving needs eta >= 2 and at least one configuration "
+                         f"(got eta={eta}, {len(start)} configurations)")
+    run = _Replay(db, task)
+    alive = np.asarray(start)
+    rung = 1
+    while True:
+        if alive.size == 1 and train_survivor:
+            rung = db.n_epochs
+        rung = min(rung, db.n_epochs)
         for config in alive.tolist():
-            while trained[config] < min(rung_epoch, db.n_epochs):
-                trained[config] += 1
-                value = curves[config, trained[config] - 1]
-                best_seen[config] = max(best_seen.get(config, -np.inf), value)
-                recommendations.append(max(best_seen, key=best_seen.get))
-                if len(recommendations) == task.budget:
-                    return recommendations
-        if alive.size == 1 or rung_epoch >= db.n_epochs:
-            recommendations.extend([recommendations[-1]] * (task.budget - len(recommendations)))
-            return recommendations
-        scores = curves[alive, min(rung_epoch, db.n_epochs) - 1]
-        keep = max(1, alive.size // eta)
-        alive = alive[np.argsort(-scores, kind="stable")[:keep]]
-        rung_epoch *= eta
-    return recommendations
+            run.train_to(config, rung)
+        if run.spent or alive.size == 1 or rung == db.n_epochs:
+            return run.result()
+        scores = run.curves[alive, rung - 1]
+        alive = alive[np.argsort(-scores, kind="stable")[:max(1, alive.size // eta)]]
+        rung *= eta

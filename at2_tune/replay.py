@@ -77,6 +77,7 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
         reused = load_or_fit(engine, fit_cache)
     else:
         engine.fit_offline()
+    engine.condition()
     offline_fit_s = time.perf_counter() - started
     curves = db.task_curves(task.test_task, task.seed_profile)
     ranks = db.ranks(task.test_task, task.seed_profile)
@@ -88,6 +89,7 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
             break
         value = float(curves[query.candidate, query.epoch - 1])
         engine.observe(query.candidate, query.epoch, value)
+        engine.condition()
         recommended = engine.recommend()
         row = {"query": query_number, "epochs_spent": query_number,
                "config_id": query.candidate, "epoch": query.epoch, "value": value,

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     reused = load_or_fit(engine, default_fit_cache())
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    engine.condition()
     recommended = engine.recommend()
     print(f"{'prior tasks':<28}{len(tasks)}")
     print(f"{'training points':<28}{prior.curves.size}")

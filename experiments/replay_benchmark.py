@@ -1,122 +1,189 @@
-"""Replay benchmark: AT2 vs its no-transfer ablation vs cheap baselines on the paper's pairs.
+"""Replay benchmark: AT2 vs its no-transfer ablation vs cheap baselines, on two protocols.
 
-    python -m experiments.replay_benchmark --database hyperrec --pairs 0,1,2,3,4 --out results/bench
+    python -m experiments.replay_benchmark --database hyperrec --protocol loo --jobs 2 --out results/bench
+    python -m experiments.replay_benchmark --database hyperrec --protocol loo --out results/bench --report-only
 
-Prints one table per database: the recommended configuration's rank on the test task (0 = best
-of 100) after 25, 50 and 100 queries, per pair and seed profile, and the mean; plus AT2's time
-per pair and the peak memory of the worker processes. Writes ``rows.json`` (with each AT2
-run's queried and recommended configurations) and ``rows.csv``.
+Protocols: ``pairs``, the paper's train/test pairs of each database (``--pairs``); ``loo``, every
+task of the database (or those of ``--tasks``) as the test task with all the other tasks as
+prior tasks. A case is a test task with one seed profile. A run is one method with one seed on
+one case: AT2 and no-transfer run every seed of ``--seeds``, the random baselines (screening,
+successive-halving) the seeds 0..N-1 of ``--baseline-seeds``, the other baselines once.
+
+Each run is written to ``OUT/runs/<run key>.json`` when it finishes (recommended and trained
+configuration per query, the recommendation's rank and normalized regret per query, configs
+touched, timing, peak RSS of the worker process so far). A run whose file exists is not run
+again, so an interrupted benchmark resumes where it stopped. The key names the database, test
+task, seed profile, method and seed, plus a hash of the budget and (AT2 methods only) the
+``--set`` overrides, and a hash of the prior tasks the method uses (none for no-transfer and the
+random baselines, whose runs are therefore shared by both protocols).
+
+Then the runs that the options name are aggregated (``at2_tune.evaluation``) into
+``OUT/summary.json`` and ``OUT/summary.md`` (printed): per database and protocol, the rank and
+normalized regret at 10, 25, 50 and 100 queries (mean ± standard error over cases, seeds
+averaged within a case first), the mean rank among the methods, configs touched, AT2's paired
+difference with the best baseline, and AT2's timing. ``--report-only`` aggregates without running.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
+import functools
+import hashlib
 import json
+import multiprocessing
+import os
+import re
 import resource
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
+from tqdm import tqdm
 
-CHECKPOINTS = (25, 50, 100)
-METHODS = ("at2", "no-transfer", "zero-shot", "screening", "successive-halving")
-BASELINE_SEEDS = 10
+from at2_tune import baselines, evaluation
+from at2_tune.errors import AT2Error
+
+BaselineFunction = Callable[..., baselines.BaselineRun]
+BASELINES: dict[str, BaselineFunction] = {
+    "zero-shot": lambda db, task, rng: baselines.zero_shot(db, task),
+    "top3": lambda db, task, rng: baselines.top_k_round_robin(db, task, 3),
+    "top5": lambda db, task, rng: baselines.top_k_round_robin(db, task, 5),
+    "transfer-sh9": lambda db, task, rng: baselines.transfer_successive_halving(db, task, 9),
+    "transfer-sh27": lambda db, task, rng: baselines.transfer_successive_halving(db, task, 27),
+    "screening": lambda db, task, rng: baselines.one_epoch_screening(db, task, rng),
+    "successive-halving": lambda db, task, rng: baselines.successive_halving(db, task, rng),
+}
+"""The baselines by method name; each is called with (database, task, numpy Generator)."""
+METHODS = ("at2", "no-transfer", *BASELINES)
+"""The default methods; ``reference`` (AT2 with the paper's protocol, slow) can be added."""
+RANDOM_BASELINES = ("screening", "successive-halving")
+WITHOUT_PRIOR = ("no-transfer", *RANDOM_BASELINES)
+"""Methods that ignore the prior tasks."""
 
 
-def _run_one(job: dict) -> dict:
-    import torch
+@dataclass(frozen=True)
+class Job:
+    """One run: a method with one seed on one case of one protocol."""
 
-    torch.set_num_threads(job["threads"])
-    from at2_tune import baselines
-    from at2_tune.core.settings import AT2Settings
+    database: str
+    protocol: str
+    case: str
+    test_task: str
+    seed_profile: int
+    train_tasks: tuple[str, ...]
+    """The prior tasks the method uses (empty for the methods of :data:`WITHOUT_PRIOR`)."""
+    method: str
+    seed: int
+    budget: int
+    overrides: dict[str, Any]
+    """``--set`` overrides of AT2Settings (empty for baselines, which have no settings)."""
+
+    @property
+    def key(self) -> str:
+        config = _short_hash({"budget": self.budget, "overrides": self.overrides})
+        safe_task = re.sub(r"[^A-Za-z0-9.-]", "-", self.test_task)
+        return (f"{self.database}_{safe_task}_sp{self.seed_profile}_{self.method}_seed{self.seed}"
+                f"_{config}_t{_short_hash(list(self.train_tasks))}")
+
+
+def _short_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+
+
+@functools.lru_cache(maxsize=None)
+def _database(name: str, data_dir: str | None):
     from at2_tune.databases import load_database
+
+    return load_database(name, data_dir)
+
+
+def _settings(method: str, overrides: dict[str, Any]):
+    from at2_tune.core.settings import AT2Settings
+
+    settings = AT2Settings.reference() if method == "reference" else AT2Settings()
+    return AT2Settings.from_json({**settings.to_json(), **overrides})
+
+
+def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
+            threads: int = 1) -> dict[str, Any]:
+    """Run ``job`` and return its run document (what ``OUT/runs/<key>.json`` holds)."""
     from at2_tune.replay import resolve_task, run_replay
 
-    db = load_database(job["database"], job["data_dir"])
-    task = resolve_task(db, pair=job["pair"], seed_profile=job["seed_profile"], budget=job["budget"])
-    method = job["method"]
+    db = _database(job.database, data_dir)
+    task = resolve_task(db, train_tasks=job.train_tasks, test_task=job.test_task,
+                        seed_profile=job.seed_profile, budget=job.budget)
     started = time.perf_counter()
-    timing, trace = {}, None
-    if method in ("at2", "no-transfer", "reference"):
-        settings = AT2Settings.reference() if method == "reference" else AT2Settings()
-        settings = AT2Settings.from_json({**settings.to_json(), **job["overrides"]})
-        if method == "no-transfer":
-            task = dataclasses.replace(task, train_tasks=())
-        result = run_replay(db, task, seed=job["seed"], settings=settings,
-                            fit_cache=job["fit_cache"])
-        ranks = [row["rank"] for row in result["trace"]]
-        trace = {"configs": [row["config_id"] for row in result["trace"]],
-                 "recommended": [row["recommended_config_id"] for row in result["trace"]],
-                 "ranks": ranks}
-        timing = result["timing"]
-        touched = len({row["config_id"] for row in result["trace"]})
+    extra: dict[str, Any] = {}
+    if job.method in evaluation.AT2_METHODS:
+        import torch
+
+        torch.set_num_threads(threads)
+        result = run_replay(db, task, seed=job.seed, settings=_settings(job.method, job.overrides),
+                            fit_cache=fit_cache)
+        if not result["trace"]:
+            raise RuntimeError(f"{job.key}: AT2 made no query")
+        recommended = [row["recommended_config_id"] for row in result["trace"]]
+        trained = [row["config_id"] for row in result["trace"]]
+        walls = [result["timing"]["offline_fit_s"]] + [row["wall_s"] for row in result["trace"]]
+        timing = {**result["timing"], "query_s_median": float(np.median(np.diff(walls)))}
+        extra = {"settings": result["settings"], "offline_fit_reused": result["offline_fit_reused"]}
     else:
-        runs = []
-        for seed in range(1 if method == "zero-shot" else BASELINE_SEEDS):
-            rng = np.random.default_rng(seed)
-            if method == "zero-shot":
-                recs = baselines.zero_shot(db, task)
-            elif method == "screening":
-                recs = baselines.one_epoch_screening(db, task, rng)
-            else:
-                recs = baselines.successive_halving(db, task, rng)
-            ranks_all = db.ranks(task.test_task, task.seed_profile)
-            runs.append([int(ranks_all[c]) for c in recs])
-        ranks = np.mean(runs, axis=0).tolist()
-        touched = None
-    ranks = ranks + [ranks[-1]] * (task.budget - len(ranks))
-    return {**{k: job[k] for k in ("database", "pair", "seed_profile", "method")},
-            "test_task": task.test_task,
-            **{f"rank@{q}": ranks[q - 1] for q in CHECKPOINTS if q <= task.budget},
-            "offline_fit_s": timing.get("offline_fit_s"), "total_s": timing.get("total_s"),
-            "wall_s": time.perf_counter() - started, "configs_touched": touched,
+        run = BASELINES[job.method](db, task, np.random.default_rng(job.seed))
+        recommended, trained = run.recommended, run.trained
+        timing = {"offline_fit_s": None, "total_s": time.perf_counter() - started,
+                  "query_s_median": None}
+    recommended = recommended + [recommended[-1]] * (job.budget - len(recommended))
+    final = db.final_values(job.test_task, job.seed_profile)
+    ranks = db.ranks(job.test_task, job.seed_profile)
+    return {"key": job.key,
+            **{k: v for k, v in asdict(job).items() if k not in ("protocol", "case")},
+            "recommended": [int(c) for c in recommended],
+            "ranks": [int(ranks[c]) for c in recommended],
+            "regrets": evaluation.normalized_regret(final, recommended).tolist(),
+            "trained": [int(c) for c in trained],
+            "configs_touched": len(set(trained)),
+            "timing": timing,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "trace": trace}
+            **extra}
 
 
-def _table(rows: list[dict], database: str, budget: int) -> str:
-    checkpoints = [q for q in CHECKPOINTS if q <= budget]
-    lines = [f"## {database}: rank of the recommendation (0 = best of 100), "
-             f"per pair/seed profile and mean"]
-    header = f"{'method':<20}{'queries':>8}  " + "".join(
-        f"{'p%d/s%d' % (r['pair'], r['seed_profile']):>8}" for r in
-        sorted({(r['pair'], r['seed_profile']): r for r in rows}.values(),
-               key=lambda r: (r['pair'], r['seed_profile']))) + f"{'mean':>8}"
-    lines.append(header)
-    for method in METHODS + ("reference",):
-        mine = sorted((r for r in rows if r["method"] == method),
-                      key=lambda r: (r["pair"], r["seed_profile"]))
-        if not mine:
-            continue
-        for q in checkpoints:
-            values = [r[f"rank@{q}"] for r in mine]
-            lines.append(f"{method:<20}{q:>8}  " + "".join(f"{v:>8.1f}" for v in values)
-                         + f"{np.mean(values):>8.2f}")
-    timed = [r for r in rows if r["total_s"] is not None]
-    if timed:
-        lines.append("")
-        lines.append(f"{'method':<20}{'pair':>5}{'offline fit s':>15}{'total s':>10}"
-                     f"{'configs touched':>17}{'peak RSS MB':>13}")
-        for r in sorted(timed, key=lambda r: (r["method"], r["pair"], r["seed_profile"])):
-            lines.append(f"{r['method']:<20}{r['pair']:>5}{r['offline_fit_s']:>15.1f}"
-                         f"{r['total_s']:>10.1f}{r['configs_touched']:>17}{r['peak_rss_mb']:>13.0f}")
-    return "\n".join(lines)
+def _write_atomic(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                     suffix=".tmp", delete=False) as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", action="append", choices=["hyperrec", "lcbench"])
-    parser.add_argument("--pairs", default="0,1,2,3,4")
-    parser.add_argument("--seed-profiles", default="0")
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--budget", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", action="append", choices=["hyperrec", "lcbench"],
+                        help="repeatable (default: both)")
+    parser.add_argument("--protocol", action="append", choices=["pairs", "loo"],
+                        help="pairs: the paper's train/test pairs; loo: every task as test task "
+                             "with all the others as prior tasks (repeatable; default: pairs)")
+    parser.add_argument("--pairs", default="0,1,2,3,4", help="pair numbers (pairs protocol)")
+    parser.add_argument("--tasks", default=None, metavar="NAME,...",
+                        help="test tasks of the loo protocol (default: every task)")
+    parser.add_argument("--seed-profiles", default=None, metavar="P,...",
+                        help="seed profiles of the test task (default: all the database has: "
+                             "0,1 for HyperRec, 0 for LCBench)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, from {', '.join(METHODS)}, reference "
+                             "(default: all but reference)")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of the AT2 runs")
+    parser.add_argument("--baseline-seeds", type=int, default=10, metavar="N",
+                        help="seeds 0..N-1 of the random baselines (screening, "
+                             "successive-halving); default 10")
+    parser.add_argument("--budget", type=int, default=100, help="queries (epochs) per run")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="worker processes; each gives torch max(1, 2 // jobs) threads")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                         help="override an AT2Settings field (JSON value), e.g. --set beta=1.0 "
                              "or --set 'online_optimizer={\"name\": \"adam\", \"lr\": 0.003}'")
     parser.add_argument("--fit-cache", default=None, metavar="DIR",
@@ -124,55 +191,154 @@ def main(argv: list[str] | None = None) -> int:
                              "that differ only in online settings then share one fit")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("results/replay_benchmark"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: aggregate the run files in OUT/runs that the "
+                             "options name")
     args = parser.parse_args(argv)
-    databases = args.database or ["hyperrec", "lcbench"]
-    overrides = {}
+    unknown = set(args.methods.split(",")) - {*METHODS, "reference"}
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(METHODS)}, reference")
+    if args.jobs < 1 or args.budget < 1 or args.baseline_seeds < 1:
+        parser.error("--jobs, --budget and --baseline-seeds must be at least 1")
+    args.overrides = {}
     for item in args.set:
         field, _, value = item.partition("=")
-        overrides[field] = json.loads(value)
+        try:
+            args.overrides[field] = json.loads(value)
+        except json.JSONDecodeError as exc:
+            parser.error(f"--set {item!r}: the value is not JSON ({exc})")
+    return args
+
+
+def _ints(text: str) -> list[int]:
+    return [int(item) for item in text.split(",") if item.strip()]
+
+
+def _cases(db, protocol: str, args: argparse.Namespace) -> list[tuple[tuple[str, ...], str]]:
+    """(prior tasks, test task) of every case of ``protocol`` in ``db``."""
+    if protocol == "pairs":
+        return [(pair.train_tasks, pair.test_task)
+                for pair in (db.pair(i) for i in _ints(args.pairs))]
+    tests = db.tasks if args.tasks is None else \
+        [t for t in args.tasks.split(",") if t in db.tasks]
+    return [(db.tasks_excluding([test]), test) for test in tests]
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """Every run the options name, AT2 runs first (the longest)."""
+    databases = args.database or ["hyperrec", "lcbench"]
+    methods = args.methods.split(",")
+    dbs = {name: _database(name, args.data_dir) for name in databases}
+    if args.tasks is not None:
+        missing = [t for t in args.tasks.split(",") if t and
+                   not any(t in db.tasks for db in dbs.values())]
+        for task in missing:
+            dbs[databases[0]].task_index(task)  # raises UnknownTaskError with a suggestion
+    if any(m in evaluation.AT2_METHODS for m in methods):
+        from at2_tune.core.settings import AT2Settings
+
+        unknown = sorted(set(args.overrides) - set(AT2Settings().to_json()))
+        if unknown:
+            raise ValueError(f"--set {', '.join(unknown)}: not a field of AT2Settings "
+                             f"(fields: {', '.join(AT2Settings().to_json())})")
+        _settings("at2", args.overrides)  # a bad value fails here, not in every run
     jobs = []
-    for database in databases:
-        profiles = [int(p) for p in args.seed_profiles.split(",")]
-        if database == "lcbench":
-            profiles = [0]
-        for method in args.methods.split(","):
-            for pair in (int(p) for p in args.pairs.split(",")):
+    for name, db in dbs.items():
+        profiles = list(range(db.n_seeds)) if args.seed_profiles is None else \
+            [p for p in _ints(args.seed_profiles) if p < db.n_seeds]
+        if not profiles:
+            raise AT2Error(f"{name} has seed profiles 0..{db.n_seeds - 1}; none of "
+                           f"--seed-profiles {args.seed_profiles} exists")
+        for protocol in args.protocol or ["pairs"]:
+            for train_tasks, test_task in _cases(db, protocol, args):
                 for profile in profiles:
-                    jobs.append({"database": database, "pair": pair, "seed_profile": profile,
-                                 "method": method, "budget": args.budget, "seed": args.seed,
-                                 "data_dir": args.data_dir, "overrides": overrides,
-                                 "fit_cache": args.fit_cache,
-                                 "threads": max(1, 2 // args.jobs)})
-    jobs.sort(key=lambda j: j["method"] not in ("at2", "no-transfer", "reference"))
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool, \
-            open(args.out / "rows.jsonl", "w") as progress:
-        futures = {pool.submit(_run_one, job): job for job in jobs}
+                    for method in methods:
+                        if method in evaluation.AT2_METHODS:
+                            seeds = _ints(args.seeds)
+                        else:
+                            seeds = range(args.baseline_seeds if method in RANDOM_BASELINES else 1)
+                        for seed in seeds:
+                            jobs.append(Job(
+                                name, protocol, f"{test_task}@sp{profile}", test_task, profile,
+                                () if method in WITHOUT_PRIOR else tuple(train_tasks), method,
+                                seed, args.budget,
+                                args.overrides if method in evaluation.AT2_METHODS else {}))
+    jobs.sort(key=lambda j: j.method not in evaluation.AT2_METHODS)
+    return jobs
+
+
+def run_missing(jobs: list[Job], args: argparse.Namespace, runs_dir: Path) -> int:
+    """Run the jobs whose run file does not exist yet; returns how many failed."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    todo = list({job.key: job for job in jobs if not (runs_dir / f"{job.key}.json").exists()}
+                .values())
+    done = len({job.key for job in jobs}) - len(todo)
+    if done:
+        print(f"{done} runs already in {runs_dir}, {len(todo)} to run", file=sys.stderr)
+    if not todo:
+        return 0
+    failed = 0
+    context = {"data_dir": args.data_dir, "fit_cache": args.fit_cache,
+               "threads": max(1, 2 // args.jobs)}
+    with ProcessPoolExecutor(max_workers=args.jobs,
+                             mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(todo), unit="run", desc="replay runs", file=sys.stderr) as progress:
+        futures = {pool.submit(run_job, job, **context): job for job in todo}
         for future in as_completed(futures):
             job = futures[future]
             try:
-                row = future.result()
-            except Exception as exc:  # keep the other jobs' results
-                print(f"FAILED {job['database']} pair {job['pair']} {job['method']}: {exc!r}",
-                      file=sys.stderr)
-                continue
-            rows.append(row)
-            progress.write(json.dumps(row) + "\n")
-            progress.flush()
-    if not rows:
+                document = future.result()
+            except Exception as exc:  # keep the other runs' results
+                failed += 1
+                progress.write(f"FAILED {job.key}: {exc!r}")
+            else:
+                _write_atomic(runs_dir / f"{job.key}.json", json.dumps(document) + "\n")
+            progress.update()
+    return failed
+
+
+def load_runs(jobs: list[Job], runs_dir: Path) -> list[dict[str, Any]]:
+    """The run documents of ``jobs`` that exist, with the job's protocol and case added."""
+    runs = []
+    for job in jobs:
+        path = runs_dir / f"{job.key}.json"
+        if path.exists():
+            runs.append({**json.loads(path.read_text()), "protocol": job.protocol,
+                         "case": job.case})
+    return runs
+
+
+def report(jobs: list[Job], args: argparse.Namespace) -> str | None:
+    """Aggregate the existing runs of ``jobs``; write summary.json and summary.md."""
+    runs = load_runs(jobs, args.out / "runs")
+    if len(runs) < len(jobs):
+        print(f"{len(jobs) - len(runs)} of the {len(jobs)} runs the options name have no file "
+              f"in {args.out / 'runs'}; the summary leaves them out", file=sys.stderr)
+    if not runs:
+        return None
+    summary = evaluation.summarize(runs, evaluation.checkpoints_for(args.budget))
+    markdown = evaluation.render_markdown(summary)
+    _write_atomic(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_atomic(args.out / "summary.md", markdown)
+    return markdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    try:
+        jobs = plan(args)
+    except (AT2Error, ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0 if args.report_only else run_missing(jobs, args, args.out / "runs")
+    markdown = report(jobs, args)
+    if markdown is None:
+        print(f"error: no run file in {args.out / 'runs'} for these options", file=sys.stderr)
         return 1
-    (args.out / "rows.json").write_text(json.dumps(rows, indent=2))
-    with open(args.out / "rows.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "trace"],
-                                extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    tables = [_table([r for r in rows if r["database"] == d], d, args.budget) for d in databases]
-    report = "\n\n".join(tables)
-    (args.out / "table.md").write_text(report + "\n")
-    print(report)
-    return 0
+    print(markdown)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -115,7 +115,9 @@ class Coordinator:
 
     def ranking(self, limit: int | None = None) -> list[Query]:
         """Every open candidate's next epoch, best acquisition value first."""
-        return self._engine().ranked_queries(limit=limit)
+        engine = self._engine()
+        engine.condition()  # a no-op unless something was observed since the last decision
+        return engine.ranked_queries(limit=limit)
 
     def next_start(self) -> tuple[str | None, Query | None]:
         """The best candidate that is not running: ``(paused trial id or None, its query)``."""
@@ -157,6 +159,7 @@ class Coordinator:
         record.status = "running"
         record.last_epoch = epoch
         engine.observe(record.candidate, epoch, value)
+        engine.condition()
         self.epochs_observed += 1
         recommended = engine.recommend() if self.track_recommendations else None
         self.trace.append(TraceRow(trial_id, record.candidate, epoch, float(value), recommended))
@@ -241,7 +244,9 @@ class Coordinator:
             raise AT2Error(f"coordinator state version {state.get('version')!r} is not supported "
                            f"(this at2-tune writes version {COORDINATOR_STATE_VERSION})")
         if state["engine"] is not None:
-            self.ensure_engine(**context).load_state_dict(state["engine"])
+            engine = self.ensure_engine(**context)
+            engine.load_state_dict(state["engine"])
+            engine.condition()
         self.trials = {t: TrialRecord(c, s, e) for t, (c, s, e) in state["trials"].items()}
         # trials that were in flight when the state was saved restart from their checkpoints
         for record in self.trials.values():

@@ -17,7 +17,7 @@ class EpochKernel(Kernel):
     It is :math:`\int (1 - e^{-\lambda t})(1 - e^{-\lambda t'})\,\mathrm{Gamma}(\lambda; a, b)\,d\lambda`,
     hence positive semi-definite, zero at ``t = 0`` and increasing in ``t``: curves that start
     at a common value and saturate at rates drawn from a Gamma distribution. ``a`` (shape) and
-    ``b`` (inverse rate) are positive. The kernel has no outputscale of its own: the model puts
+    ``b`` (rate) are positive. The kernel has no outputscale of its own: the model puts
     one :class:`~gpytorch.kernels.ScaleKernel` around the product of all kernels.
 
     Inputs are ``(..., n, 1)`` progress values; their absolute value is used, so learned

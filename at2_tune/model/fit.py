@@ -85,14 +85,13 @@ class FitData:
 
 def fit(model: AT2GP, likelihood: gpytorch.likelihoods.GaussianLikelihood, data: FitData,
         steps: int, batch_size: int, settings: OptimizerSettings,
-        generator: torch.Generator, optimizer: torch.optim.Optimizer | None = None,
-        natural_optimizer: gpytorch.optim.NGD | None = None) -> list[float]:
+        generator: torch.Generator, optimizer: torch.optim.Optimizer | None = None) -> list[float]:
     """Run ``steps`` optimizer steps; each batch holds every ``always`` point plus pool points.
 
     Pool points are visited in shuffled passes (epochs) without dropping a remainder, so every
-    point is used once per pass. ``optimizer`` (built from ``settings`` if not given) moves the
-    hyperparameters, and also q(u) unless a ``natural_optimizer`` takes natural-gradient steps
-    on q(u). Returns the loss of every step.
+    point is used once per pass. ``optimizer`` (built from ``settings`` over every parameter of
+    the model and the likelihood if not given) moves the parameters. Returns the loss of every
+    step.
 
     Raises:
         AT2Error: the loss became NaN or infinite (after retrying with more jitter).
@@ -100,10 +99,7 @@ def fit(model: AT2GP, likelihood: gpytorch.likelihoods.GaussianLikelihood, data:
     model.train()
     likelihood.train()
     if optimizer is None:
-        parameters = list(model.hyperparameters()) if natural_optimizer else list(model.parameters())
-        optimizer = settings.build(parameters + list(likelihood.parameters()))
-    if natural_optimizer is not None:
-        natural_optimizer.num_data = data.n_data
+        optimizer = settings.build(list(model.parameters()) + list(likelihood.parameters()))
     n_pool = data.pool_x.shape[0]
     pool_batch = max(1, min(batch_size - data.always_x.shape[0], n_pool)) if n_pool else 0
     order = torch.randperm(n_pool, generator=generator) if n_pool else None
@@ -124,13 +120,10 @@ def fit(model: AT2GP, likelihood: gpytorch.likelihoods.GaussianLikelihood, data:
             weights = torch.ones_like(y)
         for group in optimizer.param_groups:
             group["lr"] = settings.lr * settings.lr_factor(step, steps)
-        optimizers = [optimizer] + ([natural_optimizer] if natural_optimizer else [])
-        for each in optimizers:
-            each.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss = _loss_with_jitter_retries(model, likelihood, x, y, weights, data.n_data)
         loss.backward()
-        for each in optimizers:
-            each.step()
+        optimizer.step()
         losses.append(loss.item())
     return losses
 

@@ -9,8 +9,7 @@ import gpytorch
 import torch
 from gpytorch.kernels import ScaleKernel
 from gpytorch.models import ApproximateGP
-from gpytorch.variational import (CholeskyVariationalDistribution,
-                                  TrilNaturalVariationalDistribution, VariationalStrategy)
+from gpytorch.variational import CholeskyVariationalDistribution, VariationalStrategy
 
 from at2_tune.model.epoch_kernel import EpochKernel
 from at2_tune.model.hyper_kernel import HyperparameterKernel
@@ -53,18 +52,15 @@ class AT2GP(ApproximateGP):
 
     Covariance: ``s * K_epoch(t, t') * K_task(i, j) * K_hyper(x, x')``, one outputscale ``s``.
     Inducing points are learned (their task and categorical columns are indices and do not
-    move; the epoch kernel uses ``|t|`` so their progress stays positive). With ``natural``,
-    q(u) is parameterized for natural-gradient updates (:class:`gpytorch.optim.NGD`).
+    move; the epoch kernel uses ``|t|`` so their progress stays positive).
     """
 
-    def __init__(self, shape: ModelShape, inducing_points: torch.Tensor,
-                 natural: bool = False) -> None:
+    def __init__(self, shape: ModelShape, inducing_points: torch.Tensor) -> None:
         layout = shape.layout
         if inducing_points.shape != (shape.n_inducing, layout.width):
             raise ValueError(f"inducing points have shape {tuple(inducing_points.shape)}, "
                              f"expected ({shape.n_inducing}, {layout.width})")
-        distribution = (TrilNaturalVariationalDistribution if natural
-                        else CholeskyVariationalDistribution)(shape.n_inducing)
+        distribution = CholeskyVariationalDistribution(shape.n_inducing)
         strategy = VariationalStrategy(self, inducing_points, distribution,
                                        learn_inducing_locations=True)
         super().__init__(strategy)

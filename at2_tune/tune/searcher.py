@@ -137,6 +137,7 @@ class AT2Searcher(Searcher):
             load_or_fit(engine, self._fit_cache or default_fit_cache())
         else:
             engine.fit_offline()
+        engine.condition()
         self.offline_fit_seconds = time.perf_counter() - started
         return engine
 

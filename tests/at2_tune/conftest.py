@@ -15,3 +15,21 @@ def fast_settings() -> AT2Settings:
 @pytest.fixture(scope="session")
 def two_task_prior(hyperrec) -> PriorData:
     return PriorData.from_database(hyperrec, ["CIFAR10", "SUN397SUB1"], seed_profile=0)
+
+
+FROZEN = AT2Settings(n_inducing=32, offline_epochs=3, hidden_dim=8, feature_dim=4)
+"""Tiny settings with the default online protocol (hyperparameters frozen online)."""
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """(space, prior, target curves) of the synthetic prior (``tests/at2_tune/synthetic.py``)."""
+    import synthetic_prior as synthetic
+
+    configs = synthetic.toy_configs()
+    return synthetic.TOY_SPACE, synthetic.toy_prior(configs=configs), synthetic.toy_target(configs)
+
+
+@pytest.fixture(scope="session")
+def frozen_settings() -> AT2Settings:
+    return FROZEN

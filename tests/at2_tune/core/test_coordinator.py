@@ -1,5 +1,7 @@
 """The coordinator's slot rules, without Ray (the Ray tests drive it through Tune)."""
 
+import dataclasses
+
 from at2_tune.core.coordinator import Coordinator, Decision
 from at2_tune.core.engine import AT2Engine
 from search_spaces import HYPERREC_SPACE
@@ -8,7 +10,9 @@ from search_spaces import HYPERREC_SPACE
 def test_a_paused_trial_does_not_resume_while_a_new_trial_holds_the_only_slot(
         two_task_prior, fast_settings, hyperrec):
     curves = hyperrec.task_curves("CIFAR100")
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    # the leaders round robin moves to another candidate after one epoch
+    settings = dataclasses.replace(fast_settings, acquisition="leaders")
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
     coordinator = Coordinator(budget_epochs=20, max_concurrent=1, engine=engine)
     first = coordinator.suggest("a")
     decision = coordinator.on_result("a", 1, float(curves[first, 0]))

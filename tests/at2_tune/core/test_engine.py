@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 import io
 
@@ -15,10 +16,17 @@ from search_spaces import HYPERREC_SPACE
 def _run_queries(engine: AT2Engine, curves: np.ndarray, count: int) -> list[tuple[int, int]]:
     queries = []
     for _ in range(count):
+        engine.condition()
         query = engine.next_query()
         engine.observe(query.candidate, query.epoch, float(curves[query.candidate, query.epoch - 1]))
         queries.append((query.candidate, query.epoch))
     return queries
+
+
+def _conditioned(prior, settings, seed=0) -> AT2Engine:
+    engine = AT2Engine(HYPERREC_SPACE, prior, settings, seed=seed)
+    engine.condition()
+    return engine
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +35,7 @@ def target_curves(hyperrec) -> np.ndarray:
 
 
 def test_cold_start_proposes_a_first_epoch_and_recommends(two_task_prior, fast_settings):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine = _conditioned(two_task_prior, fast_settings, seed=0)
     query = engine.next_query()
     assert 0 <= query.candidate < 100 and query.epoch == 1 and np.isfinite(query.score)
     assert 0 <= engine.recommend() < 100
@@ -35,7 +43,7 @@ def test_cold_start_proposes_a_first_epoch_and_recommends(two_task_prior, fast_s
 
 def test_next_epoch_score_is_the_ucb_of_that_epoch(two_task_prior, fast_settings):
     settings = dataclasses.replace(fast_settings, acquisition="next_epoch")
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
+    engine = _conditioned(two_task_prior, settings, seed=0)
     candidates, epochs = [0, 1, 1, 7], [1, 1, 5, 75]
     mean, std = engine.predict(candidates, epochs)
     assert mean.shape == std.shape == (4,) and np.all(std > 0)
@@ -43,7 +51,7 @@ def test_next_epoch_score_is_the_ucb_of_that_epoch(two_task_prior, fast_settings
 
 
 def test_best_future_score_is_the_best_ucb_from_the_next_epoch_on(two_task_prior, fast_settings):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine = _conditioned(two_task_prior, fast_settings, seed=0)
     assert fast_settings.acquisition == "best_future"
     candidates, epochs = [0, 1, 1, 7], [1, 1, 60, 75]
     expected = []
@@ -56,10 +64,13 @@ def test_best_future_score_is_the_best_ucb_from_the_next_epoch_on(two_task_prior
 
 def test_recommend_from_observed_candidates(two_task_prior, fast_settings, target_curves):
     settings = dataclasses.replace(fast_settings, recommend_from="observed")
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
+    engine = _conditioned(two_task_prior, settings, seed=0)
     assert 0 <= engine.recommend() < 100  # nothing observed yet: any candidate
     for candidate in (5, 9):
         engine.observe(candidate, 1, float(target_curves[candidate, 0]))
+    with pytest.raises(AT2Error, match=r"call engine.condition\(\) after observe"):
+        engine.recommend()  # queries never train: the model has not seen 5 and 9 yet
+    engine.condition()
     assert engine.recommend() in (5, 9)
 
 
@@ -71,9 +82,10 @@ def test_unknown_setting_choice_is_a_clear_error(field, value):
 
 def test_no_prior_tasks_is_plain_multi_fidelity_bo(hyperrec, fast_settings, target_curves):
     prior = PriorData.empty(hyperrec.configs, hyperrec.n_epochs)
-    engine = AT2Engine(HYPERREC_SPACE, prior, fast_settings, seed=0)
+    engine = _conditioned(prior, fast_settings, seed=0)
     queries = _run_queries(engine, target_curves, 4)
     assert len(queries) == 4 and all(1 <= e <= 75 for _, e in queries)
+    engine.condition()
     assert 0 <= engine.recommend() < 100
 
 
@@ -84,7 +96,7 @@ def test_same_seed_same_queries(two_task_prior, fast_settings, target_curves):
 
 
 def test_state_dict_round_trip_gives_identical_next_queries(two_task_prior, fast_settings, target_curves):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=1)
+    engine = _conditioned(two_task_prior, fast_settings, seed=1)
     _run_queries(engine, target_curves, 3)
     engine.mark_failed(42)
     buffer = io.BytesIO()
@@ -97,7 +109,7 @@ def test_state_dict_round_trip_gives_identical_next_queries(two_task_prior, fast
 
 
 def test_freeze_thaw_continues_a_candidate_at_its_next_epoch(two_task_prior, fast_settings):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine = _conditioned(two_task_prior, fast_settings, seed=0)
     engine.observe(5, 1, 0.3)
     engine.observe(5, 2, 0.4)
     assert engine.next_epoch(5) == 3 and engine.next_epoch(6) == 1
@@ -112,28 +124,30 @@ def test_freeze_thaw_continues_a_candidate_at_its_next_epoch(two_task_prior, fas
     (0, 1, "high", "is not a number"),
 ])
 def test_bad_observations_are_rejected(two_task_prior, fast_settings, candidate, epoch, value, message):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine = _conditioned(two_task_prior, fast_settings, seed=0)
     with pytest.raises(AT2Error, match=message):
         engine.observe(candidate, epoch, value)
     assert len(engine.observations) == 0
 
 
 def test_repeated_observation_is_rejected_and_failed_candidates_are_skipped(two_task_prior, fast_settings):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine = _conditioned(two_task_prior, fast_settings, seed=0)
     engine.observe(3, 1, 0.5)
     with pytest.raises(AT2Error, match="already observed at epoch 1"):
         engine.observe(3, 1, 0.6)
     for candidate in range(99):
         engine.mark_failed(candidate)
+    engine.condition()
     assert engine.next_query().candidate == 99
     assert engine.recommend() == 99
 
 
 def test_new_candidates_outside_the_grid_can_be_scored(two_task_prior, fast_settings):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
+    engine = _conditioned(two_task_prior, fast_settings, seed=0)
     new = engine.add_candidates(HYPERREC_SPACE.sample_many(np.random.default_rng(0), 3))
     assert new == [100, 101, 102]
     engine.observe(101, 1, 0.2)  # no matched cell: only the GP data grows
+    engine.condition()
     assert engine.score(new, [1, 2, 1]).shape == (3,)
 
 
@@ -148,13 +162,16 @@ def test_standardized_prior_gives_every_task_the_same_mean_and_spread(two_task_p
 
 
 def test_calibration_widens_the_uncertainty_of_a_surprised_model(two_task_prior, fast_settings, target_curves):
+    # values off the [0, 1] range of accuracies: no output warp
+    fast_settings = dataclasses.replace(fast_settings, output_warp="none")
     settings = dataclasses.replace(fast_settings, calibrate=True)
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
+    engine = _conditioned(two_task_prior, settings, seed=0)
     assert engine.calibration() == 1.0
     for _ in range(3):
         query = engine.next_query()  # predicts the curves; the next observation is scored
         mean, _ = engine.predict([query.candidate], [query.epoch])
         engine.observe(query.candidate, query.epoch, float(mean[0]) + 0.5)  # far off
+        engine.condition()
     factor = engine.calibration()
     assert factor > 1.0
     raw = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
@@ -170,12 +187,13 @@ def test_calibration_widens_the_uncertainty_of_a_surprised_model(two_task_prior,
 
 def test_engines_restored_from_one_state_do_not_share_optimizer_buffers(two_task_prior, fast_settings,
                                                                          target_curves):
-    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
-    _run_queries(engine, target_curves, 3)  # stale: the next prediction takes optimizer steps
-    state = engine.state_dict()
+    engine = _conditioned(two_task_prior, fast_settings, seed=0)
+    _run_queries(engine, target_curves, 3)  # stale: conditioning takes optimizer steps
+    state = copy.deepcopy(engine.state_dict())  # state_dict() holds the live tensors
     restored = [AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=5) for _ in range(2)]
-    for each in restored:
+    for each in [engine, *restored]:
         each.load_state_dict(state)
+        each.condition()
     predictions = [e.predict([0, 1], [3, 9]) for e in [engine, *restored]]
     for mean, std in predictions[1:]:
         np.testing.assert_array_equal(mean, predictions[0][0])

@@ -23,11 +23,11 @@ def _rows(n: int, generator: torch.Generator) -> torch.Tensor:
     return x
 
 
-def _model(inducing: torch.Tensor, natural: bool = False):
+def _model(inducing: torch.Tensor):
     shape = dataclasses.replace(SHAPE, n_inducing=inducing.shape[0])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = AT2GP(shape, inducing.clone(), natural=natural).double()
+        model = AT2GP(shape, inducing.clone()).double()
         model.initialize_variational_distribution()
     likelihood = gpytorch.likelihoods.GaussianLikelihood().double()
     likelihood.noise = 0.05
@@ -73,10 +73,3 @@ def test_inducing_points_on_the_data_give_the_exact_gp_posterior(data):
             k_xx + likelihood.noise * torch.eye(x.shape[0], dtype=x.dtype), residual)
     # equal up to the 1e-6 jitter GPyTorch adds to K_uu
     torch.testing.assert_close(predicted, exact, rtol=1e-4, atol=1e-4)
-
-
-def test_natural_parameterization_is_refused_with_a_clear_error(data):
-    x, y, generator = data
-    model, likelihood = _model(_rows(SHAPE.n_inducing, generator), natural=True)
-    with pytest.raises(AT2Error, match="needs a Cholesky-parameterized q"):
-        set_optimal_variational_distribution(model, likelihood, x, y)

@@ -1,0 +1,127 @@
+"""Acquisition functions: small classes that score candidates' next epochs from a posterior.
+
+Each takes a :class:`CurvePosterior` (the posterior mean and standard deviation of every
+candidate's whole learning curve, on the new task's own scale) and the next epoch of each
+candidate to score, and returns one value per candidate: higher is better. None of them trains
+or changes anything, so a new acquisition is one class tested against a hand-made posterior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class CurvePosterior:
+    """Posterior of every candidate's learning curve: ``mean`` and ``std``, ``(n_candidates,
+    n_epochs)`` each (epoch ``e`` is column ``e - 1``)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def n_epochs(self) -> int:
+        return self.mean.shape[1]
+
+    def remaining(self, next_epochs: np.ndarray) -> np.ndarray:
+        """``(k, n_epochs)`` mask of each candidate's epochs from its next one on."""
+        epochs = np.arange(1, self.n_epochs + 1)
+        return epochs[None, :] >= np.asarray(next_epochs)[:, None]
+
+
+class Acquisition:
+    """Scores ``candidates`` (``(k,)`` indices) at their ``next_epochs`` (``(k,)``, 1-based)."""
+
+    def __call__(self, posterior: CurvePosterior, candidates: np.ndarray,
+                 next_epochs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class NextEpochUCB(Acquisition):
+    """The AT2 paper's rule: the upper confidence bound ``mean + beta * std`` of the next epoch."""
+
+    beta: float = 0.25
+
+    def __call__(self, posterior, candidates, next_epochs):
+        rows, columns = np.asarray(candidates), np.asarray(next_epochs) - 1
+        return posterior.mean[rows, columns] + self.beta * posterior.std[rows, columns]
+
+
+@dataclass(frozen=True)
+class BestFutureUCB(Acquisition):
+    """The highest UCB over the candidate's remaining epochs: how good it can still get."""
+
+    beta: float = 0.25
+
+    def __call__(self, posterior, candidates, next_epochs):
+        rows = np.asarray(candidates)
+        ucb = posterior.mean[rows] + self.beta * posterior.std[rows]
+        return np.where(posterior.remaining(next_epochs), ucb, -np.inf).max(axis=1)
+
+
+@dataclass(frozen=True)
+class BestFutureEI(Acquisition):
+    """The highest expected improvement over ``incumbent`` across the remaining epochs."""
+
+    incumbent: float
+
+    def __call__(self, posterior, candidates, next_epochs):
+        rows = np.asarray(candidates)
+        improvement = expected_improvement(posterior.mean[rows], posterior.std[rows], self.incumbent)
+        return np.where(posterior.remaining(next_epochs), improvement, -np.inf).max(axis=1)
+
+
+def expected_improvement(mean: np.ndarray, std: np.ndarray, incumbent: float) -> np.ndarray:
+    """``E[max(0, f - incumbent)]`` for ``f ~ N(mean, std^2)``, elementwise."""
+    mean_t, std_t = torch.as_tensor(mean), torch.as_tensor(std).clamp_min(1e-12)
+    z = (mean_t - incumbent) / std_t
+    normal = torch.distributions.Normal(torch.zeros((), dtype=mean_t.dtype),
+                                        torch.ones((), dtype=mean_t.dtype))
+    improvement = (mean_t - incumbent) * torch.special.ndtr(z) + std_t * normal.log_prob(z).exp()
+    return improvement.numpy()
+
+
+def best_value_distribution(posterior: CurvePosterior) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's best value over all epochs, as a normal: ``(mean, std)``, ``(n,)`` each.
+
+    The mean is the highest point of the posterior mean curve; the std is the posterior std at
+    that epoch (how much the candidate's best value is still unknown).
+    """
+    peak = posterior.mean.argmax(axis=1)
+    rows = np.arange(posterior.mean.shape[0])
+    return posterior.mean[rows, peak], posterior.std[rows, peak]
+
+
+@dataclass(frozen=True)
+class LeadersRoundRobin(Acquisition):
+    """Train the model's ``k`` most promising configurations in turn, least trained first.
+
+    The leaders are the ``k`` contenders with the highest predicted best value (the peak of the
+    posterior mean curve), re-ranked after every observation, so the set follows what the model
+    learns about the new task; among them, the one with the fewest epochs trained so far scores
+    highest (ties: the more promising). Every other candidate scores below every leader, in the
+    order of its predicted best value. The model-based counterpart of training the prior's
+    top-k configurations in turn.
+    """
+
+    contenders: tuple[int, ...]
+    trained_epochs: np.ndarray
+    """``(n_candidates,)`` epochs trained so far per candidate."""
+    k: int = 3
+
+    def __call__(self, posterior, candidates, next_epochs):
+        best_mean, _ = best_value_distribution(posterior)
+        contenders = np.asarray(self.contenders)
+        order = contenders[np.argsort(-best_mean[contenders], kind="stable")]
+        place = np.full(posterior.mean.shape[0], len(order))
+        place[order] = np.arange(len(order))
+        rows = np.asarray(candidates)
+        leader = place[rows] < self.k
+        epochs = np.asarray(self.trained_epochs)[rows]
+        # leaders: fewer epochs first, then better place; the rest: by place, below every leader
+        return np.where(leader, 2.0 * len(place) + (len(place) - place[rows]) / (len(place) + 1.0)
+                        - epochs, -place[rows].astype(float))

@@ -1,0 +1,288 @@
+"""The AT2 surrogate: the GP, its offline fit on the prior tasks, and conditioning on the new task.
+
+State changes and queries are apart: :meth:`AT2Surrogate.fit_offline` and
+:meth:`AT2Surrogate.condition` change the model; :meth:`AT2Surrogate.curve_posterior` only reads
+it. With ``online_update="exact"`` and no online gradient steps (the default), conditioning
+keeps the kernel hyperparameters of the offline fit, so the prior tasks enter through a cached
+:class:`~at2_tune.model.exact.PriorSummary` and a query costs the same with 4 or 26 prior tasks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gpytorch
+import numpy as np
+import torch
+
+from at2_tune.core.acquisition import CurvePosterior
+from at2_tune.core.prior import PriorData
+from at2_tune.core.settings import AT2Settings
+from at2_tune.core.transform import OutputTransform
+from at2_tune.model.exact import PriorSummary, inducing_cholesky, set_optimal_variational_distribution
+from at2_tune.model.fit import FitData, fit
+from at2_tune.model.gp import AT2GP, ModelShape, stratified_inducing_points
+from at2_tune.model.task_statistics import UNMATCHED_DISTANCE, MatchedTaskStatistics
+
+DTYPE = torch.float64
+PREDICTION_CHUNK = 20_000
+"""Points per prediction batch (bounds the memory of the cross-covariance with the inducing points)."""
+
+
+class AT2Surrogate:
+    """The GP over (configuration, task, epoch) rows; prior tasks are ``0..T-1``, the new task ``T``.
+
+    Args:
+        space: the search space (its encoding sizes fix the hyperparameter kernel).
+        prior: the prior tasks' curves on their own scales.
+        settings: model settings.
+        generator: the torch RNG of every random choice (inducing points, minibatches).
+        candidate_encodings: ``(n, d)`` encoded candidates (inducing points are placed on them
+            when there is no prior task).
+    """
+
+    def __init__(self, space, prior: PriorData, settings: AT2Settings, generator: torch.Generator,
+                 candidate_encodings: torch.Tensor) -> None:
+        self.settings = settings
+        self.generator = generator
+        self.transform = OutputTransform(prior, settings.standardize_prior, settings.scale_target,
+                                         settings.output_warp)
+        self.prior = self.transform.prior
+        self.n_epochs = prior.n_epochs
+        self.target_task = prior.n_tasks
+        self.shape = ModelShape(space.n_numeric, tuple(len(c) for c in space.categorical_choices),
+                                prior.n_tasks + 1, settings.n_inducing, settings.embedding_dim,
+                                settings.hidden_dim, settings.feature_dim)
+        self.layout = self.shape.layout
+        self.grid_encodings = encode_configs(space, prior.configs)
+        self.statistics = self._prior_statistics()
+        self.unmatched = self._unmatched_distance()
+        self.model, self.likelihood = self._build_model(candidate_encodings)
+        self.optimizer = settings.online_optimizer.build(self._online_parameters())
+        self.fitted = False
+        self._version = 0
+        """Bumped whenever the hyperparameters change (invalidates the caches below)."""
+        self._summary: PriorSummary | None = None
+        self._candidate_cache: tuple | None = None
+
+    # ---------------------------------------------------------------- rows
+    def rows(self, encodings: torch.Tensor, task: int | torch.Tensor,
+             epochs: torch.Tensor) -> torch.Tensor:
+        """Input rows ``(n, width)`` of encoded configs ``(n, d)`` at 1-based ``epochs`` ``(n,)``."""
+        epochs = torch.as_tensor(epochs, dtype=DTYPE)
+        tasks = torch.as_tensor(task, dtype=DTYPE).expand_as(epochs)
+        return self.layout.rows(encodings, tasks, epochs / self.n_epochs)
+
+    def _grid_rows(self) -> torch.Tensor:
+        """``(n_configs * n_epochs, width)``: the grid's cells, config-major (task column 0)."""
+        epochs = torch.arange(1, self.n_epochs + 1, dtype=DTYPE).repeat(self.prior.n_configs)
+        return self.rows(self.grid_encodings.repeat_interleave(self.n_epochs, 0), 0, epochs)
+
+    def _prior_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every prior task's rows ``(T * n_grid, width)`` and values ``(T * n_grid,)``."""
+        grid = self._grid_rows()
+        n_tasks = self.prior.n_tasks
+        rows = grid.repeat(n_tasks, 1)
+        rows[:, self.layout.task_column] = torch.arange(n_tasks, dtype=DTYPE).repeat_interleave(grid.shape[0])
+        return rows, torch.as_tensor(self.prior.curves, dtype=DTYPE).reshape(-1)
+
+    # ---------------------------------------------------------------- build
+    def _prior_statistics(self) -> MatchedTaskStatistics:
+        n_tasks = self.prior.n_tasks + 1
+        n_cells = self.prior.n_configs * self.n_epochs
+        values = torch.zeros(n_tasks, n_cells, dtype=DTYPE)
+        observed = torch.zeros(n_tasks, n_cells, dtype=torch.bool)
+        values[: self.prior.n_tasks] = torch.as_tensor(self.prior.curves).reshape(self.prior.n_tasks, n_cells)
+        observed[: self.prior.n_tasks] = True
+        return MatchedTaskStatistics.from_table(values, observed)
+
+    def _unmatched_distance(self) -> float:
+        choice = self.settings.unmatched_distance
+        if choice != "mean":
+            return float(choice)
+        if self.prior.n_tasks < 2:
+            return UNMATCHED_DISTANCE
+        distances = self.statistics.distances()[: self.prior.n_tasks, : self.prior.n_tasks]
+        off_diagonal = ~torch.eye(self.prior.n_tasks, dtype=torch.bool)
+        return float(distances[off_diagonal].mean())
+
+    def _build_model(self, candidate_encodings: torch.Tensor):
+        s = self.settings
+        if self.prior.n_tasks:
+            pool, share = self._prior_rows()[0], s.target_inducing_share
+        else:  # no prior: place every inducing point on the new task's candidates
+            epochs = torch.arange(1, self.n_epochs + 1, dtype=DTYPE).repeat(candidate_encodings.shape[0])
+            pool = self.rows(candidate_encodings.repeat_interleave(self.n_epochs, 0), 0, epochs)
+            share = 1.0
+        inducing = stratified_inducing_points(pool, s.n_inducing, self.target_task, share,
+                                              self.generator, self.layout.task_column)
+        init_seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        with torch.random.fork_rng(devices=[]):  # layers draw their initial weights globally
+            torch.manual_seed(init_seed)
+            model = AT2GP(self.shape, inducing).to(DTYPE)
+            model.initialize_variational_distribution()
+        likelihood = gpytorch.likelihoods.GaussianLikelihood().to(DTYPE)
+        return model, likelihood
+
+    def _online_parameters(self) -> list[torch.nn.Parameter]:
+        """What online gradient steps move: the hyperparameters only when the exact update sets
+        q(u) afterwards (steps on q(u) would be overwritten), everything otherwise."""
+        model = self.model.hyperparameters() if self.settings.online_update == "exact" \
+            else self.model.parameters()
+        return list(model) + list(self.likelihood.parameters())
+
+    # ---------------------------------------------------------------- state changes
+    def fit_offline(self) -> None:
+        """Fit the model on the prior tasks (once; no-op without prior tasks)."""
+        if self.fitted:
+            return
+        self.model.task_kernel.set_statistics(self.statistics, self.unmatched)
+        if self.prior.n_tasks:
+            x, y = self._prior_rows()
+            data = FitData(x, y, x[:0], y[:0])
+            s = self.settings
+            steps = min(s.offline_epochs * math.ceil(data.n_data / s.batch_size),
+                        s.offline_max_steps)
+            optimizer = s.offline_optimizer.build(list(self.model.parameters())
+                                                  + list(self.likelihood.parameters()))
+            fit(self.model, self.likelihood, data, steps, s.batch_size, s.offline_optimizer,
+                self.generator, optimizer=optimizer)
+        self.fitted = True
+        self._hyperparameters_changed()
+
+    def _hyperparameters_changed(self) -> None:
+        self._version += 1
+        self._summary = None
+
+    def observe_cells(self, cells: list[int], values: list[float]) -> None:
+        """Add the new task's values at grid ``cells`` (``config * n_epochs + epoch - 1``) to the
+        matched-cell statistics the task kernel is measured from."""
+        if cells:
+            self.statistics.add(self.target_task, torch.tensor(cells), torch.tensor(values, dtype=DTYPE))
+
+    def condition(self, encodings: torch.Tensor, epochs: torch.Tensor, values: np.ndarray,
+                  grid_configs: list[int | None]) -> None:
+        """Condition on all of the new task's observations (this replaces earlier conditioning).
+
+        Args:
+            encodings: ``(n, d)`` the observed candidates' encodings.
+            epochs: ``(n,)`` 1-based epochs.
+            values: ``(n,)`` observed values on the new task's scale.
+            grid_configs: per observation, its grid configuration index (``None`` off the grid);
+                matched observations fit the output transform's affine map.
+        """
+        self.fit_offline()
+        s = self.settings
+        self.model.task_kernel.set_statistics(self.statistics, self.unmatched)
+        self.fit_transform(epochs, values, grid_configs)
+        target_x = self.rows(encodings, self.target_task, epochs)
+        target_y = torch.as_tensor(self.transform.target_to_model(np.asarray(values, dtype=float)),
+                                   dtype=DTYPE)
+        prior_x, prior_y = self._prior_rows() if len(values) and s.online_gradient else (None, None)
+        if prior_x is not None:
+            data = FitData(prior_x, prior_y, target_x, target_y)
+            steps = math.ceil(s.online_epochs * data.n_data / s.batch_size) if s.online_epochs > 0 \
+                else s.online_steps
+            fit(self.model, self.likelihood, data, steps, s.batch_size, s.online_optimizer,
+                self.generator, optimizer=self.optimizer)
+            self._hyperparameters_changed()
+        if s.online_update == "exact":
+            self._condition_exact(target_x, target_y)
+
+    def fit_transform(self, epochs: torch.Tensor, values: np.ndarray,
+                      grid_configs: list[int | None]) -> None:
+        """Fit the output transform's affine map on the observations of grid configurations."""
+        matched = [(g, int(e), v) for g, e, v in zip(grid_configs, epochs.tolist(), values)
+                   if g is not None]
+        cells, matched_epochs, matched_values = (np.array(column) for column in zip(*matched)) \
+            if matched else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+        self.transform.fit_target(cells, matched_epochs, matched_values)
+
+    def _condition_exact(self, target_x: torch.Tensor, target_y: torch.Tensor) -> None:
+        constants = self.model.mean_module.constants
+        with torch.no_grad():  # the exact update owns the new task's level: start from the prior's
+            constants[self.target_task] = constants[: self.target_task].mean() if self.target_task else 0.0
+        set_optimal_variational_distribution(self.model, self.likelihood, target_x, target_y,
+                                             offset_task=self.target_task,
+                                             prior=self.prior_summary())
+
+    def prior_summary(self) -> PriorSummary | None:
+        """The prior tasks' summary for the current hyperparameters (cached until they change)."""
+        if not self.prior.n_tasks:
+            return None
+        if self._summary is None:
+            curves = torch.as_tensor(self.prior.curves, dtype=DTYPE).reshape(self.prior.n_tasks, -1)
+            self._summary = PriorSummary.compute(self.model, self._grid_rows(), curves)
+        return self._summary
+
+    # ---------------------------------------------------------------- queries
+    @torch.no_grad()
+    def curve_posterior(self, encodings: torch.Tensor) -> CurvePosterior:
+        """Posterior of the whole curves of configurations ``(n, d)`` on the new task's scale.
+
+        The cross-covariance with the inducing points is ``B_* * c`` with ``B_* = s K_epoch
+        K_hyper`` (cached while the hyperparameters are fixed) and ``c`` the new task's
+        correlation with each inducing point's task, so a query costs two ``(n E, M) x (M, M)``
+        products. Predictions match GPyTorch's variational posterior (tested).
+        """
+        n = encodings.shape[0]
+        shared, prior_variance = self._candidate_kernel(encodings)
+        strategy = self.model.variational_strategy
+        inducing = strategy.inducing_points
+        tasks = inducing[:, self.layout.task_column].round().long()
+        correlation = self.model.task_kernel.task_covariance()[self.target_task, tasks]
+        cross = shared * correlation[None, :]  # (n E, M)
+        chol_uu = inducing_cholesky(self.model)
+        distribution = strategy._variational_distribution
+        inverse_chol = torch.linalg.solve_triangular(chol_uu, torch.eye(chol_uu.shape[0], dtype=DTYPE),
+                                                     upper=False)
+        weights = inverse_chol.T @ distribution.variational_mean  # K_uu^{-1/2}^T m
+        root = distribution.chol_variational_covar.T @ inverse_chol  # S^{1/2}^T L^{-1}
+        correction = root.T @ root - inverse_chol.T @ inverse_chol
+        mean = self.model.mean_module.constants[self.target_task] + cross @ weights
+        variance = prior_variance + ((cross @ correction) * cross).sum(dim=1)
+        shape = (n, self.n_epochs)
+        std = variance.clamp_min(0.0).sqrt()
+        return CurvePosterior(self.transform.mean_from_model(mean.reshape(shape).numpy()),
+                              self.transform.std_from_model(std.reshape(shape).numpy()))
+
+    def _candidate_kernel(self, encodings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``B_*`` ``(n E, M)`` and the prior variances ``(n E,)`` of every epoch of ``encodings``."""
+        key = (self._version, encodings.shape[0])
+        if self._candidate_cache is None or self._candidate_cache[0] != key \
+                or not torch.equal(self._candidate_cache[1], encodings):
+            epochs = torch.arange(1, self.n_epochs + 1, dtype=DTYPE).repeat(encodings.shape[0])
+            rows = self.rows(encodings.repeat_interleave(self.n_epochs, 0), self.target_task, epochs)
+            inducing = self.model.variational_strategy.inducing_points
+            scale = self.model.covar_module.outputscale
+            parts, variances = [], []
+            for start in range(0, rows.shape[0], PREDICTION_CHUNK):
+                chunk = rows[start: start + PREDICTION_CHUNK]
+                parts.append(scale * self.model.epoch_kernel(chunk, inducing).to_dense()
+                             * self.model.hyper_kernel(chunk, inducing).to_dense())
+                variances.append(scale * self.model.epoch_kernel(chunk, diag=True)
+                                 * self.model.hyper_kernel(chunk, diag=True))
+            self._candidate_cache = (key, encodings.clone(), torch.cat(parts), torch.cat(variances))
+        return self._candidate_cache[2], self._candidate_cache[3]
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "likelihood": self.likelihood.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "statistics": self.statistics.state_dict(),
+                "fitted": self.fitted}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.likelihood.load_state_dict(state["likelihood"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.statistics.load_state_dict(state["statistics"])
+        self.fitted = bool(state["fitted"])
+        self._hyperparameters_changed()
+
+
+def encode_configs(space, configs) -> torch.Tensor:
+    """``(n, n_numeric + n_categorical)``: numeric encodings, then categorical indices."""
+    numeric, categorical = space.encode_many(configs)
+    return torch.cat([torch.as_tensor(numeric, dtype=DTYPE),
+                      torch.as_tensor(categorical, dtype=DTYPE)], dim=1)
+

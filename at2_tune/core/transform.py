@@ -1,0 +1,92 @@
+"""The output transform: every value the surrogate sees passes through here, and back.
+
+Three steps, in this order:
+
+1. **Warp** (``output_warp="log_error"``): a value ``v`` in [0, 1] (an accuracy) becomes
+   ``-log(1 + eps - v)``, its log error. Tuning is decided among the best configurations, whose
+   accuracies differ by a few points (0.80 vs 0.84); on the raw scale those differences are
+   smaller than the spread of the many poor configurations and of early epochs, so a GP with one
+   noise level smooths them away. The log error stretches the top of the scale (0.80 -> 1.61,
+   0.84 -> 1.83) and compresses the bottom. It is fixed and monotone, so it applies to a new
+   task's values as they come, with no data about that task.
+2. **Prior standardization**: each prior task's (warped) values get the prior tasks' average
+   mean and spread (LCBench tasks sit near 0.99 or near 0.6; otherwise the widest tasks
+   dominate what transfers).
+3. **Target map**: the new task can sit anywhere (HyperRec's SCENE15 runs between 0.98 and
+   0.99), so its warped values are mapped onto the prior scale by an affine fit on matched cells
+   (:func:`at2_tune.core.target_scale.fit_affine_scale`).
+
+Posteriors are returned on the new task's *warped* scale (step 3 undone): decisions only
+compare values, and the warp is monotone; :meth:`OutputTransform.unwarp` maps means back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from at2_tune.core.prior import PriorData
+from at2_tune.core.target_scale import AffineScale, fit_affine_scale
+from at2_tune.errors import AT2Error
+
+LOG_ERROR_EPS = 1e-3
+"""``eps`` of the log-error warp (keeps an accuracy of exactly 1 finite)."""
+
+
+class OutputTransform:
+    """Owns the output warp, the prior's standardization and the new task's affine map.
+
+    Args:
+        prior: the prior tasks' curves on their own scales.
+        standardize_prior: give every prior task the same mean and spread.
+        scale_target: fit the new task's affine map (identity otherwise).
+        warp: ``"none"`` or ``"log_error"`` (values must then lie in [0, 1]).
+    """
+
+    def __init__(self, prior: PriorData, standardize_prior: bool, scale_target: bool,
+                 warp: str = "none") -> None:
+        self.warp_name = warp
+        warped = dataclasses.replace(prior, curves=self.warp(prior.curves, "prior task")) \
+            if prior.n_tasks else prior
+        self.prior = warped.standardized() if standardize_prior else warped
+        self.scale_target = scale_target and prior.n_tasks > 0
+        self.target = AffineScale()
+
+    def warp(self, values: np.ndarray, what: str = "observed") -> np.ndarray:
+        """Step 1 on ``values`` (any shape)."""
+        values = np.asarray(values, dtype=float)
+        if self.warp_name == "none":
+            return values
+        if values.size and (values.min() < 0.0 or values.max() > 1.0):
+            bad = float(values[(values < 0.0) | (values > 1.0)].flat[0])
+            raise AT2Error(f"{what} value {bad!r} is outside [0, 1], but output_warp='log_error' "
+                           "needs accuracies in [0, 1]; report accuracy as a fraction, or use "
+                           "AT2Settings(output_warp='none') for other metrics")
+        return -np.log1p(LOG_ERROR_EPS - values)
+
+    def unwarp(self, values: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`warp`."""
+        values = np.asarray(values, dtype=float)
+        return values if self.warp_name == "none" else 1.0 + LOG_ERROR_EPS - np.exp(-values)
+
+    def fit_target(self, cells: np.ndarray, epochs: np.ndarray, values: np.ndarray) -> None:
+        """Fit the new task's map from its raw values at grid ``cells`` (config indices) and
+        1-based ``epochs`` (``(n,)`` each): least squares on the prior tasks' mean at those
+        cells, shrunk towards scale 1."""
+        if not self.scale_target or len(values) == 0:
+            self.target = AffineScale()
+            return
+        reference = self.prior.curves[:, np.asarray(cells), np.asarray(epochs) - 1].mean(axis=0)
+        self.target = fit_affine_scale(self.warp(values), reference, float(self.prior.curves.var()))
+
+    def target_to_model(self, values: np.ndarray) -> np.ndarray:
+        """Raw values of the new task -> the model's scale."""
+        return self.target.to_model(self.warp(values))
+
+    def mean_from_model(self, mean: np.ndarray) -> np.ndarray:
+        """The model's scale -> the new task's warped scale."""
+        return self.target.mean_from_model(mean)
+
+    def std_from_model(self, std: np.ndarray) -> np.ndarray:
+        return self.target.std_from_model(std)

@@ -1,0 +1,102 @@
+"""The surrogate on the synthetic prior: cached exact conditioning, fast posterior, pure queries."""
+
+import numpy as np
+import pytest
+import torch
+
+from at2_tune.core.engine import AT2Engine
+from at2_tune.errors import AT2Error
+from at2_tune.model.exact import set_optimal_variational_distribution
+
+
+def _observe(engine, target, pairs):
+    for candidate, epoch in pairs:
+        engine.observe(candidate, epoch, float(target[candidate, epoch - 1]))
+
+
+@pytest.fixture
+def conditioned(toy, frozen_settings):
+    space, prior, target = toy
+    engine = AT2Engine(space, prior, frozen_settings, seed=0)
+    _observe(engine, target, [(3, 1), (3, 2), (7, 1), (12, 1), (12, 2), (12, 3)])
+    engine.condition()
+    return engine
+
+
+def test_cached_prior_summary_gives_the_same_q_u_as_all_rows(conditioned):
+    surrogate = conditioned.surrogate
+    strategy = surrogate.model.variational_strategy.variational_distribution
+    cached_mean = strategy.mean.detach().clone()
+    cached_constant = float(surrogate.model.mean_module.constants[surrogate.target_task])
+    candidates, epochs, values, _ = conditioned._observation_arrays()
+    target_x = surrogate.rows(conditioned._encoded[candidates], surrogate.target_task, epochs)
+    target_y = torch.as_tensor(surrogate.transform.target_to_model(values))
+    prior_x, prior_y = surrogate._prior_rows()
+    constants = surrogate.model.mean_module.constants
+    with torch.no_grad():
+        constants[surrogate.target_task] = constants[: surrogate.target_task].mean()
+    set_optimal_variational_distribution(surrogate.model, surrogate.likelihood,
+                                         torch.cat([prior_x, target_x]), torch.cat([prior_y, target_y]),
+                                         offset_task=surrogate.target_task)
+    torch.testing.assert_close(strategy.mean.detach(), cached_mean, rtol=1e-6, atol=1e-6)
+    assert float(constants[surrogate.target_task]) == pytest.approx(cached_constant, abs=1e-8)
+
+
+def test_fast_curve_posterior_matches_gpytorch(conditioned):
+    surrogate = conditioned.surrogate
+    posterior = surrogate.curve_posterior(conditioned._encoded[:5])
+    epochs = torch.arange(1, surrogate.n_epochs + 1, dtype=torch.float64).repeat(5)
+    rows = surrogate.rows(conditioned._encoded[:5].repeat_interleave(surrogate.n_epochs, 0),
+                          surrogate.target_task, epochs)
+    surrogate.model.eval()
+    with torch.no_grad():
+        reference = surrogate.model(rows)
+    transform = surrogate.transform
+    mean = transform.mean_from_model(reference.mean.numpy()).reshape(5, -1)
+    variance = (transform.std_from_model(reference.variance.sqrt().numpy()) ** 2).reshape(5, -1)
+    np.testing.assert_allclose(posterior.mean, mean, rtol=1e-9, atol=1e-9)
+    # GPyTorch clamps tiny variances to 1e-6 (its min_variance setting); the rest agrees
+    np.testing.assert_allclose(posterior.std ** 2, variance, atol=2e-6 * transform.target.scale ** 2)
+
+
+def test_queries_do_not_train_and_refuse_a_stale_model(conditioned, toy):
+    _, _, target = toy
+    before = conditioned.posterior()
+    for _ in range(3):
+        conditioned.ranked_queries()
+        conditioned.recommend()
+        conditioned.score([0, 1], [1, 1])
+    conditioned.condition()  # nothing new: a no-op
+    after = conditioned.posterior()
+    np.testing.assert_array_equal(before.mean, after.mean)
+    np.testing.assert_array_equal(before.std, after.std)
+    conditioned.observe(20, 1, float(target[20, 0]))
+    with pytest.raises(AT2Error, match="call engine.condition"):
+        conditioned.next_query()
+    conditioned.condition()
+    assert not np.array_equal(conditioned.posterior().mean, before.mean)
+
+
+def test_conditioning_pulls_the_observed_curve_to_its_values(toy, frozen_settings):
+    space, prior, target = toy
+    engine = AT2Engine(space, prior, frozen_settings, seed=0)
+    engine.condition()
+    before = engine.posterior().mean[5, :4].copy()
+    _observe(engine, target, [(5, e) for e in range(1, 5)])
+    engine.condition()
+    warped = engine.surrogate.transform.warp(target[5, :4])
+    after = engine.posterior().mean[5, :4]
+    assert np.abs(after - warped).max() < 0.5 * np.abs(before - warped).max()
+
+
+def test_default_policy_finds_a_top_configuration_of_the_toy_task(toy, frozen_settings):
+    space, prior, target = toy
+    engine = AT2Engine(space, prior, frozen_settings, seed=0)
+    for _ in range(30):
+        engine.condition()
+        query = engine.next_query()
+        engine.observe(query.candidate, query.epoch, float(target[query.candidate, query.epoch - 1]))
+    engine.condition()
+    final = target.max(axis=1)
+    rank = int((final > final[engine.recommend()]).sum())
+    assert rank <= 2, rank

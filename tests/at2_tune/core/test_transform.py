@@ -1,0 +1,55 @@
+"""The output transform: log-error warp, prior standardization, the new task's affine map."""
+
+import numpy as np
+import pytest
+
+from at2_tune.core.prior import PriorData
+from at2_tune.core.transform import LOG_ERROR_EPS, OutputTransform
+from at2_tune.errors import AT2Error
+
+
+def _prior() -> PriorData:
+    curves = np.array([[[0.1, 0.5, 0.8], [0.2, 0.3, 0.4]],
+                       [[0.5, 0.9, 0.95], [0.6, 0.7, 0.9]]])
+    return PriorData(("a", "b"), ({"x": 0.0}, {"x": 1.0}), curves)
+
+
+def test_log_error_warp_stretches_the_top_and_round_trips():
+    transform = OutputTransform(_prior(), standardize_prior=False, scale_target=False, warp="log_error")
+    values = np.array([0.0, 0.8, 0.84, 1.0])
+    warped = transform.warp(values)
+    np.testing.assert_allclose(warped, -np.log(1 + LOG_ERROR_EPS - values))
+    assert warped[2] - warped[1] > 4 * (0.84 - 0.80)  # top differences grow
+    np.testing.assert_allclose(transform.unwarp(warped), values)
+    np.testing.assert_allclose(transform.prior.curves, -np.log(1 + LOG_ERROR_EPS - _prior().curves))
+
+
+def test_warp_refuses_values_outside_0_1_with_the_value_and_the_fix():
+    transform = OutputTransform(_prior(), standardize_prior=True, scale_target=True, warp="log_error")
+    with pytest.raises(AT2Error, match=r"value 87\.5 is outside \[0, 1\].*output_warp='none'"):
+        transform.target_to_model(np.array([0.5, 87.5]))
+    with pytest.raises(AT2Error, match="prior task value 1.5"):
+        OutputTransform(PriorData(("a",), ({"x": 0.0},), np.array([[[0.5, 1.5]]])), True, True,
+                        warp="log_error")
+
+
+def test_without_warp_values_pass_through():
+    transform = OutputTransform(_prior(), standardize_prior=False, scale_target=False, warp="none")
+    np.testing.assert_array_equal(transform.warp(np.array([3.0, -1.0])), [3.0, -1.0])
+    np.testing.assert_array_equal(transform.prior.curves, _prior().curves)
+
+
+def test_prior_tasks_share_mean_and_spread_after_the_warp():
+    transform = OutputTransform(_prior(), standardize_prior=True, scale_target=True, warp="log_error")
+    flat = transform.prior.curves.reshape(2, -1)
+    np.testing.assert_allclose(flat.mean(axis=1), flat.mean(axis=1)[0])
+    np.testing.assert_allclose(flat.std(axis=1), flat.std(axis=1)[0])
+
+
+def test_one_matched_observation_sets_the_level_at_scale_one():
+    transform = OutputTransform(_prior(), standardize_prior=True, scale_target=True, warp="log_error")
+    transform.fit_target(np.array([0]), np.array([2]), np.array([0.9]))
+    reference = transform.prior.curves[:, 0, 1].mean()
+    assert transform.target.scale == pytest.approx(1.0)
+    assert transform.target_to_model(np.array([0.9]))[0] == pytest.approx(reference)
+    np.testing.assert_allclose(transform.mean_from_model(np.array([reference])), transform.warp(0.9))

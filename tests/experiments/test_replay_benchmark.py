@@ -1,0 +1,95 @@
+"""The replay benchmark harness end to end, with cheap baselines only (AT2 runs take minutes)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from at2_tune import evaluation
+from experiments.replay_benchmark import main
+
+
+def _prior_order(db, train_tasks, profile=0):
+    return np.argsort(np.mean([db.ranks(t, profile) for t in train_tasks], axis=0),
+                      kind="stable").tolist()
+
+
+def _files(folder):
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+
+def test_pairs_benchmark_writes_runs_resumes_and_reports(hyperrec, release_dir, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["--methods", "zero-shot,top3", "--protocol", "pairs", "--pairs", "0", "--budget", "10",
+            "--database", "hyperrec", "--seed-profiles", "0", "--jobs", "1",
+            "--data-dir", str(release_dir), "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    runs = {json.loads(p.read_text())["method"]: json.loads(p.read_text())
+            for p in (out / "runs").glob("*.json")}
+    assert set(runs) == {"zero-shot", "top3"} and len(list((out / "runs").iterdir())) == 2
+    pair = hyperrec.pair(0)
+    order = _prior_order(hyperrec, pair.train_tasks)
+    ranks, final = hyperrec.ranks("CIFAR100"), hyperrec.final_values("CIFAR100")
+    top3 = runs["top3"]
+    assert top3["trained"] == [order[i % 3] for i in range(10)] and top3["configs_touched"] == 3
+    assert top3["train_tasks"] == list(pair.train_tasks) and top3["test_task"] == "CIFAR100"
+    assert top3["ranks"] == [int(ranks[c]) for c in top3["recommended"]]
+    assert top3["regrets"] == pytest.approx(
+        [(final.max() - final[c]) / (final.max() - final.min()) for c in top3["recommended"]])
+    assert runs["zero-shot"]["recommended"] == [order[0]] * 10
+    assert runs["zero-shot"]["trained"] == [] and runs["zero-shot"]["configs_touched"] == 0
+    assert set(top3["timing"]) == {"offline_fit_s", "total_s", "query_s_median"}
+
+    summary = json.loads((out / "summary.json").read_text())
+    zero_shot = summary["hyperrec"]["pairs"]["zero-shot"]
+    assert zero_shot["rank@10"] == ranks[order[0]] and zero_shot["cases"] == 1
+    assert summary["hyperrec"]["pairs"]["top3"]["rank@10"] == top3["ranks"][9]
+    assert "rank@25" not in zero_shot  # beyond the budget
+    markdown = (out / "summary.md").read_text()
+    assert markdown.strip() in printed and "| top3 | 1 | 1 |" in markdown
+
+    before = _files(out / "runs")
+    assert main(argv) == 0  # every run file exists: nothing runs again
+    assert _files(out / "runs") == before
+    assert json.loads((out / "summary.json").read_text()) == summary
+    (out / "summary.json").unlink()
+    assert main(argv + ["--report-only"]) == 0
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert _files(out / "runs") == before
+
+
+def test_loo_runs_share_the_random_baselines_with_pairs(lcbench, release_dir, tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--database", "lcbench", "--protocol", "pairs", "--protocol", "loo", "--pairs", "0",
+            "--tasks", "adult,kc1", "--methods", "zero-shot,screening", "--baseline-seeds", "2",
+            "--budget", "12", "--jobs", "1", "--data-dir", str(release_dir), "--out", str(out)]
+    assert main(argv) == 0
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    # zero-shot: adult with the pair's 4 prior tasks, adult and kc1 with the 34 others;
+    # screening (no prior): adult and kc1, 2 seeds each, shared by both protocols.
+    assert sorted((r["method"], r["test_task"], len(r["train_tasks"]), r["seed"]) for r in runs) == [
+        ("screening", "adult", 0, 0), ("screening", "adult", 0, 1),
+        ("screening", "kc1", 0, 0), ("screening", "kc1", 0, 1),
+        ("zero-shot", "adult", 4, 0), ("zero-shot", "adult", 34, 0), ("zero-shot", "kc1", 34, 0)]
+    summary = json.loads((out / "summary.json").read_text())
+    loo = summary["lcbench"]["loo"]
+    assert loo["screening"]["cases"] == 2 and loo["screening"]["seeds"] == 2
+    assert loo["screening"]["rank@10"] == pytest.approx(np.mean(
+        [r["ranks"][9] for r in runs if r["method"] == "screening"]))
+    assert summary["lcbench"]["pairs"]["screening"]["cases"] == 1
+    zero_shot = [loo["zero-shot"]["rank@10"], loo["zero-shot"]["rank_se@10"]]
+    by_case = [lcbench.rank(t, _prior_order(lcbench, lcbench.tasks_excluding([t]))[0])
+               for t in ("adult", "kc1")]
+    assert zero_shot == [pytest.approx(np.mean(by_case)),
+                         pytest.approx(evaluation.standard_error(by_case))]
+
+
+def test_bad_options_are_one_line_errors(release_dir, tmp_path, capsys):
+    common = ["--data-dir", str(release_dir), "--out", str(tmp_path), "--database", "hyperrec"]
+    assert main(common + ["--protocol", "loo", "--tasks", "CIFAR1000"]) == 2
+    assert "Did you mean 'CIFAR100'" in capsys.readouterr().err
+    assert main(common + ["--methods", "at2", "--set", "betta=1"]) == 2
+    assert "betta: not a field of AT2Settings" in capsys.readouterr().err
+    assert main(common + ["--report-only", "--methods", "zero-shot"]) == 1
+    assert "no run file" in capsys.readouterr().err
