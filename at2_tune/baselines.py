@@ -103,25 +103,31 @@ def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> BaselineRun:
     return BaselineRun([int(prior_order(db, task, "zero_shot")[0])] * task.budget, [])
 
 
-def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int) -> BaselineRun:
+def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int,
+                      decay: float = 0.0) -> BaselineRun:
     """Train the ``k`` best configurations by average prior rank one epoch each, in turn.
 
-    Query ``i`` trains ``order[i mod k]`` for its next epoch; a configuration at its last epoch
-    leaves the rotation and the others continue.
+    With ``decay=0`` query ``i`` trains ``order[i mod k]`` for its next epoch. With ``decay >
+    0`` the configuration in place ``i`` (0 = best prior rank) is owed the share ``(i + 1) **
+    -decay`` (normalized) of the epochs, and each query trains the one furthest below its share
+    (ties to the better place): the prior's favourite gets the most epochs. A configuration at
+    its last epoch leaves the rotation and the others continue.
     """
-    if k < 1:
-        raise ValueError(f"top_k_round_robin: k={k} must be at least 1")
-    rotation = prior_order(db, task, "top_k_round_robin")[:k].tolist()
+    if k < 1 or decay < 0:
+        raise ValueError(f"top_k_round_robin: k={k} must be at least 1 and decay={decay} at "
+                         "least 0")
+    rotation = prior_order(db, task, "top_k_round_robin")[:k]
+    weights = (np.arange(k) + 1.0) ** -decay
     run = _Replay(db, task)
-    turn = 0
-    while rotation and not run.spent:
-        config = rotation[turn]
-        run.train(config)
-        if run.finished(config):
-            rotation.pop(turn)  # the next configuration moves into this turn
-        else:
-            turn += 1
-        turn = turn % len(rotation) if rotation else 0
+    while not run.spent:
+        open_ = np.array([not run.finished(c) for c in rotation])
+        if not open_.any():
+            break
+        share = np.where(open_, weights, 0.0) / weights[open_].sum()
+        trained = run.epochs[rotation]
+        deficit = share * (trained[open_].sum() + 1.0) - trained
+        place = int(np.argmax(np.where(open_, np.round(deficit, 9), -np.inf)))  # ties: first
+        run.train(int(rotation[place]))
     return run.result()
 
 

@@ -53,6 +53,7 @@ BASELINES: dict[str, BaselineFunction] = {
     "zero-shot": lambda db, task, rng: baselines.zero_shot(db, task),
     "top3": lambda db, task, rng: baselines.top_k_round_robin(db, task, 3),
     "top5": lambda db, task, rng: baselines.top_k_round_robin(db, task, 5),
+    "top4-weighted": lambda db, task, rng: baselines.top_k_round_robin(db, task, 4, decay=0.5),
     "transfer-sh9": lambda db, task, rng: baselines.transfer_successive_halving(db, task, 9),
     "transfer-sh27": lambda db, task, rng: baselines.transfer_successive_halving(db, task, 27),
     "screening": lambda db, task, rng: baselines.one_epoch_screening(db, task, rng),

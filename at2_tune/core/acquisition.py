@@ -75,6 +75,23 @@ class BestFutureEI(Acquisition):
         return np.where(posterior.remaining(next_epochs), improvement, -np.inf).max(axis=1)
 
 
+@dataclass(frozen=True)
+class CurveThompson(Acquisition):
+    """Thompson sampling of whole curves: each candidate's curve is drawn as ``mean + z * std``
+    with one standard normal ``z`` per candidate (its curve sits that many standard deviations
+    above or below the mean at every epoch), and scores the best drawn value over its remaining
+    epochs. ``draws`` are fixed per decision, so scoring is a pure function of the posterior.
+    """
+
+    draws: np.ndarray
+    """``(n_candidates,)`` standard normal draws, one per candidate."""
+
+    def __call__(self, posterior, candidates, next_epochs):
+        rows = np.asarray(candidates)
+        sample = posterior.mean[rows] + np.asarray(self.draws)[rows, None] * posterior.std[rows]
+        return np.where(posterior.remaining(next_epochs), sample, -np.inf).max(axis=1)
+
+
 def expected_improvement(mean: np.ndarray, std: np.ndarray, incumbent: float) -> np.ndarray:
     """``E[max(0, f - incumbent)]`` for ``f ~ N(mean, std^2)``, elementwise."""
     mean_t, std_t = torch.as_tensor(mean), torch.as_tensor(std).clamp_min(1e-12)
@@ -98,30 +115,40 @@ def best_value_distribution(posterior: CurvePosterior) -> tuple[np.ndarray, np.n
 
 @dataclass(frozen=True)
 class LeadersRoundRobin(Acquisition):
-    """Train the model's ``k`` most promising configurations in turn, least trained first.
+    """Train the model's ``k`` most promising configurations in turn, the more promising more often.
 
     The leaders are the ``k`` contenders with the highest predicted best value (the peak of the
     posterior mean curve), re-ranked after every observation, so the set follows what the model
-    learns about the new task; among them, the one with the fewest epochs trained so far scores
-    highest (ties: the more promising). Every other candidate scores below every leader, in the
-    order of its predicted best value. The model-based counterpart of training the prior's
-    top-k configurations in turn.
+    learns about the new task. The leader in place ``i`` (0 = most promising) is owed the share
+    ``(i + 1) ** -decay / sum_j (j + 1) ** -decay`` of the epochs trained on leaders; the leader
+    furthest below its share (after the next epoch) scores highest, ties to the better place.
+    With ``decay=0`` every leader is owed the same share: the least trained goes first. Every
+    other candidate scores below every leader, in the order of its predicted best value. The
+    model-based counterpart of training the prior's top-k configurations in turn.
     """
 
     contenders: tuple[int, ...]
     trained_epochs: np.ndarray
     """``(n_candidates,)`` epochs trained so far per candidate."""
     k: int = 3
+    decay: float = 0.0
 
     def __call__(self, posterior, candidates, next_epochs):
         best_mean, _ = best_value_distribution(posterior)
         contenders = np.asarray(self.contenders)
         order = contenders[np.argsort(-best_mean[contenders], kind="stable")]
-        place = np.full(posterior.mean.shape[0], len(order))
+        n = posterior.mean.shape[0]
+        place = np.full(n, len(order))
         place[order] = np.arange(len(order))
+        leaders = order[: self.k]
+        weights = (np.arange(len(leaders)) + 1.0) ** -self.decay
+        share = np.zeros(n)
+        share[leaders] = weights / weights.sum()
+        trained = np.asarray(self.trained_epochs, dtype=float)
+        deficit = share * (trained[leaders].sum() + 1.0) - trained  # epochs owed, next one included
         rows = np.asarray(candidates)
         leader = place[rows] < self.k
-        epochs = np.asarray(self.trained_epochs)[rows]
-        # leaders: fewer epochs first, then better place; the rest: by place, below every leader
-        return np.where(leader, 2.0 * len(place) + (len(place) - place[rows]) / (len(place) + 1.0)
-                        - epochs, -place[rows].astype(float))
+        # leaders: largest deficit, then better place (deficits differ by at least ~1/k^decay
+        # of an epoch or are equal); the rest: by place, below every leader
+        tie_break = (n - place[rows]) / (n + 1.0) * 1e-6
+        return np.where(leader, 2.0 * n + deficit[rows] + tie_break, -place[rows].astype(float))

@@ -187,10 +187,15 @@ class AT2Engine:
             return acq.NextEpochUCB(s.beta)
         if s.acquisition == "best_future":
             return acq.BestFutureUCB(s.beta)
+        if s.acquisition == "thompson":
+            # one draw per candidate and decision, from (seed, observations so far): the same
+            # decision after a restore, and no RNG state that queries would advance
+            rng = np.random.default_rng([self.seed, len(self.observations)])
+            return acq.CurveThompson(rng.standard_normal(self.n_candidates))
         contenders = tuple(c for c in range(self.n_candidates) if c not in self.failed)
         if s.acquisition == "leaders":
             trained = np.array([self.next_epoch(c) - 1 for c in range(self.n_candidates)])
-            return acq.LeadersRoundRobin(contenders, trained, s.leaders)
+            return acq.LeadersRoundRobin(contenders, trained, s.leaders, s.leaders_decay)
         incumbent = float(self.posterior().mean[self._recommendable()].max())
         return acq.BestFutureEI(incumbent)
 

@@ -46,15 +46,19 @@ class AT2Settings:
     acquisition: str = "best_future"
     """How a candidate's next epoch is scored: ``"next_epoch"`` (the paper: UCB of the next
     epoch's value), ``"best_future"`` (the highest UCB over the candidate's remaining epochs,
-    i.e. how good the configuration can still get) or ``"expected_improvement"`` (the highest
+    i.e. how good the configuration can still get), ``"expected_improvement"`` (the highest
     expected improvement over the recommendation's predicted best value, over the remaining
-    epochs)."""
+    epochs), ``"thompson"`` (Thompson sampling of whole curves, ``acquisition.CurveThompson``)
+    or ``"leaders"`` (``acquisition.LeadersRoundRobin``)."""
     residual_correction: bool = True
     """Correct each observed configuration's curve by its residuals from the GP's prediction
     (``at2_tune.core.residual``): the sparse GP alone cannot reproduce observed curves."""
     leaders: int = 3
     """With ``acquisition="leaders"``: how many of the model's most promising configurations
     are trained in turn (``acquisition.LeadersRoundRobin``)."""
+    leaders_decay: float = 0.0
+    """With ``acquisition="leaders"``: the leader in place ``i`` (0 = most promising) gets a
+    share of the epochs proportional to ``(i + 1) ** -leaders_decay`` (0: equal shares)."""
     recommend_from: str = "all"
     """``"all"`` candidates, or only those ``"observed"`` on the target task (all before the
     first observation)."""
@@ -97,7 +101,7 @@ class AT2Settings:
 
     def __post_init__(self) -> None:
         choices = {"acquisition": ("next_epoch", "best_future", "expected_improvement",
-                                   "leaders"),
+                                   "leaders", "thompson"),
                    "recommend_from": ("all", "observed", "best_observed"),
                    "output_warp": ("none", "log_error"),
                    "online_update": ("exact", "gradient")}
@@ -108,7 +112,7 @@ class AT2Settings:
 
     def offline_json(self) -> dict[str, Any]:
         """The fields an offline fit depends on (keys the cache of offline fits)."""
-        online_only = ("beta", "acquisition", "recommend_from", "leaders",
+        online_only = ("beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
                        "residual_correction",
                        "online_update",
                        "online_steps", "online_epochs", "scale_target", "calibrate")

@@ -148,3 +148,17 @@ def test_one_epoch_screening_trains_each_config_once_in_random_order(lcbench):
     for query in (1, 30, 60):
         seen = run.trained[:query]
         assert run.recommended[query - 1] == seen[int(np.argmax(first_epoch[seen]))]
+
+
+def test_weighted_round_robin_gives_the_prior_favourite_the_most_epochs(hyperrec):
+    task = resolve_task(hyperrec, pair=0, budget=30)
+    order = prior_order(hyperrec, task)[:4]
+    run = baselines.top_k_round_robin(hyperrec, task, 4, decay=1.0)
+    counts = Counter(run.trained)
+    # shares 1 : 1/2 : 1/3 : 1/4 of 30 epochs (12/25 of them to the first): 14.4, 7.2, 4.8, 3.6
+    assert [counts[c] for c in order] == [14, 7, 5, 4]
+    # deficits share * (trained + 1) - epochs: query 3 owes .48 to place 2, .44 to place 0
+    assert run.trained[:4] == [order[0], order[1], order[2], order[0]]
+    assert run.recommended == best_so_far(hyperrec.task_curves(task.test_task), run.trained, 30)
+    equal = baselines.top_k_round_robin(hyperrec, task, 4, decay=0.0)
+    assert equal.trained == [order[i % 4] for i in range(30)]

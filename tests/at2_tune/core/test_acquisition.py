@@ -58,3 +58,14 @@ def test_leaders_are_taken_among_contenders_only():
     rule = acq.LeadersRoundRobin(contenders=(1, 2), trained_epochs=np.zeros(3, dtype=int), k=1)
     score = rule(POSTERIOR, np.array([0, 1, 2]), np.array([1, 1, 1]))
     assert np.argmax(score) == 1  # candidate 0 (the best) failed: not a contender
+
+
+def test_curve_thompson_scores_the_best_drawn_value_of_the_remaining_epochs():
+    draws = np.array([1.0, -2.0, 0.5])
+    score = acq.CurveThompson(draws)(POSTERIOR, np.array([0, 1, 2]), np.array([1, 2, 4]))
+    # candidate 0: max(mean + std) over epochs 1..4 = 0.9; 1: max(mean - 2 std) over 2..4 = 0.35;
+    # 2: epoch 4 only, 0.3 + 0.25
+    np.testing.assert_allclose(score, [0.9, 0.35, 0.55])
+    # a zero draw is the best posterior mean over the remaining epochs
+    zero = acq.CurveThompson(np.zeros(3))(POSTERIOR, np.array([0, 1]), np.array([1, 4]))
+    np.testing.assert_allclose(zero, [0.6, 0.4])

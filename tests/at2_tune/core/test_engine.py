@@ -198,3 +198,24 @@ def test_engines_restored_from_one_state_do_not_share_optimizer_buffers(two_task
     for mean, std in predictions[1:]:
         np.testing.assert_array_equal(mean, predictions[0][0])
         np.testing.assert_array_equal(std, predictions[0][1])
+
+
+def test_thompson_draws_are_pure_per_decision_and_survive_a_restore(two_task_prior, frozen_settings,
+                                                                    target_curves):
+    settings = dataclasses.replace(frozen_settings, acquisition="thompson")
+    engine = _conditioned(two_task_prior, settings, seed=3)
+    candidates, epochs = list(range(100)), [1] * 100
+    first = engine.score(candidates, epochs)
+    np.testing.assert_array_equal(first, engine.score(candidates, epochs))  # scoring draws nothing new
+    posterior = engine.posterior()
+    draws = np.random.default_rng([3, 0]).standard_normal(100)
+    np.testing.assert_allclose(first, (posterior.mean + draws[:, None] * posterior.std).max(axis=1))
+    _run_queries(engine, target_curves, 2)
+    engine.condition()
+    restored = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=3)
+    restored.load_state_dict(engine.state_dict())
+    open_ = engine.open_candidates()
+    next_epochs = [engine.next_epoch(c) for c in open_]
+    second = engine.score(open_, next_epochs)
+    assert not np.allclose(second, first[open_])  # new observations, new draws
+    np.testing.assert_allclose(restored.score(open_, next_epochs), second)

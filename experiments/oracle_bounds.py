@@ -1,0 +1,91 @@
+"""How low can the rank of a recommendation get? Bounds that no policy on the same data beats.
+
+    python -m experiments.oracle_bounds --protocol loo --out results/oracle_bounds
+
+Two kinds of oracle, per database and protocol (mean ± standard error over cases; rank 0 = best
+of the configurations, as in the replay benchmark):
+
+- ``top-k oracle``: the best test-task configuration among the prior's ``k`` best by average
+  rank (the configurations :func:`at2_tune.baselines.top_k_round_robin` trains). A policy that
+  only trains those ``k`` cannot recommend better than this even if it saw their whole curves;
+  with a budget of 100 epochs and 75 (HyperRec) or 52 (LCBench) epochs per curve, it sees fewer
+  than two whole curves.
+- ``other-seed oracle`` (databases with two seed profiles): the best configuration of the test
+  task under the *other* seed profile, i.e. complete knowledge of every curve of the same task
+  up to training noise. Its rank measures how much of a task's ranking is noise.
+
+Writes ``OUT/oracle_bounds.json`` and ``OUT/oracle_bounds.md`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from at2_tune import evaluation
+
+TOP_K = (1, 3, 5, 10)
+
+
+def case_bounds(db, train_tasks, test_task: str, seed_profile: int) -> dict[str, float]:
+    """``{"top-k oracle": rank, ..., "other-seed oracle": rank}`` of one case (rank 0 = best)."""
+    average_rank = np.mean([db.ranks(t, seed_profile) for t in train_tasks], axis=0)
+    order = np.argsort(average_rank, kind="stable")
+    ranks = db.ranks(test_task, seed_profile)
+    bounds = {f"top-{k} oracle": float(ranks[order[:k]].min()) for k in TOP_K}
+    if db.n_seeds == 2:
+        other = db.final_values(test_task, 1 - seed_profile)
+        bounds["other-seed oracle"] = float(ranks[int(np.argmax(other))])
+    return bounds
+
+
+def cases(db, protocol: str) -> list[tuple[tuple[str, ...], str, int]]:
+    """(prior tasks, test task, seed profile) of every case of ``protocol``."""
+    if protocol == "pairs":
+        tasks = [(db.pair(i).train_tasks, db.pair(i).test_task) for i in range(len(db.pairs))]
+    else:
+        tasks = [(tuple(db.tasks_excluding([test])), test) for test in db.tasks]
+    return [(train, test, p) for train, test in tasks for p in range(db.n_seeds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", action="append", choices=["hyperrec", "lcbench"],
+                        help="repeatable (default: both)")
+    parser.add_argument("--protocol", action="append", choices=["pairs", "loo"],
+                        help="repeatable (default: both)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=Path("results/oracle_bounds"))
+    args = parser.parse_args(argv)
+    from at2_tune.databases import load_database
+
+    summary: dict[str, dict[str, dict[str, list[float | None]]]] = {}
+    lines = ["| database | protocol | cases | " + " | ".join(
+        [f"top-{k} oracle" for k in TOP_K] + ["other-seed oracle"]) + " |",
+             "|" + " --- |" * (4 + len(TOP_K))]
+    for name in args.database or ["hyperrec", "lcbench"]:
+        db = load_database(name, args.data_dir)
+        for protocol in args.protocol or ["pairs", "loo"]:
+            per_case = [case_bounds(db, *case) for case in cases(db, protocol)]
+            columns = {key: [c[key] for c in per_case] for key in per_case[0]}
+            summary.setdefault(name, {})[protocol] = {
+                key: [float(np.mean(v)), evaluation.standard_error(v)] for key, v in columns.items()}
+            cells = [f"{np.mean(columns[k]):.2f} ± {evaluation.standard_error(columns[k]):.2f}"
+                     if k in columns else "–"
+                     for k in [f"top-{k} oracle" for k in TOP_K] + ["other-seed oracle"]]
+            lines.append(f"| {name} | {protocol} | {len(per_case)} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "oracle_bounds.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (args.out / "oracle_bounds.md").write_text(table)
+    print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
