@@ -146,11 +146,24 @@ class AT2Engine:
         """The surrogate's posterior, observed curves corrected by their residuals
         (``settings.residual_correction``; ``at2_tune.core.residual``)."""
         posterior = self.surrogate.curve_posterior(self._encoded)
+        if self.settings.transfer_mean == "prior_average":
+            posterior = self._with_prior_average_mean(posterior)
         if not self.settings.residual_correction:
             return posterior
         return residual.correct_observed(posterior, np.asarray(candidates, dtype=np.int64),
                                          epochs.numpy().astype(np.int64),
                                          self.surrogate.transform.warp(values))
+
+    def _with_prior_average_mean(self, posterior: CurvePosterior) -> CurvePosterior:
+        """``posterior`` with the mean curve of every grid candidate replaced by its average
+        curve over the prior tasks (on the model's scale, mapped onto the new task's)."""
+        grid = [(row, cell) for row, cell in enumerate(self._candidate_cell) if cell is not None]
+        if not grid or not self.prior.n_tasks:
+            return posterior
+        rows, cells = (np.array(column) for column in zip(*grid))
+        mean = posterior.mean.copy()
+        mean[rows] = self.surrogate.transform.mean_from_model(self.prior.curves.mean(axis=0)[cells])
+        return CurvePosterior(mean, posterior.std)
 
     def _observation_arrays(self) -> tuple[list[int], torch.Tensor, np.ndarray, list[int | None]]:
         """Observed candidates, epochs ``(n,)``, values ``(n,)`` and grid configurations."""
@@ -183,17 +196,20 @@ class AT2Engine:
     def acquisition(self) -> acq.Acquisition:
         """The acquisition function of ``settings.acquisition`` for the current posterior."""
         s = self.settings
-        if s.acquisition == "next_epoch":
+        name = s.acquisition
+        if name == "auto":
+            name = "leaders" if self.prior.n_tasks else "best_future"
+        if name == "next_epoch":
             return acq.NextEpochUCB(s.beta)
-        if s.acquisition == "best_future":
+        if name == "best_future":
             return acq.BestFutureUCB(s.beta)
-        if s.acquisition == "thompson":
+        if name == "thompson":
             # one draw per candidate and decision, from (seed, observations so far): the same
             # decision after a restore, and no RNG state that queries would advance
             rng = np.random.default_rng([self.seed, len(self.observations)])
             return acq.CurveThompson(rng.standard_normal(self.n_candidates))
         contenders = tuple(c for c in range(self.n_candidates) if c not in self.failed)
-        if s.acquisition == "leaders":
+        if name == "leaders":
             trained = np.array([self.next_epoch(c) - 1 for c in range(self.n_candidates)])
             return acq.LeadersRoundRobin(contenders, trained, s.leaders, s.leaders_decay)
         incumbent = float(self.posterior().mean[self._recommendable()].max())
@@ -242,16 +258,15 @@ class AT2Engine:
 
     def recommend(self) -> int:
         """The candidate whose best predicted value over all epochs is highest (with
-        ``recommend_from="best_observed"``: the best value observed so far, ties to the earliest)."""
-        if self.settings.recommend_from == "best_observed" and len(self.observations):
-            best = max(self.observations, key=lambda o: (o.value, -self._arrival(o)))
+        ``recommend_from="best_observed"``: the best value observed so far, ties to the earliest;
+        failed candidates are never recommended)."""
+        usable = [(i, o) for i, o in enumerate(self.observations) if o.candidate not in self.failed]
+        if self.settings.recommend_from == "best_observed" and usable:
+            _, best = max(usable, key=lambda pair: (pair[1].value, -pair[0]))  # ties: earliest
             return best.candidate
         candidates = self._recommendable()
         best_over_epochs = self.posterior().mean[candidates].max(axis=1)
         return int(candidates[int(np.argmax(best_over_epochs))])
-
-    def _arrival(self, observation) -> int:
-        return next(i for i, o in enumerate(self.observations) if o is observation)
 
     def _recommendable(self) -> list[int]:
         candidates = [c for c in range(self.n_candidates) if c not in self.failed]

@@ -43,8 +43,10 @@ class AT2Settings:
         default_factory=lambda: OptimizerSettings("adam", 0.01))
     beta: float = 0.25
     """UCB exploration weight: score = mean + beta * std."""
-    acquisition: str = "best_future"
-    """How a candidate's next epoch is scored: ``"next_epoch"`` (the paper: UCB of the next
+    acquisition: str = "auto"
+    """How a candidate's next epoch is scored: ``"auto"`` (``"leaders"`` with prior tasks,
+    ``"best_future"`` without: a round robin over the model's favourites needs a prior),
+    ``"next_epoch"`` (the paper: UCB of the next
     epoch's value), ``"best_future"`` (the highest UCB over the candidate's remaining epochs,
     i.e. how good the configuration can still get), ``"expected_improvement"`` (the highest
     expected improvement over the recommendation's predicted best value, over the remaining
@@ -53,13 +55,18 @@ class AT2Settings:
     residual_correction: bool = True
     """Correct each observed configuration's curve by its residuals from the GP's prediction
     (``at2_tune.core.residual``): the sparse GP alone cannot reproduce observed curves."""
-    leaders: int = 3
+    transfer_mean: str = "prior_average"
+    """The posterior mean curve of a configuration of the prior grid: the GP's (``"gp"``), or
+    its average curve over the prior tasks on the new task's scale (``"prior_average"``; the
+    GP still gives the standard deviations, and ``residual_correction`` the new task's own
+    evidence)."""
+    leaders: int = 4
     """With ``acquisition="leaders"``: how many of the model's most promising configurations
     are trained in turn (``acquisition.LeadersRoundRobin``)."""
-    leaders_decay: float = 0.0
+    leaders_decay: float = 0.5
     """With ``acquisition="leaders"``: the leader in place ``i`` (0 = most promising) gets a
     share of the epochs proportional to ``(i + 1) ** -leaders_decay`` (0: equal shares)."""
-    recommend_from: str = "all"
+    recommend_from: str = "best_observed"
     """``"all"`` candidates, or only those ``"observed"`` on the target task (all before the
     first observation)."""
     standardize_prior: bool = True
@@ -97,14 +104,15 @@ class AT2Settings:
                    online_optimizer=dataclasses.replace(sgd, schedule="constant"),
                    unmatched_distance=0.5, standardize_prior=False, acquisition="next_epoch",
                    online_update="gradient", scale_target=False, output_warp="none",
-                   residual_correction=False)
+                   residual_correction=False, transfer_mean="gp", recommend_from="all")
 
     def __post_init__(self) -> None:
-        choices = {"acquisition": ("next_epoch", "best_future", "expected_improvement",
+        choices = {"acquisition": ("auto", "next_epoch", "best_future", "expected_improvement",
                                    "leaders", "thompson"),
                    "recommend_from": ("all", "observed", "best_observed"),
                    "output_warp": ("none", "log_error"),
-                   "online_update": ("exact", "gradient")}
+                   "online_update": ("exact", "gradient"),
+                   "transfer_mean": ("gp", "prior_average")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"AT2Settings.{name}={getattr(self, name)!r} is not one of "
@@ -113,6 +121,7 @@ class AT2Settings:
     def offline_json(self) -> dict[str, Any]:
         """The fields an offline fit depends on (keys the cache of offline fits)."""
         online_only = ("beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
+                       "transfer_mean",
                        "residual_correction",
                        "online_update",
                        "online_steps", "online_epochs", "scale_target", "calibrate")

@@ -51,8 +51,8 @@ def test_next_epoch_score_is_the_ucb_of_that_epoch(two_task_prior, fast_settings
 
 
 def test_best_future_score_is_the_best_ucb_from_the_next_epoch_on(two_task_prior, fast_settings):
-    engine = _conditioned(two_task_prior, fast_settings, seed=0)
-    assert fast_settings.acquisition == "best_future"
+    engine = _conditioned(two_task_prior, dataclasses.replace(fast_settings, acquisition="best_future"),
+                          seed=0)
     candidates, epochs = [0, 1, 1, 7], [1, 1, 60, 75]
     expected = []
     for candidate, epoch in zip(candidates, epochs):
@@ -219,3 +219,36 @@ def test_thompson_draws_are_pure_per_decision_and_survive_a_restore(two_task_pri
     second = engine.score(open_, next_epochs)
     assert not np.allclose(second, first[open_])  # new observations, new draws
     np.testing.assert_allclose(restored.score(open_, next_epochs), second)
+
+
+def test_prior_average_mean_replaces_the_gp_mean_of_unobserved_grid_candidates(
+        two_task_prior, frozen_settings, target_curves):
+    settings = dataclasses.replace(frozen_settings, transfer_mean="prior_average")
+    engine = _conditioned(two_task_prior, settings, seed=0)
+    average = engine.prior.curves.mean(axis=0)  # (100, 75) on the model's scale
+    np.testing.assert_allclose(engine.posterior().mean,
+                               engine.surrogate.transform.mean_from_model(average))
+    gp = _conditioned(two_task_prior, frozen_settings, seed=0)
+    np.testing.assert_array_equal(engine.posterior().std, gp.posterior().std)  # the GP's stds
+    queries = _run_queries(engine, target_curves, 3)
+    engine.condition()
+    observed = {c for c, _ in queries}
+    others = [c for c in range(100) if c not in observed]
+    mapped = engine.surrogate.transform.mean_from_model(average)  # the map now fits the target
+    np.testing.assert_allclose(engine.posterior().mean[others], mapped[others])
+    for candidate, epoch in queries:  # residual correction pulls observed curves towards the data
+        warped = engine.surrogate.transform.warp(target_curves[candidate, epoch - 1])
+        assert abs(engine.posterior().mean[candidate, epoch - 1] - warped) < \
+            abs(mapped[candidate, epoch - 1] - warped)
+
+
+def test_auto_acquisition_is_the_leaders_round_robin_with_a_prior_and_best_future_ucb_without(
+        two_task_prior, frozen_settings):
+    from at2_tune.core import acquisition as acq
+
+    assert frozen_settings.acquisition == "auto"
+    with_prior = _conditioned(two_task_prior, frozen_settings)
+    rule = with_prior.acquisition()
+    assert isinstance(rule, acq.LeadersRoundRobin) and (rule.k, rule.decay) == (4, 0.5)
+    without = _conditioned(PriorData.empty(two_task_prior.configs[:10], 75), frozen_settings)
+    assert without.acquisition() == acq.BestFutureUCB(frozen_settings.beta)
