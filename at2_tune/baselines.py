@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from at2_tune.core.acquisition import owed_epochs
 from at2_tune.databases import LearningCurveDatabase
 from at2_tune.replay import ReplayTask
 
@@ -123,9 +124,7 @@ def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int,
         open_ = np.array([not run.finished(c) for c in rotation])
         if not open_.any():
             break
-        share = np.where(open_, weights, 0.0) / weights[open_].sum()
-        trained = run.epochs[rotation]
-        deficit = share * (trained[open_].sum() + 1.0) - trained
+        deficit = owed_epochs(np.where(open_, weights, 0.0), run.epochs[rotation])
         place = int(np.argmax(np.where(open_, np.round(deficit, 9), -np.inf)))  # ties: first
         run.train(int(rotation[place]))
     return run.result()

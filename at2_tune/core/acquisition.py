@@ -113,6 +113,15 @@ def best_value_distribution(posterior: CurvePosterior) -> tuple[np.ndarray, np.n
     return posterior.mean[rows, peak], posterior.std[rows, peak]
 
 
+def owed_epochs(weights: np.ndarray, trained: np.ndarray) -> np.ndarray:
+    """Epochs each member of a weighted rotation is owed once the next epoch is trained:
+    ``share_i * (epochs trained in the rotation + 1) - trained_i``, with ``share = weights /
+    weights.sum()``. ``weights`` ``(k,)`` are >= 0 (0: out of the rotation), ``trained`` ``(k,)``
+    the epochs trained so far; the member owed the most trains next."""
+    weights, trained = np.asarray(weights, dtype=float), np.asarray(trained, dtype=float)
+    return weights / weights.sum() * (trained[weights > 0].sum() + 1.0) - trained
+
+
 @dataclass(frozen=True)
 class LeadersRoundRobin(Acquisition):
     """Train the model's ``k`` most promising configurations in turn, the more promising more often.
@@ -141,11 +150,10 @@ class LeadersRoundRobin(Acquisition):
         place = np.full(n, len(order))
         place[order] = np.arange(len(order))
         leaders = order[: self.k]
-        weights = (np.arange(len(leaders)) + 1.0) ** -self.decay
-        share = np.zeros(n)
-        share[leaders] = weights / weights.sum()
         trained = np.asarray(self.trained_epochs, dtype=float)
-        deficit = share * (trained[leaders].sum() + 1.0) - trained  # epochs owed, next one included
+        deficit = np.zeros(n)
+        deficit[leaders] = owed_epochs((np.arange(len(leaders)) + 1.0) ** -self.decay,
+                                       trained[leaders])
         rows = np.asarray(candidates)
         leader = place[rows] < self.k
         # leaders: largest deficit, then better place (deficits differ by at least ~1/k^decay

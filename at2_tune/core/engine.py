@@ -260,10 +260,12 @@ class AT2Engine:
         """The candidate whose best predicted value over all epochs is highest (with
         ``recommend_from="best_observed"``: the best value observed so far, ties to the earliest;
         failed candidates are never recommended)."""
-        usable = [(i, o) for i, o in enumerate(self.observations) if o.candidate not in self.failed]
-        if self.settings.recommend_from == "best_observed" and usable:
-            _, best = max(usable, key=lambda pair: (pair[1].value, -pair[0]))  # ties: earliest
-            return best.candidate
+        if self.settings.recommend_from == "best_observed":
+            usable = [(i, o) for i, o in enumerate(self.observations)
+                      if o.candidate not in self.failed]
+            if usable:
+                _, best = max(usable, key=lambda pair: (pair[1].value, -pair[0]))  # ties: earliest
+                return best.candidate
         candidates = self._recommendable()
         best_over_epochs = self.posterior().mean[candidates].max(axis=1)
         return int(candidates[int(np.argmax(best_over_epochs))])
