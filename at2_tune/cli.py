@@ -11,7 +11,7 @@ import sys
 from typing import Sequence
 
 from at2_tune.commands import data, replay, space, train
-from at2_tune.errors import AT2Error
+from at2_tune.errors import USER_ERRORS
 
 _COMMANDS = (data, space, replay, train)
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except AT2Error as exc:
+    except USER_ERRORS as exc:
         print(f"at2-tune: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

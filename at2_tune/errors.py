@@ -1,11 +1,18 @@
 """Exception types of at2-tune.
 
-Every error a user can trigger with bad input derives from :class:`AT2Error`, so callers can
-catch the project's errors without catching programming errors. Messages name the offending
+Every error a user can trigger with bad input derives from :class:`AT2Error`, or is a
+:class:`SearchSpaceError` (defined in ``search_spaces``, which depends on nothing of at2_tune);
+catch :data:`USER_ERRORS` to catch both without catching programming errors. Messages name the offending
 value, the constraint it broke and how to fix it.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AT2Error", "ChecksumError", "DatabaseError", "DatabaseNotFoundError",
+           "SearchSpaceError", "UnknownDatabaseError", "UnknownTaskError", "UnsafePickleError",
+           "USER_ERRORS"]
 
 
 class AT2Error(Exception):
@@ -42,5 +49,14 @@ class UnknownTaskError(AT2Error, KeyError):
         return str(self.args[0])
 
 
-class SearchSpaceError(AT2Error, ValueError):
-    """A configuration or a search-space definition is invalid."""
+
+
+def __getattr__(name: str) -> Any:
+    """``SearchSpaceError`` and ``USER_ERRORS = (AT2Error, SearchSpaceError)`` (every error type
+    bad input raises: ``except USER_ERRORS``), imported on first use so that importing these
+    errors (as ``trainers`` does) does not import the search spaces."""
+    if name in ("SearchSpaceError", "USER_ERRORS"):
+        from search_spaces.errors import SearchSpaceError
+
+        return SearchSpaceError if name == "SearchSpaceError" else (AT2Error, SearchSpaceError)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,9 @@
 """Replay tuning on a learning-curve database: the AT2 paper's online protocol, in pure Python.
 
 The target task starts with no observation; each query trains one configuration for one more
-epoch, i.e. reveals the next value of its curve from the database. After every query the engine's
+epoch, i.e. reveals the next value of its curve from the database. The decisions are the
+freeze-thaw coordinator's (``at2_tune.core.coordinator``), the same as through Ray Tune, carried
+out on ``K`` simulated slots with deterministic simulated epoch durations. After every query the engine's
 recommendation is ranked on the target task (0 = best of all configurations, by best value
 over epochs).
 """
@@ -9,20 +11,25 @@ over epochs).
 from __future__ import annotations
 
 import csv
+import heapq
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
+from at2_tune.core.coordinator import Coordinator, Decision, Finished, Resume, Start, TraceRow
 from at2_tune.core.engine import AT2Engine
-from at2_tune.core.offline_cache import load_or_fit
+from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.databases import LearningCurveDatabase
+from at2_tune.errors import AT2Error
 
 TRACE_FIELDS = ("query", "epochs_spent", "config_id", "epoch", "value", "recommended_config_id",
-                "rank", "regret", "wall_s")
+                "rank", "regret", "wall_s", "sim_time")
 
 
 @dataclass(frozen=True)
@@ -57,54 +64,123 @@ def resolve_task(db: LearningCurveDatabase, pair: int | None = None,
     return ReplayTask(db.name, tuple(train_tasks or ()), test_task, seed_profile, budget)
 
 
+def build_engine(db: LearningCurveDatabase, task: ReplayTask, seed: int,
+                 settings: AT2Settings, fit_cache: FitCache | None) -> tuple[AT2Engine, bool]:
+    """The task's engine, fitted offline on its prior tasks and conditioned; and whether the
+    fit came from ``fit_cache``."""
+    from search_spaces import get_space
+
+    prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
+    engine = AT2Engine(get_space(db.space_name), prior, settings, seed=seed)
+    return engine, prepare_engine(engine, fit_cache)
+
+
+def epoch_seconds(seed: int, candidate: int, epoch: int) -> float:
+    """Simulated duration of one epoch: fixed per configuration (some train faster than
+    others), between about 0.5 and 2 time units, the same for every run with ``seed``."""
+    return float(np.exp(0.35 * np.random.default_rng([seed, candidate]).standard_normal()))
+
+
+def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, seed: int = 0,
+             on_observation: Callable[[TraceRow, float], None] | None = None) -> float:
+    """Carry out ``coordinator``'s decisions on ``concurrency`` simulated slots until it is
+    finished; a trial's epoch ``e`` of candidate ``c`` reveals ``curves[c, e - 1]`` after
+    :func:`epoch_seconds`. Deterministic: simultaneous events go in start order.
+
+    Returns:
+        The simulated time at the end.
+    """
+    coordinator.max_concurrent = concurrency
+    clock, started = 0.0, 0
+    running: list[tuple[float, int, str]] = []  # (finish time, start order, trial id)
+
+    def schedule(trial_id: str) -> None:
+        nonlocal started
+        record = coordinator.trials[trial_id]
+        duration = epoch_seconds(seed, record.candidate, record.last_epoch + 1)
+        heapq.heappush(running, (clock + duration, started, trial_id))
+        started += 1
+
+    while True:
+        action = coordinator.next_action()
+        while isinstance(action, (Start, Resume)):
+            if isinstance(action, Start):
+                trial_id = f"trial_{len(coordinator.trials):05d}"
+                coordinator.start(trial_id, action)
+            else:
+                trial_id = action.trial_id
+                coordinator.resume(action)
+            schedule(trial_id)
+            action = coordinator.next_action()
+        if not running:
+            if isinstance(action, Finished):
+                return clock
+            raise AT2Error(f"the coordinator waits ({action}) with no trial running")
+        clock, _, trial_id = heapq.heappop(running)
+        record = coordinator.trials[trial_id]
+        epoch = record.last_epoch + 1
+        observed = len(coordinator.trace)
+        decision = coordinator.on_result(trial_id, epoch, float(curves[record.candidate, epoch - 1]))
+        if on_observation is not None and len(coordinator.trace) > observed:
+            on_observation(coordinator.trace[-1], clock)
+        if decision is Decision.CONTINUE:
+            schedule(trial_id)
+
+
 def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                settings: AT2Settings | None = None,
                on_query: Callable[[dict[str, Any]], None] | None = None,
-               fit_cache: str | Path | None = None) -> dict[str, Any]:
-    """Run AT2 on ``task`` and return the results document (see :func:`write_results`).
+               fit_cache: FitCache | str | Path | None = None,
+               concurrency: int = 1) -> dict[str, Any]:
+    """Run AT2 on ``task`` through the coordinator on ``concurrency`` simulated slots (see
+    :func:`simulate`) and return the results document (:func:`results_document`).
 
-    With ``fit_cache`` (a folder), the offline fit on the prior tasks is reused from there when
-    an identical one was saved before, and saved otherwise.
+    With ``fit_cache`` the offline fit on the prior tasks is reused from there when an
+    identical one was saved before, and saved otherwise; ``None``: no cache.
     """
-    from search_spaces import get_space
-
     settings = settings or AT2Settings()
     started = time.perf_counter()
-    prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
-    engine = AT2Engine(get_space(db.space_name), prior, settings, seed=seed)
-    reused = False
-    if fit_cache is not None:
-        reused = load_or_fit(engine, fit_cache)
-    else:
-        engine.fit_offline()
-    engine.condition()
+    engine, reused = build_engine(db, task, seed, settings, FitCache.coerce(fit_cache))
     offline_fit_s = time.perf_counter() - started
+    coordinator = Coordinator(engine, budget_epochs=task.budget, max_concurrent=concurrency,
+                              track_recommendations=True)
     curves = db.task_curves(task.test_task, task.seed_profile)
-    ranks = db.ranks(task.test_task, task.seed_profile)
-    final = db.final_values(task.test_task, task.seed_profile)
-    trace = []
-    for query_number in range(1, task.budget + 1):
-        query = engine.next_query()
-        if query is None:
-            break
-        value = float(curves[query.candidate, query.epoch - 1])
-        engine.observe(query.candidate, query.epoch, value)
-        engine.condition()
-        recommended = engine.recommend()
-        row = {"query": query_number, "epochs_spent": query_number,
-               "config_id": query.candidate, "epoch": query.epoch, "value": value,
-               "recommended_config_id": recommended, "rank": int(ranks[recommended]),
-               "regret": float(final.max() - final[recommended]),
-               "wall_s": time.perf_counter() - started}
-        trace.append(row)
+    rows: list[dict[str, Any]] = []
+
+    def record(row: TraceRow, sim_time: float) -> None:
+        rows.append(trace_row(db, task, len(rows) + 1, row, time.perf_counter() - started, sim_time))
         if on_query is not None:
-            on_query(row)
+            on_query(rows[-1])
+
+    simulate(coordinator, curves, concurrency, seed, record)
+    return results_document(db, task, seed, settings, rows, backend="local",
+                            concurrency=concurrency,
+                            timing={"offline_fit_s": offline_fit_s,
+                                    "total_s": time.perf_counter() - started},
+                            offline_fit_reused=reused)
+
+
+def trace_row(db: LearningCurveDatabase, task: ReplayTask, number: int, row: TraceRow,
+              wall_s: float | None, sim_time: float | None = None) -> dict[str, Any]:
+    """One row of the results' trace: the query, its value, the recommendation after it and
+    the recommendation's rank and regret on the target task."""
+    recommended = row.recommended
+    return {"query": number, "epochs_spent": number, "config_id": row.candidate,
+            "epoch": row.epoch, "value": row.value, "recommended_config_id": recommended,
+            "rank": db.rank(task.test_task, recommended, task.seed_profile),
+            "regret": db.regret(task.test_task, recommended, task.seed_profile),
+            "wall_s": wall_s, "sim_time": sim_time}
+
+
+def results_document(db: LearningCurveDatabase, task: ReplayTask, seed: int,
+                     settings: AT2Settings, trace: list[dict[str, Any]], *, backend: str,
+                     concurrency: int, timing: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The results document of a replay run, the same for every backend."""
     return {"database": task.database, "train_tasks": list(task.train_tasks),
             "test_task": task.test_task, "seed_profile": task.seed_profile,
-            "budget": task.budget, "seed": seed, "method": "at2",
-            "settings": settings.to_json(), "trace": trace,
-            "offline_fit_reused": reused,
-            "timing": {"offline_fit_s": offline_fit_s, "total_s": time.perf_counter() - started}}
+            "budget": task.budget, "seed": seed, "method": "at2", "backend": backend,
+            "concurrency": concurrency, "settings": settings.to_json(), "trace": trace,
+            "timing": timing, **extra}
 
 
 def write_results(results: dict[str, Any], out_dir: str | Path) -> Path:

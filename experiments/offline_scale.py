@@ -14,7 +14,7 @@ import sys
 import time
 
 from at2_tune.core.engine import AT2Engine
-from at2_tune.core.offline_cache import default_fit_cache, load_or_fit
+from at2_tune.core.offline_cache import FitCache
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.databases import load_database
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     prior = PriorData.from_database(db, tasks, args.seed_profile)
     engine = AT2Engine(get_space(db.space_name), prior, AT2Settings(), seed=args.seed)
     started = time.perf_counter()
-    reused = load_or_fit(engine, default_fit_cache())
+    reused = FitCache().load_or_fit(engine)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     engine.condition()
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'peak RSS':<28}{peak_mb:.0f} MB")
     print(f"{'zero-shot recommendation':<28}config {recommended}, rank "
           f"{db.rank(args.test_task, recommended, args.seed_profile)} on {args.test_task}")
-    print(f"{'cache':<28}{default_fit_cache()}")
+    print(f"{'cache':<28}{FitCache().path}")
     return 0
 
 

@@ -30,14 +30,13 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
     """``{n_observations: {"loglik", "coverage90", "spearman"}}`` for one case."""
     from at2_tune.core.acquisition import best_value_distribution
     from at2_tune.core.engine import AT2Engine
-    from at2_tune.core.offline_cache import load_or_fit
+    from at2_tune.core.offline_cache import FitCache, prepare_engine
     from at2_tune.core.prior import PriorData
     from search_spaces import get_space
 
     prior = PriorData.from_database(db, train_tasks, seed_profile)
     engine = AT2Engine(get_space(db.space_name), prior, settings, seed=seed)
-    load_or_fit(engine, fit_cache) if fit_cache else engine.fit_offline()
-    engine.condition()
+    prepare_engine(engine, FitCache.coerce(fit_cache))
     curves = db.task_curves(test_task, seed_profile)
     truth = db.final_values(test_task, seed_profile)
     out = {}

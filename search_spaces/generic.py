@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import PATH_SEPARATOR, value_repr
 from search_spaces.params import PRIMITIVE_CHOICE_TYPES, Categorical, Float, Integer, Parameter
 from search_spaces.space import SearchSpace

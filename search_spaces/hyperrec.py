@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import did_you_mean, value_repr
 from search_spaces.params import Categorical, Condition, Float, Integer, Ratio
 from search_spaces.space import SearchSpace

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import did_you_mean, value_repr
 from search_spaces.params import Float, Integer, same_choice
 from search_spaces.space import SearchSpace

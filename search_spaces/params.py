@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import number
 
 PRIMITIVE_CHOICE_TYPES = (str, int, float, bool, type(None))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import did_you_mean
 from search_spaces.hyperrec import HYPERREC_SPACE
 from search_spaces.lcbench import LCBENCH_SPACE

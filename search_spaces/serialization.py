@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import value_repr
 from search_spaces.params import Categorical, Condition, Float, Integer, Parameter, Ratio
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import (PATH_SEPARATOR, config_ref, did_you_mean, number,
                                  table, value_repr)
 from search_spaces.encoding import NumericScaling

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import PATH_SEPARATOR
 from search_spaces.params import (Categorical, Condition, Float, Integer, Parameter, Ratio,
                                   choice_index)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces.errors import SearchSpaceError
 from search_spaces._text import approx, closest, config_ref, number, value_repr
 from search_spaces.params import (Categorical, Float, Integer, Parameter, Ratio, choice_index,
                                   on_grid)

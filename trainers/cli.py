@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from at2_tune.errors import AT2Error
+from at2_tune.errors import USER_ERRORS, AT2Error
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -120,7 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
     except DivergenceError as exc:
         print(f"at2-tune train: diverged: {exc}", file=sys.stderr)
         return 1
-    except AT2Error as exc:
+    except USER_ERRORS as exc:
         print(f"at2-tune train: error: {exc}", file=sys.stderr)
         return 2
     if result.metrics:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ray import tune
 
-from at2_tune.core.engine import config_key
+from search_spaces import config_key
 
 EPOCH_FILE = "replay_epoch.json"
 
@@ -32,11 +32,13 @@ def _database(name: str, data_dir: str | None):
 def make_replay_trainable(database: str, task: str, seed_profile: int = 0,
                           seconds_per_epoch: float = 0.0, metric: str = "val_acc",
                           data_dir: str | None = None,
-                          fail_on: Callable[[dict[str, Any]], bool] | None = None) -> Callable:
+                          fail_on: Callable[[dict[str, Any]], bool] | None = None,
+                          fail_at_epoch: int = 1) -> Callable:
     """A function trainable replaying ``task`` of ``database``.
 
     Args:
-        fail_on: for tests and demos: configurations for which the trainable raises.
+        fail_on: for tests and demos: configurations for which the trainable raises when it
+            is about to train epoch ``fail_at_epoch`` (after reporting the epochs before it).
     Reports per epoch: ``metric`` (validation accuracy), ``epoch``, ``config_id``.
     """
     from at2_tune.databases import get_spec, locate
@@ -54,14 +56,14 @@ def make_replay_trainable(database: str, task: str, seed_profile: int = 0,
         if config_id is None:
             raise ValueError(f"configuration {config} is not one of the {len(index)} "
                              f"configurations of {database!r}; replay can only train those")
-        if fail_on is not None and fail_on(config):
-            raise RuntimeError(f"simulated training failure of config {config_id}")
         start = 0
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
                 start = json.loads((Path(directory) / EPOCH_FILE).read_text())["epoch"]
         for epoch in range(start + 1, curves.shape[1] + 1):
+            if epoch >= fail_at_epoch and fail_on is not None and fail_on(config):
+                raise RuntimeError(f"simulated training failure of config {config_id} in epoch {epoch}")
             if seconds_per_epoch:
                 time.sleep(seconds_per_epoch)
             with tempfile.TemporaryDirectory() as directory:

@@ -16,9 +16,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__)
     parser.add_argument("--backend", choices=["ray", "local"], default="ray",
                         help="ray: trials through tune.run with AT2Searcher + AT2Scheduler "
-                             "(default); local: the pure Python loop")
+                             "(default); local: the same coordinator on simulated slots")
     parser.add_argument("--concurrency", type=int, default=1, metavar="K",
-                        help="concurrent trials with --backend ray (default 1)")
+                        help="concurrent trials (default 1); with --backend local, K simulated "
+                             "slots with deterministic simulated epoch durations")
     parser.add_argument("--seconds-per-epoch", type=float, default=0.0,
                         help="simulated training time per epoch with --backend ray")
     parser.add_argument("--database", choices=["hyperrec", "lcbench"], default="hyperrec")
@@ -49,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from at2_tune.core.offline_cache import default_fit_cache
+    from at2_tune.core.offline_cache import FitCache
     from at2_tune.core.settings import AT2Settings
     from at2_tune.databases import load_database
     from at2_tune.replay import resolve_task, run_replay, write_results
@@ -61,6 +62,8 @@ def _run(args: argparse.Namespace) -> int:
                             seed_profile=args.seed_profile, budget=args.budget)
     except ValueError as exc:
         raise AT2Error(str(exc)) from None
+    if args.concurrency < 1:
+        raise AT2Error(f"--concurrency {args.concurrency} must be at least 1 trial at a time")
     if args.no_transfer:
         task = dataclasses.replace(task, train_tasks=())
     settings = AT2Settings.reference() if args.reference else AT2Settings()
@@ -77,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
                   f"rank {row['rank']:>3} regret {row['regret']:.4f}"
                   + (f" | {row['wall_s']:.1f} s" if row["wall_s"] is not None else ""), flush=True)
 
-    fit_cache = None if args.no_fit_cache else (args.fit_cache or default_fit_cache())
+    fit_cache = None if args.no_fit_cache else FitCache(args.fit_cache)
     if args.backend == "ray":
         # The model update runs inside the scheduler's on_trial_result (~0.5 s per epoch on 2
         # cores) by design; keep Tune from printing a slowness warning for every result.
@@ -87,11 +90,11 @@ def _run(args: argparse.Namespace) -> int:
         results = run_replay_ray(db, task, seed=args.seed, settings=settings,
                                  concurrency=args.concurrency,
                                  seconds_per_epoch=args.seconds_per_epoch,
-                                 fit_cache=fit_cache or False, on_query=show,
+                                 fit_cache=fit_cache, on_query=show,
                                  data_dir=str(args.data_dir) if args.data_dir else None)
     else:
         results = run_replay(db, task, seed=args.seed, settings=settings, on_query=show,
-                             fit_cache=fit_cache)
+                             fit_cache=fit_cache, concurrency=args.concurrency)
     path = write_results(results, args.out)
     print(f"wrote {path}")
     return 0

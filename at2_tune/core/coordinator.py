@@ -1,35 +1,92 @@
-"""Freeze-thaw bookkeeping shared by the Ray Tune searcher and scheduler (no Ray imports).
+"""The freeze-thaw coordinator: the one decision maker of a tuning run (no Ray imports).
 
-The coordinator owns the :class:`~at2_tune.core.engine.AT2Engine` and maps trials to candidates
-(one trial per candidate: resuming a trial continues the same candidate). Every decision comes
-from one ranking: the acquisition value of the next epoch of every open candidate, whether it
-is running, paused, or not started yet. With ``k`` concurrent slots,
+It owns the trials of one run and every decision about them; the Ray Tune searcher and
+scheduler (``at2_tune.tune``) and the local replay simulator (``at2_tune.replay``) only carry its
+decisions out. Two calls make every decision:
 
-* a running trial CONTINUEs while its candidate is among the top ``k``, else it PAUSEs;
-* a free slot goes to the best candidate that is not running: a paused trial (resumed) or a
-  new one (the searcher suggests it);
-* a trial STOPs at the last epoch, when the epoch budget is spent, or when it failed.
+* :meth:`Coordinator.on_result` observes one epoch's value of a trial and answers
+  :class:`Decision` ``CONTINUE`` (train its next epoch), ``PAUSE`` (checkpoint and free the slot)
+  or ``STOP`` (never train it again);
+* :meth:`Coordinator.next_action` is asked once per free slot and answers :class:`Start` (a new
+  trial of a candidate), :class:`Resume` (a paused trial), :data:`WAIT` (nothing to do now) or
+  :data:`FINISHED` (nothing will ever be needed again). The executor carries a ``Start`` out
+  with :meth:`~Coordinator.start` and a ``Resume`` with :meth:`~Coordinator.resume`.
 
-With one slot this makes exactly the queries of the pure replay loop.
+Every decision comes from one ranking: the engine's acquisition value of the next epoch of every
+open candidate, running, paused or not started. With ``k`` slots a running trial continues while
+its candidate is among the top ``k``; a free slot goes to the best candidate that is not running.
+The epoch budget counts every epoch reported and every epoch in flight (one per running or
+starting trial), so it is never exceeded. With one slot this makes exactly the queries of
+``engine.next_query()`` in a loop.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from at2_tune.core.engine import AT2Engine, Query
 from at2_tune.errors import AT2Error
 
-COORDINATOR_STATE_VERSION = 1
+log = logging.getLogger(__name__)
+
+COORDINATOR_STATE_VERSION = 2
 
 
 class Decision(str, Enum):
+    """What a trial does after a result."""
+
     CONTINUE = "CONTINUE"
     PAUSE = "PAUSE"
     STOP = "STOP"
+
+
+class TrialStatus(str, Enum):
+    """Where a trial stands; ``PENDING`` and ``RUNNING`` trials hold a slot and owe one epoch."""
+
+    PENDING = "pending"  # started, no result yet
+    RUNNING = "running"  # training its next epoch
+    PAUSED = "paused"  # checkpointed after its last epoch; may resume
+    DONE = "done"  # finished, stopped or failed: never trains again
+
+    @property
+    def in_flight(self) -> bool:
+        return self in (TrialStatus.PENDING, TrialStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start a new trial training ``candidate`` from its first epoch."""
+
+    candidate: int
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Resume the paused trial ``trial_id`` from its checkpoint."""
+
+    trial_id: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to start or resume now (slots taken, or the budget is held by running trials)."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Nothing will ever be started or resumed again (budget spent or no candidate left)."""
+
+
+WAIT, FINISHED = Wait(), Finished()
+Action = Start | Resume | Wait | Finished
+
+
+class TrialEpochError(AT2Error):
+    """A trial reported an epoch that is not its next one."""
 
 
 @dataclass
@@ -37,8 +94,11 @@ class TrialRecord:
     """What the coordinator knows of one trial."""
 
     candidate: int
-    status: str = "pending"  # pending | running | paused | done
+    status: TrialStatus = TrialStatus.PENDING
     last_epoch: int = 0
+    catching_up: bool = False
+    """Restored from a saved state: the trial may first re-run epochs the coordinator has
+    already observed (its checkpoint can be older than the coordinator's state)."""
 
 
 @dataclass
@@ -54,64 +114,81 @@ class TraceRow:
 
 @dataclass
 class Coordinator:
-    """Shared state of one freeze-thaw tuning run.
+    """Trials, budget and decisions of one freeze-thaw tuning run.
 
     Args:
-        engine_factory: builds the engine once the search space is known (late binding, as
-            Tune passes metric, mode and space to the searcher after construction).
-        budget_epochs: total epochs (queries) allowed; ``None``: no limit.
-        max_concurrent: slots ``k`` of the top-k rule; ``None``: the number of running trials.
+        engine: the AT2 engine of the target task (attach it later with :meth:`attach` when it
+            can only be built once the search space is known, as in Ray Tune).
+        budget_epochs: total epochs allowed over all trials; ``None``: no limit.
+        max_concurrent: slots ``k``; ``None``: as many as the executor offers (the top-``k``
+            rule then uses the number of trials holding a slot).
         track_recommendations: compute the recommendation after every observation (trace).
     """
 
-    engine_factory: Callable[..., AT2Engine] | None = None
+    engine: AT2Engine | None = None
     budget_epochs: int | None = None
     max_concurrent: int | None = None
     track_recommendations: bool = False
-    engine: AT2Engine | None = None
     trials: dict[str, TrialRecord] = field(default_factory=dict)
     trace: list[TraceRow] = field(default_factory=list)
-    epochs_observed: int = 0
+    epochs_spent: int = 0
+    needs_reconcile: bool = False
+    """Set by :meth:`load_state_dict` until :meth:`reconcile`."""
+    can_start: bool = True
+    """False once the executor cannot start new trials (Tune's ``num_samples`` is used up):
+    free slots then only resume paused trials."""
+    _planned: Start | Resume | None = field(default=None, repr=False)
 
-    # ---------------------------------------------------------------- engine
-    def ensure_engine(self, **context: Any) -> AT2Engine:
-        """The engine, built by ``engine_factory(**context)`` on first use."""
-        if self.engine is None:
-            if self.engine_factory is None:
-                raise AT2Error("the coordinator has no engine and no engine_factory to build one")
-            self.engine = self.engine_factory(**context)
-        return self.engine
+    def __post_init__(self) -> None:
+        if self.budget_epochs is not None and self.budget_epochs < 1:
+            raise AT2Error(f"budget_epochs={self.budget_epochs} must be at least 1 epoch "
+                           "(or None for no limit)")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise AT2Error(f"max_concurrent={self.max_concurrent} must be at least 1 slot "
+                           "(or None for as many as the executor offers)")
+
+    # ---------------------------------------------------------------- set-up
+    def attach(self, engine: AT2Engine) -> None:
+        """Give the coordinator its engine (once)."""
+        if self.engine is not None and self.engine is not engine:
+            raise AT2Error("the coordinator already has an engine; build a new coordinator "
+                           "for a new tuning run")
+        self.engine = engine
 
     def _engine(self) -> AT2Engine:
         if self.engine is None:
-            raise AT2Error("the search space is not set yet: Tune calls set_search_properties "
-                           "before the first trial; pass metric/mode to tune.run or TuneConfig")
+            raise AT2Error("the coordinator has no engine yet: with Ray Tune the searcher builds "
+                           "it once Tune passes metric, mode and space; pass metric/mode to "
+                           "tune.run or TuneConfig")
         return self.engine
 
-    # ---------------------------------------------------------------- budget
-    def _in_flight(self, excluding: str | None = None) -> int:
-        return sum(1 for trial_id, record in self.trials.items()
-                   if record.status in ("running", "pending") and trial_id != excluding)
+    # ---------------------------------------------------------------- queries
+    def status(self, trial_id: str) -> TrialStatus | None:
+        """The trial's status, ``None`` for a trial this coordinator did not start."""
+        record = self.trials.get(trial_id)
+        return None if record is None else record.status
 
-    def budget_left(self, excluding: str | None = None) -> float:
-        """Epochs not yet observed nor in flight (``inf`` without a budget)."""
+    def trials_with(self, status: TrialStatus) -> list[str]:
+        return [t for t, r in self.trials.items() if r.status is status]
+
+    @property
+    def in_flight(self) -> int:
+        """Trials holding a slot (running or starting): each owes one epoch to the budget."""
+        return sum(r.status.in_flight for r in self.trials.values())
+
+    @property
+    def epochs_observed(self) -> int:
+        """Observations recorded by the engine (reported epochs that were usable)."""
+        return len(self.trace)
+
+    def budget_left(self) -> float:
+        """Epochs neither spent nor in flight (``inf`` without a budget)."""
         if self.budget_epochs is None:
             return math.inf
-        return self.budget_epochs - self.epochs_observed - self._in_flight(excluding)
+        return self.budget_epochs - self.epochs_spent - self.in_flight
 
-    def _active_trials(self) -> list[TrialRecord]:
-        """Trials that hold a slot: running, or suggested and waiting to start."""
-        return [r for r in self.trials.values() if r.status in ("running", "pending")]
-
-    def slots(self) -> int:
-        return self.max_concurrent or max(1, len(self._active_trials()))
-
-    # ---------------------------------------------------------------- ranking
-    def _trial_of(self, candidate: int) -> str | None:
-        for trial_id, record in self.trials.items():
-            if record.candidate == candidate and record.status != "done":
-                return trial_id
-        return None
+    def _slots(self) -> int:
+        return self.max_concurrent or max(1, self.in_flight)
 
     def ranking(self, limit: int | None = None) -> list[Query]:
         """Every open candidate's next epoch, best acquisition value first."""
@@ -119,109 +196,156 @@ class Coordinator:
         engine.condition()  # a no-op unless something was observed since the last decision
         return engine.ranked_queries(limit=limit)
 
-    def next_start(self) -> tuple[str | None, Query | None]:
-        """The best candidate that is not running: ``(paused trial id or None, its query)``."""
-        busy = {r.candidate for r in self._active_trials()}
-        for query in self.ranking():
-            if query.candidate in busy:
-                continue
-            return self._trial_of(query.candidate), query
-        return None, None
+    # ---------------------------------------------------------------- decisions
+    def next_action(self) -> Action:
+        """What a free slot does now. Asking again before the action is carried out (or before
+        anything changes) returns the same action without recomputing it."""
+        if self._planned is None:
+            action = self._decide()
+            if isinstance(action, (Start, Resume)):
+                self._planned = action
+            return action
+        return self._planned
 
-    # ---------------------------------------------------------------- trial lifecycle
-    def suggest(self, trial_id: str) -> int | None:
-        """The candidate a new trial should train, or ``None``: a new trial is already waiting
-        to start, all slots are taken, the budget is spent, or a paused trial ranks higher
-        (it resumes first)."""
-        statuses = [r.status for r in self.trials.values()]
-        if "pending" in statuses:
-            return None
-        if self.max_concurrent is not None and statuses.count("running") >= self.max_concurrent:
-            return None
+    def _decide(self) -> Action:
+        nothing_now = FINISHED if self.in_flight == 0 else WAIT
         if self.budget_left() < 1:
-            return None
-        paused_trial, query = self.next_start()
-        if query is None or paused_trial is not None:
-            return None
-        self.trials[trial_id] = TrialRecord(query.candidate)
-        return query.candidate
+            return nothing_now  # a running trial that fails gives its epoch back: wait for it
+        if self.max_concurrent is not None and self.in_flight >= self.max_concurrent:
+            return WAIT
+        trial_of = {r.candidate: (t, r.status) for t, r in self.trials.items()}
+        for query in self.ranking():
+            trial_id, status = trial_of.get(query.candidate, (None, None))
+            if trial_id is None:
+                if self.can_start:
+                    return Start(query.candidate)
+                continue
+            if status is TrialStatus.PAUSED:
+                return Resume(trial_id)
+            # running, starting, or stopped (a candidate's epochs continue in its one trial)
+        return nothing_now
 
-    def observe(self, trial_id: str, epoch: int, value: float) -> bool:
-        """Record a result once (the searcher and the scheduler both see every result).
+    def start(self, trial_id: str, action: Start) -> dict[str, Any]:
+        """Carry out a :class:`Start` as trial ``trial_id``; returns the candidate's configuration."""
+        self._consume(action)
+        if trial_id in self.trials:
+            raise AT2Error(f"trial id {trial_id!r} is already used; every trial needs a new id")
+        self.trials[trial_id] = TrialRecord(action.candidate)
+        return dict(self._engine().candidates[action.candidate])
 
-        Returns:
-            False when this (trial, epoch) was already recorded.
+    def resume(self, action: Resume) -> None:
+        """Carry out a :class:`Resume`: the trial trains its next epoch from now on."""
+        self._consume(action)
+        self.trials[action.trial_id].status = TrialStatus.RUNNING
+
+    def _consume(self, action: Start | Resume) -> None:
+        if action != self._planned:
+            raise AT2Error(f"{action} is not the coordinator's current action "
+                           f"({self._planned}); ask next_action() and carry out what it returns")
+        self._planned = None
+
+    def on_result(self, trial_id: str, epoch: int, value: float) -> Decision:
+        """Record the trial's value after ``epoch`` epochs and decide what it does next.
+
+        A non-finite value marks the candidate failed (never proposed again) and stops the
+        trial. Every reported epoch counts against the budget, usable or not.
+
+        Raises:
+            TrialEpochError: ``epoch`` is not the trial's next epoch (the epoch still counts).
         """
         record = self._record(trial_id)
         engine = self._engine()
-        if epoch in engine.observations.epochs_of(record.candidate):
-            return False
-        record.status = "running"
+        self._planned = None  # the ranking changes: recompute the next action
+        expected = record.last_epoch + 1
+        if record.catching_up and epoch != expected:
+            return self._catch_up(trial_id, record, epoch)  # counted before the restore
+        record.catching_up = False
+        self.epochs_spent += 1
+        if record.status is TrialStatus.DONE:
+            log.warning("trial %s reported epoch %d after it was stopped; the value is not "
+                        "used", trial_id, epoch)
+            return Decision.STOP
+        slots = self._slots() if record.status.in_flight else self._slots() + 1
+        if epoch != expected:
+            record.status = TrialStatus.DONE
+            raise TrialEpochError(
+                f"trial {trial_id} reported epoch {epoch}, but its next epoch is {expected}: "
+                "the trainable must continue from its checkpoint (load tune.get_checkpoint() "
+                "and report epochs last+1, last+2, ...) and report every epoch once")
         record.last_epoch = epoch
+        if not math.isfinite(value):
+            log.warning("trial %s reported %s at epoch %d: its configuration is recorded as "
+                        "failed and not proposed again", trial_id, value, epoch)
+            engine.mark_failed(record.candidate)
+            return self._stop(record)
         engine.observe(record.candidate, epoch, value)
         engine.condition()
-        self.epochs_observed += 1
         recommended = engine.recommend() if self.track_recommendations else None
         self.trace.append(TraceRow(trial_id, record.candidate, epoch, float(value), recommended))
-        return True
-
-    def finished(self) -> bool:
-        """True when no new trial will ever be needed (budget spent or nothing left to start)."""
-        engine = self._engine()
-        started = {r.candidate for r in self.trials.values()}
-        unstarted = [c for c in engine.open_candidates() if c not in started]
-        return self.budget_left() < 1 or not unstarted
-
-    def resume_choice(self, paused_trial_ids: list[str]) -> str | None:
-        """Among ``paused_trial_ids``, the one to resume now (``None``: start a new one first)."""
-        if self.budget_left() < 1 or not paused_trial_ids:
-            return None
-        if self.max_concurrent is not None and len(self._active_trials()) >= self.max_concurrent:
-            return None  # every slot is taken (e.g. by a new trial suggested just before)
-        paused_trial, _ = self.next_start()
-        if paused_trial not in paused_trial_ids:
-            return None
-        self.trials[paused_trial].status = "running"  # its next epoch is in flight from now on
-        return paused_trial
-
-    def on_result(self, trial_id: str, epoch: int, value: float) -> Decision:
-        """Observe ``value`` at ``epoch`` of ``trial_id`` and decide what the trial does next."""
-        self.observe(trial_id, epoch, value)
-        record = self._record(trial_id)
-        engine = self._engine()
         if engine.next_epoch(record.candidate) > engine.n_epochs:
-            return self._finish(record, Decision.STOP)
-        if self.budget_left(excluding=trial_id) < 1:
-            return self._finish(record, Decision.STOP)
-        top = {q.candidate for q in self.ranking(limit=self.slots())}
-        if record.candidate in top:
+            return self._stop(record)
+        record.status = TrialStatus.PAUSED  # its slot is free while it is not decided
+        if self.budget_left() < 1:
+            # spent, unless a trial still in flight fails and gives its epoch back
+            return Decision.PAUSE if self.in_flight else self._stop(record)
+        leaders = {q.candidate for q in self.ranking(limit=slots)}
+        if record.candidate in leaders:
+            record.status = TrialStatus.RUNNING
             return Decision.CONTINUE
-        record.status = "paused"
         return Decision.PAUSE
 
-    def on_failure(self, trial_id: str) -> None:
-        """The trial crashed or reported an unusable value: never propose its candidate again."""
+    def stop_starting(self) -> None:
+        """The executor cannot start new trials any more: from now on free slots only resume."""
+        self.can_start = False
+        if isinstance(self._planned, Start):
+            self._planned = None
+
+    def _catch_up(self, trial_id: str, record: TrialRecord, epoch: int) -> Decision:
+        """A restored trial re-runs an epoch observed before the restore (CONTINUE, the value is
+        not used), or it skipped epochs whose values the saved state does not hold (STOP: its
+        candidate is closed, the observations stay)."""
+        if epoch <= record.last_epoch:
+            record.status = TrialStatus.RUNNING
+            return Decision.CONTINUE
+        log.warning("trial %s resumed at epoch %d but the restored state ends at epoch %d; "
+                    "the trial is stopped", trial_id, epoch, record.last_epoch)
+        return self._stop(record)
+
+    def reconcile(self, executor_trials: set[str]) -> list[str]:
+        """After a restore: forget the trials the executor did not bring back (a starting trial's
+        candidate can start again; a trial with observations is closed). Returns their ids."""
+        missing = [t for t, r in self.trials.items()
+                   if t not in executor_trials and r.status is not TrialStatus.DONE]
+        for trial_id in missing:
+            if self.trials[trial_id].last_epoch == 0:
+                del self.trials[trial_id]
+            else:
+                self.trials[trial_id].status = TrialStatus.DONE
+        self._planned = None
+        self.needs_reconcile = False
+        return missing
+
+    def on_trial_end(self, trial_id: str, failed: bool = False) -> None:
+        """The trial will not run again (completed, removed, or ``failed``: then its candidate
+        is never proposed again). Its epoch in flight, if any, goes back to the budget."""
         record = self.trials.get(trial_id)
-        if record is None:
+        if record is None or record.status is TrialStatus.DONE and not failed:
             return
-        self._engine().mark_failed(record.candidate)
-        record.status = "done"
+        if failed:
+            self._engine().mark_failed(record.candidate)
+        record.status = TrialStatus.DONE
+        self._planned = None
 
-    def on_complete(self, trial_id: str) -> None:
-        record = self.trials.get(trial_id)
-        if record is not None:
-            record.status = "done"
-
-    def _finish(self, record: TrialRecord, decision: Decision) -> Decision:
-        record.status = "done"
-        return decision
+    def _stop(self, record: TrialRecord) -> Decision:
+        record.status = TrialStatus.DONE
+        return Decision.STOP
 
     def _record(self, trial_id: str) -> TrialRecord:
         try:
             return self.trials[trial_id]
         except KeyError:
-            raise AT2Error(f"trial {trial_id!r} was not suggested by the AT2 searcher; use "
-                           "AT2Scheduler together with AT2Searcher (sharing one coordinator)") from None
+            raise AT2Error(f"trial {trial_id!r} was not started by this coordinator; with Ray "
+                           "Tune use AT2Scheduler(searcher) together with that AT2Searcher") from None
 
     # ---------------------------------------------------------------- state
     def __getstate__(self) -> dict[str, Any]:
@@ -232,26 +356,46 @@ class Coordinator:
         return state
 
     def state_dict(self) -> dict[str, Any]:
+        """Trials, trace, budget and the engine's state (tensors and JSON-able values)."""
         return {"version": COORDINATOR_STATE_VERSION,
                 "engine": None if self.engine is None else self.engine.state_dict(),
-                "trials": {t: [r.candidate, r.status, r.last_epoch] for t, r in self.trials.items()},
-                "trace": [[r.trial_id, r.candidate, r.epoch, r.value, r.recommended] for r in self.trace],
-                "epochs_observed": self.epochs_observed, "budget_epochs": self.budget_epochs,
-                "max_concurrent": self.max_concurrent}
+                "trials": {t: [r.candidate, r.status.value, r.last_epoch]
+                           for t, r in self.trials.items()},
+                "trace": [[r.trial_id, r.candidate, r.epoch, r.value, r.recommended]
+                          for r in self.trace],
+                "epochs_spent": self.epochs_spent, "budget_epochs": self.budget_epochs,
+                "max_concurrent": self.max_concurrent,
+                "track_recommendations": self.track_recommendations}
 
-    def load_state_dict(self, state: dict[str, Any], **context: Any) -> None:
+    def load_state_dict(self, state: dict[str, Any], engine: AT2Engine | None = None) -> None:
+        """Continue from :meth:`state_dict`; ``engine`` is a fresh engine of the same tuning
+        identity (it gets the saved engine state, without refitting).
+
+        Every trial keeps its status: trials in flight when the state was saved still hold
+        their slot and owe their next epoch (Ray Tune restarts them from their checkpoints), so
+        the restored coordinator makes the same decisions as the saved one would have. A
+        restored trial may first re-run epochs already observed (its checkpoint can be older
+        than this state; Tune saves the two apart): those are not observed nor counted again.
+        Call :meth:`reconcile` once the executor has brought its trials back.
+        """
         if state.get("version") != COORDINATOR_STATE_VERSION:
-            raise AT2Error(f"coordinator state version {state.get('version')!r} is not supported "
-                           f"(this at2-tune writes version {COORDINATOR_STATE_VERSION})")
+            raise AT2Error(f"coordinator state version {state.get('version')!r} is not "
+                           f"supported (this at2-tune writes version {COORDINATOR_STATE_VERSION})")
         if state["engine"] is not None:
-            engine = self.ensure_engine(**context)
+            if engine is None:
+                raise AT2Error("the saved state holds an engine: pass a fresh engine of the "
+                               "same space, prior, candidates and settings to load it into")
             engine.load_state_dict(state["engine"])
             engine.condition()
-        self.trials = {t: TrialRecord(c, s, e) for t, (c, s, e) in state["trials"].items()}
-        # trials that were in flight when the state was saved restart from their checkpoints
-        for record in self.trials.values():
-            if record.status in ("running", "pending"):
-                record.status = "paused" if record.last_epoch else "pending"
+            self.engine = engine
+        self.trials = {}
+        for trial_id, (candidate, status, last_epoch) in state["trials"].items():
+            status = TrialStatus(status)
+            restored = last_epoch > 0 and status is not TrialStatus.DONE
+            self.trials[trial_id] = TrialRecord(candidate, status, last_epoch, catching_up=restored)
         self.trace = [TraceRow(*row) for row in state["trace"]]
-        self.epochs_observed = int(state["epochs_observed"])
+        self.epochs_spent = int(state["epochs_spent"])
         self.budget_epochs, self.max_concurrent = state["budget_epochs"], state["max_concurrent"]
+        self.track_recommendations = bool(state["track_recommendations"])
+        self._planned = None
+        self.needs_reconcile = True

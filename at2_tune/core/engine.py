@@ -14,6 +14,7 @@ without changing it; they refuse to answer from a model that has not seen every 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -29,8 +30,9 @@ from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.surrogate import DTYPE, AT2Surrogate, encode_configs
 from at2_tune.errors import AT2Error
+from search_spaces import config_key
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,38 @@ class AT2Engine:
         self._candidate_cell: list[int | None] = []
         self._encoded = torch.zeros(0, space.n_numeric + space.n_categorical, dtype=DTYPE)
         self.add_candidates(prior.configs if candidates is None else candidates)
+        self._identity = self._compute_identity()
         self.surrogate = AT2Surrogate(space, prior, self.settings, self.torch_generator, self._encoded)
         self._stale = True
         self._posterior: CurvePosterior | None = None
         self._surprises: list[float] = []
+
+    # ---------------------------------------------------------------- identity
+    def _compute_identity(self) -> dict[str, Any]:
+        return {"format": STATE_VERSION, "space": _digest(_space_json(self.space)),
+                "prior": self.raw_prior.fingerprint(), "candidates": _digest(self.candidates),
+                "offline_settings": _digest(self.settings.offline_json()), "seed": self.seed}
+
+    def identity(self) -> dict[str, Any]:
+        """What this tuning state belongs to: digests of the space's JSON, the prior tasks'
+        data, the initial candidates and the offline settings, the seed and the state format.
+        Equal identities share an offline fit; a saved state loads only into an equal one."""
+        return dict(self._identity)
+
+    def identity_key(self) -> str:
+        """A short hash of :meth:`identity` (the name of the offline fit in a ``FitCache``)."""
+        return _digest(self._identity)[:24]
+
+    def check_identity(self, saved: dict[str, Any], what: str = "the saved state") -> None:
+        """Raise a clear error naming what differs when ``saved`` is not this engine's identity."""
+        mine = self.identity()
+        differ = sorted(k for k in mine.keys() | saved.keys() if mine.get(k) != saved.get(k))
+        if differ:
+            details = "; ".join(f"{k}: saved {saved.get(k)!r:.40}, here {mine.get(k)!r:.40}"
+                                for k in differ)
+            raise AT2Error(f"{what} belongs to a different tuning run ({details}); build the "
+                           "engine with the space, prior, candidates, offline settings and seed "
+                           "it was saved with, or start a new run")
 
     @property
     def prior(self) -> PriorData:
@@ -282,7 +312,8 @@ class AT2Engine:
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: tensors and JSON-able values, no pickled code."""
-        return {"version": STATE_VERSION, "settings": self.settings.to_json(), "seed": self.seed,
+        return {"version": STATE_VERSION, "identity": self.identity(),
+                "settings": self.settings.to_json(), "seed": self.seed,
                 "candidates": list(self.candidates),
                 "observations": self.observations.to_json(), "failed": sorted(self.failed),
                 "surrogate": self.surrogate.state_dict(), "stale": self._stale,
@@ -294,6 +325,7 @@ class AT2Engine:
         if state.get("version") != STATE_VERSION:
             raise AT2Error(f"engine state version {state.get('version')!r} is not supported "
                            f"(this at2-tune writes version {STATE_VERSION})")
+        self.check_identity(state["identity"])
         if AT2Settings.from_json(state["settings"]) != self.settings:
             raise AT2Error("the saved engine state was made with different settings; build the "
                            "engine with the settings stored in the state")
@@ -312,6 +344,12 @@ class AT2Engine:
             self._posterior = self._corrected_posterior(candidates, epochs, values)
 
 
-def config_key(config: dict[str, Any]) -> str:
-    """A key equal for equal configurations, nested ones included (key order does not matter)."""
-    return json.dumps(config, sort_keys=True, default=repr)
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _space_json(space) -> Any:
+    try:
+        return space.to_json()
+    except ValueError:  # a constant JSON cannot hold exactly: its repr still tells spaces apart
+        return {"name": space.name, "repr": repr(space)}

@@ -8,6 +8,10 @@ from typing import Any
 
 from at2_tune.model.fit import OptimizerSettings
 
+ONLINE_ONLY = {"online_only": True}
+"""Field metadata of settings that only act after the offline fit (acquisition, recommendation,
+conditioning): runs that differ only in them share one offline fit."""
+
 
 @dataclass(frozen=True)
 class AT2Settings:
@@ -29,21 +33,21 @@ class AT2Settings:
     offline_max_steps: int = 1000
     """At most this many offline optimizer steps (``offline_epochs`` passes over 26 HyperRec
     tasks would be 3,900 steps; the tasks are so alike that fewer passes fit as well)."""
-    online_update: str = "exact"
+    online_update: str = field(default="exact", metadata=ONLINE_ONLY)
     """How new observations enter the model: ``"exact"`` sets q(u) to its closed-form optimum
     given all data (after ``online_steps`` gradient steps, if any), ``"gradient"`` only takes
     the gradient steps (the paper)."""
-    online_steps: int = 0
+    online_steps: int = field(default=0, metadata=ONLINE_ONLY)
     """Optimizer steps on the kernel hyperparameters after new observations (each batch holds
     every target observation). With 0 the hyperparameters stay those of the offline fit, the
     prior tasks' part of the exact update is cached, and a query costs ~0.06 s instead of ~1 s."""
-    online_epochs: float = 0.0
+    online_epochs: float = field(default=0.0, metadata=ONLINE_ONLY)
     """If > 0, online updates run this many passes over all data instead of ``online_steps``."""
     online_optimizer: OptimizerSettings = field(
         default_factory=lambda: OptimizerSettings("adam", 0.01))
-    beta: float = 0.25
+    beta: float = field(default=0.25, metadata=ONLINE_ONLY)
     """UCB exploration weight: score = mean + beta * std."""
-    acquisition: str = "auto"
+    acquisition: str = field(default="auto", metadata=ONLINE_ONLY)
     """How a candidate's next epoch is scored: ``"auto"`` (``"leaders"`` with prior tasks,
     ``"best_future"`` without: a round robin over the model's favourites needs a prior),
     ``"next_epoch"`` (the paper: UCB of the next
@@ -52,27 +56,27 @@ class AT2Settings:
     expected improvement over the recommendation's predicted best value, over the remaining
     epochs), ``"thompson"`` (Thompson sampling of whole curves, ``acquisition.CurveThompson``)
     or ``"leaders"`` (``acquisition.LeadersRoundRobin``)."""
-    residual_correction: bool = True
+    residual_correction: bool = field(default=True, metadata=ONLINE_ONLY)
     """Correct each observed configuration's curve by its residuals from the GP's prediction
     (``at2_tune.core.residual``): the sparse GP alone cannot reproduce observed curves."""
-    transfer_mean: str = "prior_average"
+    transfer_mean: str = field(default="prior_average", metadata=ONLINE_ONLY)
     """The posterior mean curve of a configuration of the prior grid: the GP's (``"gp"``), or
     its average curve over the prior tasks on the new task's scale (``"prior_average"``; the
     GP still gives the standard deviations, and ``residual_correction`` the new task's own
     evidence)."""
-    leaders: int = 4
+    leaders: int = field(default=4, metadata=ONLINE_ONLY)
     """With ``acquisition="leaders"``: how many of the model's most promising configurations
     are trained in turn (``acquisition.LeadersRoundRobin``)."""
-    leaders_decay: float = 0.5
+    leaders_decay: float = field(default=0.5, metadata=ONLINE_ONLY)
     """With ``acquisition="leaders"``: the leader in place ``i`` (0 = most promising) gets a
     share of the epochs proportional to ``(i + 1) ** -leaders_decay`` (0: equal shares)."""
-    recommend_from: str = "best_observed"
+    recommend_from: str = field(default="best_observed", metadata=ONLINE_ONLY)
     """``"all"`` candidates, or only those ``"observed"`` on the target task (all before the
     first observation)."""
     standardize_prior: bool = True
     """Give every prior task the same mean and spread before fitting (see
     ``PriorData.standardized``); the paper fits raw values."""
-    calibrate: bool = False
+    calibrate: bool = field(default=False, metadata=ONLINE_ONLY)
     """Scale predictive standard deviations by the RMS standardized error of the model's own
     earlier predictions of the new task's observations (``AT2Engine.calibration``). It makes
     the acquisition explore more; on HyperRec pair 2 it recommended worse (rank 11 and 48 vs
@@ -81,7 +85,7 @@ class AT2Settings:
     """``"log_error"``: model ``-log(1 + 1e-3 - v)`` of values ``v`` in [0, 1] (accuracies), which
     stretches the differences among the best configurations (``at2_tune.core.transform``);
     ``"none"`` for metrics that are not fractions."""
-    scale_target: bool = True
+    scale_target: bool = field(default=True, metadata=ONLINE_ONLY)
     """Fit the new task on the prior tasks' scale through an affine map estimated from matched
     cells (``at2_tune.core.target_scale``); the paper fits raw values."""
     unmatched_distance: str | float = "mean"
@@ -119,12 +123,8 @@ class AT2Settings:
                                  f"{', '.join(map(repr, allowed))}")
 
     def offline_json(self) -> dict[str, Any]:
-        """The fields an offline fit depends on (keys the cache of offline fits)."""
-        online_only = ("beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
-                       "transfer_mean",
-                       "residual_correction",
-                       "online_update",
-                       "online_steps", "online_epochs", "scale_target", "calibrate")
+        """The fields an offline fit depends on: all but those marked ``ONLINE_ONLY``."""
+        online_only = {f.name for f in dataclasses.fields(self) if f.metadata.get("online_only")}
         return {k: v for k, v in self.to_json().items() if k not in online_only}
 
     def to_json(self) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any, Callable
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.replay import ReplayTask
+from at2_tune.core.offline_cache import FitCache
+from at2_tune.replay import ReplayTask, results_document, trace_row
 from at2_tune.tune.scheduler import AT2Scheduler
 from at2_tune.tune.searcher import AT2Searcher
 
@@ -18,7 +19,7 @@ METRIC = "val_acc"
 
 def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                    settings: AT2Settings | None = None, concurrency: int = 1,
-                   seconds_per_epoch: float = 0.0, fit_cache=False,
+                   seconds_per_epoch: float = 0.0, fit_cache: FitCache | None = None,
                    storage_path: str | None = None, data_dir: str | None = None,
                    on_query: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``task`` with ``tune.run``, the replay trainable, AT2Searcher and AT2Scheduler.
@@ -53,21 +54,12 @@ def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
     finally:
         if started_ray:
             ray.shutdown()
-    ranks = db.ranks(task.test_task, task.seed_profile)
-    final = db.final_values(task.test_task, task.seed_profile)
     trace = []
     for number, row in enumerate(searcher.coordinator.trace, start=1):
-        trace.append({"query": number, "epochs_spent": number, "config_id": row.candidate,
-                      "epoch": row.epoch, "value": row.value,
-                      "recommended_config_id": row.recommended,
-                      "rank": int(ranks[row.recommended]),
-                      "regret": float(final.max() - final[row.recommended]),
-                      "wall_s": None})
+        trace.append(trace_row(db, task, number, row, wall_s=None))
         if on_query is not None:
             on_query(trace[-1])
-    total = time.perf_counter() - started
-    return {"database": task.database, "train_tasks": list(task.train_tasks),
-            "test_task": task.test_task, "seed_profile": task.seed_profile,
-            "budget": task.budget, "seed": seed, "method": "at2", "backend": "ray",
-            "concurrency": concurrency, "settings": settings.to_json(), "trace": trace,
-            "timing": {"offline_fit_s": searcher.offline_fit_seconds, "total_s": total}}
+    return results_document(db, task, seed, settings, trace, backend="ray",
+                            concurrency=concurrency,
+                            timing={"offline_fit_s": searcher.offline_fit_seconds,
+                                    "total_s": time.perf_counter() - started})

@@ -11,27 +11,34 @@ Use it together with :class:`~at2_tune.tune.scheduler.AT2Scheduler`; both share 
 from __future__ import annotations
 
 import copy
+import glob
+import logging
 import os
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from ray.tune.search import Searcher
 
-from at2_tune.core.coordinator import Coordinator
+from at2_tune.core.coordinator import Coordinator, Finished, Start
 from at2_tune.core.engine import AT2Engine
-from at2_tune.core.offline_cache import default_fit_cache, load_or_fit
+from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.errors import AT2Error
 
-SEARCHER_STATE_VERSION = 1
+SEARCHER_STATE_VERSION = 2
+BACKUP_FILE = "at2-searcher-state.backup.pt"
+log = logging.getLogger(__name__)
 _DEFAULT = "hyperrec"
 
 
 class AT2Searcher(Searcher):
-    """Proposes configurations by AT2's acquisition; its coordinator also drives :class:`AT2Scheduler`.
+    """Turns the coordinator's ``Start`` decisions into Tune trials; :class:`AT2Scheduler`
+    (required, built with this searcher) carries out every other decision and reports every
+    result and trial end to the shared coordinator, once.
 
     Args:
         space: a ``search_spaces.SearchSpace``; ``None``: the space Tune passes in
@@ -43,10 +50,10 @@ class AT2Searcher(Searcher):
             ``n_candidates`` samples of the space when there is no prior.
         max_epochs: epochs per trial (default: the prior's epochs, or 75).
         budget_epochs: total epochs over all trials; ``None``: until ``num_samples`` trials.
-        max_concurrent: ``k`` of the freeze-thaw rule (also set by Tune's
+        max_concurrent: slots ``k`` of the freeze-thaw rule (also set by Tune's
             ``max_concurrent_trials``).
-        fit_cache: folder of saved offline fits (default ``~/.cache/at2-tune/fits``); ``False``
-            disables it.
+        fit_cache: where offline fits are saved and reused: a ``FitCache`` (default
+            ``FitCache()``, i.e. ``~/.cache/at2-tune/fits``) or a folder; ``None``: no cache.
         time_attr: the result field that counts epochs.
     """
 
@@ -55,8 +62,9 @@ class AT2Searcher(Searcher):
                  seed: int = 0, candidates: Sequence[dict[str, Any]] | None = None,
                  n_candidates: int = 100, max_epochs: int | None = None,
                  budget_epochs: int | None = None, max_concurrent: int | None = None,
-                 fit_cache: str | os.PathLike | bool | None = None, data_dir: str | None = None,
-                 time_attr: str = "training_iteration", track_recommendations: bool = False) -> None:
+                 fit_cache: FitCache | str | os.PathLike | None = FitCache(),
+                 data_dir: str | None = None, time_attr: str = "training_iteration",
+                 track_recommendations: bool = False) -> None:
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode={mode!r} is not supported; use 'max' or 'min'")
         super().__init__(metric=metric, mode=mode)
@@ -67,13 +75,14 @@ class AT2Searcher(Searcher):
         self._candidates = list(candidates) if candidates is not None else None
         self._n_candidates = n_candidates
         self._max_epochs = max_epochs
-        self._fit_cache = fit_cache
+        self._fit_cache = FitCache.coerce(fit_cache)
         self._data_dir = data_dir
+        self._has_scheduler = False
+        self._saves = 0
         self.time_attr = time_attr
         self.offline_fit_seconds: float | None = None
         self.coordinator = Coordinator(budget_epochs=budget_epochs, max_concurrent=max_concurrent,
                                        track_recommendations=track_recommendations)
-        self.coordinator.engine_factory = self._build_engine
 
     # ------------------------------------------------------------------ set-up
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
@@ -97,6 +106,10 @@ class AT2Searcher(Searcher):
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         self.coordinator.max_concurrent = max_concurrent
         return True
+
+    def attach_scheduler(self) -> None:
+        """Called by :class:`AT2Scheduler`: results and trial ends reach the coordinator there."""
+        self._has_scheduler = True
 
     def _resolved_space(self):
         if self._space is None:
@@ -123,23 +136,15 @@ class AT2Searcher(Searcher):
             return PriorData.empty(configs, self._max_epochs or 75)
         raise ValueError(f"prior={prior!r} is not supported; use 'hyperrec', a PriorData or None")
 
-    def _build_engine(self) -> AT2Engine:
+    def _new_engine(self) -> AT2Engine:
+        """An engine of this searcher's identity, not fitted yet."""
         self._check_metric()
         space = self._resolved_space()
         prior = self._resolved_prior(space)
         if self._max_epochs is not None and self._max_epochs != prior.n_epochs:
             raise ValueError(f"max_epochs={self._max_epochs} differs from the prior's "
                              f"{prior.n_epochs} epochs; the model's epoch axis is the prior's")
-        engine = AT2Engine(space, prior, self._settings, seed=self._seed,
-                           candidates=self._candidates)
-        started = time.perf_counter()
-        if self._fit_cache is not False and prior.n_tasks:
-            load_or_fit(engine, self._fit_cache or default_fit_cache())
-        else:
-            engine.fit_offline()
-        engine.condition()
-        self.offline_fit_seconds = time.perf_counter() - started
-        return engine
+        return AT2Engine(space, prior, self._settings, seed=self._seed, candidates=self._candidates)
 
     def _check_metric(self) -> None:
         if not self._metric or not self._mode:
@@ -148,20 +153,27 @@ class AT2Searcher(Searcher):
 
     @property
     def engine(self) -> AT2Engine:
-        self._check_metric()
-        return self.coordinator.ensure_engine()
+        """The engine (built, fitted offline and conditioned on first use)."""
+        if self.coordinator.engine is None:
+            engine = self._new_engine()
+            started = time.perf_counter()
+            prepare_engine(engine, self._fit_cache)
+            self.offline_fit_seconds = time.perf_counter() - started
+            self.coordinator.attach(engine)
+        return self.coordinator.engine
 
     # ------------------------------------------------------------------ Tune callbacks
     def suggest(self, trial_id: str) -> dict | str | None:
-        engine = self.engine
-        candidate = self.coordinator.suggest(trial_id)
-        if candidate is None:
-            return Searcher.FINISHED if self.coordinator.finished() and not self._paused_left() \
-                else None
-        return copy.deepcopy(engine.candidates[candidate])
-
-    def _paused_left(self) -> bool:
-        return any(r.status == "paused" for r in self.coordinator.trials.values())
+        """The configuration of a new trial when the coordinator's next action is ``Start``;
+        ``FINISHED`` when nothing will ever start again; else ``None`` (ask again later)."""
+        if not self._has_scheduler:
+            raise AT2Error("AT2Searcher makes freeze-thaw decisions with its scheduler: pass "
+                           "scheduler=AT2Scheduler(searcher) next to search_alg=searcher")
+        self.engine  # noqa: B018 (builds the engine on the first call)
+        action = self.coordinator.next_action()
+        if isinstance(action, Start):
+            return copy.deepcopy(self.coordinator.start(trial_id, action))
+        return Searcher.FINISHED if isinstance(action, Finished) else None
 
     def metric_value(self, trial_id: str, result: dict) -> float:
         """The metric of ``result`` as a value to maximize; a clear error when it is missing."""
@@ -179,26 +191,57 @@ class AT2Searcher(Searcher):
         return int(result[self.time_attr])
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.coordinator.trials:
-            self.coordinator.observe(trial_id, self.epoch_of(result),
-                                     self.metric_value(trial_id, result))
+        """Nothing: :class:`AT2Scheduler` reports every result to the coordinator."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        if error:
-            self.coordinator.on_failure(trial_id)
-        else:
-            self.coordinator.on_complete(trial_id)
+        """Nothing: :class:`AT2Scheduler` reports every trial end (failures included)."""
 
     # ------------------------------------------------------------------ save / restore
     def save(self, checkpoint_path: str) -> None:
+        """Write the state to ``checkpoint_path`` and, atomically, to a backup next to it.
+
+        Tune copies its experiment folder to the storage path file by file, so a driver killed
+        during the copy leaves a truncated file there; the backup is a second, whole copy
+        (at most one of the two is being copied at any time). :meth:`restore_from_dir` takes
+        the newest state that loads.
+        """
+        self._saves += 1
         state = {"version": SEARCHER_STATE_VERSION, "metric": self._metric, "mode": self._mode,
                  "space": None if self._space is None else self._space.to_json(),
+                 "saved": [time.time(), self._saves],
                  "coordinator": self.coordinator.state_dict()}
         torch.save(state, checkpoint_path)
+        backup = Path(checkpoint_path).with_name(BACKUP_FILE)
+        tmp = backup.with_name(f".{BACKUP_FILE}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, backup)
+
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        """Restore the newest whole state of an experiment folder (Tune's files and backups);
+        unreadable (truncated) files are skipped with a warning."""
+        paths = glob.glob(os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format("*")))
+        paths.append(os.path.join(checkpoint_dir, BACKUP_FILE))
+        states = []
+        for path in paths:
+            try:
+                states.append((torch.load(path, weights_only=True), path))
+            except FileNotFoundError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - a damaged copy: another one is whole
+                log.warning("skipping unreadable AT2Searcher state %s (%s)", path, exc)
+        if not states:
+            raise AT2Error(f"no readable AT2Searcher state in {checkpoint_dir}; the experiment "
+                           "cannot continue with its AT2 state: start a new run")
+        state, path = max(states, key=lambda pair: tuple(pair[0].get("saved", (0, 0))))
+        self._load(state, path)
 
     def restore(self, checkpoint_path: str) -> None:
-        state = torch.load(checkpoint_path, weights_only=True)
+        """Continue from :meth:`save`: the saved model state is loaded, nothing is refitted; a
+        state of a different space, prior, candidates, settings or seed is a clear error."""
+        self._load(torch.load(checkpoint_path, weights_only=True), checkpoint_path)
+
+    def _load(self, state: dict[str, Any], checkpoint_path: str) -> None:
         if state.get("version") != SEARCHER_STATE_VERSION:
             raise AT2Error(f"{checkpoint_path}: AT2Searcher state version "
                            f"{state.get('version')!r} is not supported (expected "
@@ -208,5 +251,7 @@ class AT2Searcher(Searcher):
             from search_spaces import SearchSpace
 
             self._space = SearchSpace.from_json(state["space"])
+        engine = self._new_engine() if state["coordinator"]["engine"] is not None else None
         self.coordinator.engine = None
-        self.coordinator.load_state_dict(state["coordinator"])
+        self.coordinator.load_state_dict(state["coordinator"], engine=engine)
+        self._saves = int(state["saved"][1])

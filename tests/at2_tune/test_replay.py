@@ -82,3 +82,31 @@ def test_online_only_settings_share_the_offline_fit(hyperrec, fast_settings, tmp
     assert [r["config_id"] for r in reused["trace"]] == [r["config_id"] for r in direct["trace"]]
     offline = dataclasses.replace(fast_settings, feature_dim=fast_settings.feature_dim + 1)
     assert not run_replay(hyperrec, task, seed=4, settings=offline, fit_cache=tmp_path)["offline_fit_reused"]
+
+
+def test_local_replay_on_four_slots_spends_exactly_the_budget_deterministically(hyperrec, frozen_settings):
+    task = resolve_task(hyperrec, pair=0, budget=30)
+    first = run_replay(hyperrec, task, seed=0, settings=frozen_settings, concurrency=4)
+    second = run_replay(hyperrec, task, seed=0, settings=frozen_settings, concurrency=4)
+    one_slot = run_replay(hyperrec, task, seed=0, settings=frozen_settings, concurrency=1)
+    queries = [(r["config_id"], r["epoch"]) for r in first["trace"]]
+    assert queries == [(r["config_id"], r["epoch"]) for r in second["trace"]]
+    assert len(queries) == len(set(queries)) == 30 and first["concurrency"] == 4
+    times = [r["sim_time"] for r in first["trace"]]
+    assert times == sorted(times)
+    # four slots finish the same 30 epochs in about a quarter of the simulated time
+    assert times[-1] < 0.4 * one_slot["trace"][-1]["sim_time"]
+    for config in {c for c, _ in queries}:  # each configuration's epochs in order, no gaps
+        epochs = [e for c, e in queries if c == config]
+        assert epochs == list(range(1, len(epochs) + 1))
+
+
+def test_replay_command_runs_the_local_backend_on_k_slots_and_refuses_zero(release_dir, tmp_path, capsys):
+    args = ["replay", "--backend", "local", "--database", "hyperrec", "--pair", "0", "--budget", "6",
+            "--inducing", "16", "--offline-epochs", "1", "--no-fit-cache",
+            "--data-dir", str(release_dir), "--out", str(tmp_path / "k2")]
+    assert main(args + ["--concurrency", "2"]) == 0
+    results = json.loads((tmp_path / "k2" / "results.json").read_text())
+    assert results["backend"] == "local" and results["concurrency"] == 2 and len(results["trace"]) == 6
+    assert main(args + ["--concurrency", "0"]) == 2
+    assert "--concurrency 0 must be at least 1" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from ray import tune
 from ray.tune.search.sample import Categorical as RayCategorical
 from ray.tune.search.variant_generator import generate_variants
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces import SearchSpaceError
 from search_spaces import Categorical, Float, Integer, from_param_space
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)

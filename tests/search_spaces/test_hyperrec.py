@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces import SearchSpaceError
 from search_spaces import HYPERREC_SPACE, hyperrec_space
 from search_spaces.hyperrec import from_database_config, to_database_config
 

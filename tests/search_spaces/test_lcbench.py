@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces import SearchSpaceError
 from search_spaces import LCBENCH_SPACE, from_param_space, lcbench_space
 from search_spaces.lcbench import LCBENCH_CONSTANTS, from_database_config, to_database_config
 

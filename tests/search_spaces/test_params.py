@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces import SearchSpaceError
 from search_spaces import (Categorical, Condition, Float, HYPERREC_SPACE, Integer,
                            InvalidConfigError, LCBENCH_SPACE, Ratio, SearchSpace, get_space)
 from search_spaces.paths import flatten

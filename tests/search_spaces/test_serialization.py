@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ray import tune
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces import SearchSpaceError
 from search_spaces import (HYPERREC_SPACE, LCBENCH_SPACE, Categorical, Condition, Float, Integer,
                            Ratio, SearchSpace, from_param_space)
 from search_spaces.paths import flatten

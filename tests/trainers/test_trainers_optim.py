@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from at2_tune.errors import SearchSpaceError
+from search_spaces import SearchSpaceError
 from tests.trainers.helpers import ConfigFactory
 from trainers.config import validate_config
 from trainers.optim import build_optimizer, build_scheduler

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import trainers.train as train_module
-from at2_tune.errors import SearchSpaceError
+from search_spaces import SearchSpaceError
 from tests.trainers.helpers import ConfigFactory
 from trainers.checkpoint import load_checkpoint
 from trainers.data import SplitData

@@ -1,6 +1,7 @@
 import copy
 import dataclasses
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,8 +103,11 @@ def test_state_dict_round_trip_gives_identical_next_queries(two_task_prior, fast
     buffer = io.BytesIO()
     torch.save(engine.state_dict(), buffer)
     buffer.seek(0)
-    restored = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=99)
-    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    state = torch.load(buffer, weights_only=True)
+    with pytest.raises(AT2Error, match="seed: saved 1, here 99"):
+        AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=99).load_state_dict(state)
+    restored = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=1)
+    restored.load_state_dict(state)
     assert restored.failed == {42} and len(restored.observations) == 3
     assert _run_queries(restored, target_curves, 3) == _run_queries(engine, target_curves, 3)
 
@@ -190,7 +194,7 @@ def test_engines_restored_from_one_state_do_not_share_optimizer_buffers(two_task
     engine = _conditioned(two_task_prior, fast_settings, seed=0)
     _run_queries(engine, target_curves, 3)  # stale: conditioning takes optimizer steps
     state = copy.deepcopy(engine.state_dict())  # state_dict() holds the live tensors
-    restored = [AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=5) for _ in range(2)]
+    restored = [AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0) for _ in range(2)]
     for each in [engine, *restored]:
         each.load_state_dict(state)
         each.condition()
@@ -252,3 +256,32 @@ def test_auto_acquisition_is_the_leaders_round_robin_with_a_prior_and_best_futur
     assert isinstance(rule, acq.LeadersRoundRobin) and (rule.k, rule.decay) == (4, 0.5)
     without = _conditioned(PriorData.empty(two_task_prior.configs[:10], 75), frozen_settings)
     assert without.acquisition() == acq.BestFutureUCB(frozen_settings.beta)
+
+
+def test_identity_tells_custom_spaces_apart_and_ignores_online_settings(fast_settings):
+    from at2_tune.core.offline_cache import FitCache
+    from search_spaces import Float, SearchSpace
+
+    configs = [{"x": 0.1}, {"x": 0.7}]
+    narrow, wide = (SearchSpace("custom", [Float("x", 0.0, high)]) for high in (1.0, 2.0))
+    first = AT2Engine(narrow, PriorData.empty(configs, 4), fast_settings)
+    assert first.identity()["seed"] == 0 and len(first.identity_key()) == 24
+    other_space = AT2Engine(wide, PriorData.empty(configs, 4), fast_settings)
+    assert other_space.identity()["space"] != first.identity()["space"]  # both are named "custom"
+    online = dataclasses.replace(fast_settings, beta=3.0, acquisition="thompson", leaders=2)
+    assert AT2Engine(narrow, PriorData.empty(configs, 4), online).identity_key() == first.identity_key()
+    offline = dataclasses.replace(fast_settings, hidden_dim=fast_settings.hidden_dim + 1)
+    assert AT2Engine(narrow, PriorData.empty(configs, 4), offline).identity_key() != first.identity_key()
+    with pytest.raises(AT2Error, match="different tuning run.*space: saved"):
+        other_space.load_state_dict(first.state_dict())
+    assert FitCache.coerce(None) is None and FitCache.coerce("d") == FitCache(Path("d"))
+    with pytest.raises(TypeError, match="pass None .no cache."):
+        FitCache.coerce(True)
+
+
+def test_online_only_settings_are_marked_on_their_fields():
+    settings = AT2Settings()
+    online = set(settings.to_json()) - set(settings.offline_json())
+    assert online == {"beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
+                      "transfer_mean", "residual_correction", "online_update", "online_steps",
+                      "online_epochs", "scale_target", "calibrate"}
