@@ -45,7 +45,11 @@ def test_reference_protocol_runs(hyperrec):
                                 online_epochs=0.05)
     task = resolve_task(hyperrec, train_tasks=["CIFAR10"], test_task="CIFAR100", budget=2)
     result = run_replay(hyperrec, task, seed=0, settings=small)
-    assert len(result["trace"]) == 2
+    assert [r["query"] for r in result["trace"]] == [1, 2]
+    for row in result["trace"]:  # the paper's protocol: UCB of the next epoch, recommend from all
+        assert row["value"] == hyperrec.curve("CIFAR100", row["config_id"])[row["epoch"] - 1]
+        assert row["rank"] == hyperrec.rank("CIFAR100", row["recommended_config_id"])
+    assert result["settings"]["acquisition"] == "next_epoch"
 
 
 def _tiny_model(n_inducing: int = 8):
