@@ -218,3 +218,34 @@ def test_the_finished_run_spends_exactly_the_budget_when_nothing_fails(fitted_st
         _report(coordinator, running[int(rng.integers(len(running)))])
     assert coordinator.epochs_spent == coordinator.epochs_observed == 17
     assert all(r.status in (TrialStatus.PAUSED, TrialStatus.DONE) for r in coordinator.trials.values())
+
+
+def test_a_restored_trial_re_runs_observed_epochs_without_counting_them(fitted_state, frozen_settings):
+    settings = dataclasses.replace(frozen_settings, acquisition="leaders", leaders=1)  # t0 continues
+    coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=10, max_concurrent=2)
+    _carry_out(coordinator, [])
+    assert [_report(coordinator, "t0") for _ in range(3)] == [Decision.CONTINUE] * 3
+    saved = coordinator.state_dict()
+    restored = Coordinator()
+    restored.load_state_dict(saved, engine=AT2Engine(synthetic.TOY_SPACE, PRIOR, settings, seed=0))
+    assert restored.needs_reconcile
+    # Tune brought back only t0, from an older checkpoint (epoch 1): t1 never reported, released
+    assert restored.reconcile({"t0"}) == ["t1"] and "t1" not in restored.trials
+    spent = restored.epochs_spent
+    assert restored.status("t0") is TrialStatus.RUNNING  # still in flight: Tune restarts it
+    candidate = restored.trials["t0"].candidate
+    assert restored.on_result("t0", 2, float(TARGET[candidate, 1])) is Decision.CONTINUE
+    assert restored.epochs_spent == spent and len(restored.engine.observations) == 3  # not again
+    restored.on_result("t0", 3, float(TARGET[candidate, 2]))
+    restored.on_result("t0", 4, float(TARGET[candidate, 3]))  # its next epoch: counted
+    assert restored.epochs_spent == spent + 1 and restored.engine.next_epoch(candidate) == 5
+
+
+def test_without_new_trials_free_slots_only_resume(fitted_state, frozen_settings):
+    settings = dataclasses.replace(frozen_settings, acquisition="leaders", leaders_decay=0.0)
+    coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=10, max_concurrent=1)
+    coordinator.start("a", coordinator.next_action())
+    assert _report(coordinator, "a") is Decision.PAUSE
+    assert isinstance(coordinator.next_action(), Start)  # planned, then no more trials possible
+    coordinator.stop_starting()
+    assert coordinator.next_action() == Resume("a")
