@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import IO, Callable
 
 DATA_DIR_ENV = "AT2_DATA_DIR"
 """Environment variable naming a directory that holds the database release files."""
@@ -30,3 +32,15 @@ def cached_data_dir() -> Path:
 def converted_dir() -> Path:
     """Where the safe ``.npz`` + JSON conversions of the releases are kept."""
     return cache_dir() / "converted"
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write ``path`` through ``write(handle)`` into a temporary file beside it, then rename it
+    into place: readers see the old file or the whole new one, never a part."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write(out)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -75,7 +75,7 @@ def build_engine(db: LearningCurveDatabase, task: ReplayTask, seed: int,
     return engine, prepare_engine(engine, fit_cache)
 
 
-def epoch_seconds(seed: int, candidate: int, epoch: int) -> float:
+def epoch_seconds(seed: int, candidate: int) -> float:
     """Simulated duration of one epoch: fixed per configuration (some train faster than
     others), between about 0.5 and 2 time units, the same for every run with ``seed``."""
     return float(np.exp(0.35 * np.random.default_rng([seed, candidate]).standard_normal()))
@@ -97,7 +97,7 @@ def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, see
     def schedule(trial_id: str) -> None:
         nonlocal started
         record = coordinator.trials[trial_id]
-        duration = epoch_seconds(seed, record.candidate, record.last_epoch + 1)
+        duration = epoch_seconds(seed, record.candidate)
         heapq.heappush(running, (clock + duration, started, trial_id))
         started += 1
 

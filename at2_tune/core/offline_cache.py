@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +85,8 @@ class FitCache:
                 "fit_seconds": time.perf_counter() - started,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(state_path, lambda handle: torch.save(engine.state_dict(), handle))
-        _atomic_write(meta_path, lambda handle: handle.write(json.dumps(meta, indent=2).encode()))
+        paths.atomic_write(state_path, lambda handle: torch.save(engine.state_dict(), handle))
+        paths.atomic_write(meta_path, lambda handle: handle.write(json.dumps(meta, indent=2).encode()))
         return False
 
 
@@ -102,12 +101,3 @@ def prepare_engine(engine: "AT2Engine", fit_cache: FitCache | None) -> bool:
     engine.condition()
     return reused
 
-
-def _atomic_write(path: Path, write) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            write(out)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

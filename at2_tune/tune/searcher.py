@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from ray.tune.search import Searcher
 
+from at2_tune import paths
 from at2_tune.core.coordinator import Coordinator, Finished, Start
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine
@@ -212,18 +213,16 @@ class AT2Searcher(Searcher):
                  "saved": [time.time(), self._saves],
                  "coordinator": self.coordinator.state_dict()}
         torch.save(state, checkpoint_path)
-        backup = Path(checkpoint_path).with_name(BACKUP_FILE)
-        tmp = backup.with_name(f".{BACKUP_FILE}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, backup)
+        paths.atomic_write(Path(checkpoint_path).with_name(BACKUP_FILE),
+                           lambda handle: torch.save(state, handle))
 
     def restore_from_dir(self, checkpoint_dir: str) -> None:
         """Restore the newest whole state of an experiment folder (Tune's files and backups);
         unreadable (truncated) files are skipped with a warning."""
-        paths = glob.glob(os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format("*")))
-        paths.append(os.path.join(checkpoint_dir, BACKUP_FILE))
+        files = glob.glob(os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format("*")))
+        files.append(os.path.join(checkpoint_dir, BACKUP_FILE))
         states = []
-        for path in paths:
+        for path in files:
             try:
                 states.append((torch.load(path, weights_only=True), path))
             except FileNotFoundError:
