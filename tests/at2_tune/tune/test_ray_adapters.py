@@ -121,9 +121,22 @@ def test_a_trainable_that_ignores_its_checkpoint_is_a_clear_error(hyperrec, fast
 
 def test_tuner_with_a_user_param_space_and_no_prior(tmp_path):
     def curve_trainable(config):  # defined here so that Ray pickles it by value
-        for epoch in range(1, 6):
+        import json
+        import os
+        import tempfile
+
+        start = 0  # a paused trial resumes from its checkpoint, as freeze-thaw needs
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                start = json.load(open(os.path.join(directory, "epoch.json")))
+        for epoch in range(start + 1, 6):
             value = 1 - math.exp(-epoch * config["rate"]) - (config["opt"]["wd"] - 0.5) ** 2
-            tune.report({"score": value if config["opt"]["name"] != "bad" else float("nan")})
+            with tempfile.TemporaryDirectory() as directory:
+                with open(os.path.join(directory, "epoch.json"), "w") as handle:
+                    json.dump(epoch, handle)
+                tune.report({"score": value if config["opt"]["name"] != "bad" else float("nan")},
+                            checkpoint=tune.Checkpoint.from_directory(directory))
 
     settings = dataclasses.replace(AT2Settings(), n_inducing=16, online_steps=2)
     searcher = AT2Searcher(prior=None, n_candidates=12, max_epochs=5, budget_epochs=15,
