@@ -51,15 +51,18 @@ def test_one_trial_at_a_time_equals_the_pure_replay_loop(hyperrec, fast_settings
 
 
 class _RunningTrials(tune.Callback):
-    """The most trials Tune ran at once, and each trial's reported epochs (in the driver)."""
+    """The most trials in flight (the coordinator's count) and running (Tune's) after a step,
+    and each trial's reported epochs (in the driver)."""
 
-    def __init__(self):
-        self.most_running = 0
+    def __init__(self, coordinator):
+        self.coordinator = coordinator
+        self.most_in_flight = self.most_running = 0
         self.epochs: dict[str, list[int]] = {}
 
     def on_step_end(self, iteration, trials, **info):
         running = sum(t.status == "RUNNING" for t in trials)
         self.most_running = max(self.most_running, running)
+        self.most_in_flight = max(self.most_in_flight, self.coordinator.in_flight)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.epochs.setdefault(trial.trial_id, []).append(result["epoch"])
@@ -69,13 +72,14 @@ def test_four_concurrent_trials_spend_exactly_the_budget_and_resume_from_checkpo
         hyperrec, fast_settings, tmp_path):
     budget = 24
     searcher = _searcher(hyperrec, fast_settings, budget)
-    watch = _RunningTrials()
+    watch = _RunningTrials(searcher.coordinator)
     _run(make_replay_trainable("hyperrec", "CIFAR100"), searcher, tmp_path, concurrency=4,
          callbacks=[watch])
     coordinator = searcher.coordinator
     assert coordinator.epochs_spent == coordinator.epochs_observed == budget
     assert len(searcher.engine.observations) == budget
-    assert 1 < watch.most_running <= 5  # 4 slots, + 1 while a pausing trial saves its checkpoint
+    assert watch.most_in_flight == 4  # all four slots were used, never more
+    assert watch.most_running <= 5  # Tune's view: + 1 while a pausing trial saves its checkpoint
     for trial_id, epochs in watch.epochs.items():  # resumed trials continue, never restart
         assert epochs == list(range(1, len(epochs) + 1)), f"{trial_id} restarted: {epochs}"
     assert sum(len(e) for e in watch.epochs.values()) == budget
