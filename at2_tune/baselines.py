@@ -189,3 +189,19 @@ def _successive_halving(db: LearningCurveDatabase, task: ReplayTask, start: np.n
         scores = run.curves[alive, rung - 1]
         alive = alive[np.argsort(-scores, kind="stable")[:max(1, alive.size // eta)]]
         rung *= eta
+
+
+BY_NAME = {
+    "zero-shot": lambda db, task, rng: zero_shot(db, task),
+    "top3": lambda db, task, rng: top_k_round_robin(db, task, 3),
+    "top5": lambda db, task, rng: top_k_round_robin(db, task, 5),
+    "top4-weighted": lambda db, task, rng: top_k_round_robin(db, task, 4, decay=0.5),
+    "transfer-sh9": lambda db, task, rng: transfer_successive_halving(db, task, 9),
+    "transfer-sh27": lambda db, task, rng: transfer_successive_halving(db, task, 27),
+    "screening": lambda db, task, rng: one_epoch_screening(db, task, rng),
+    "successive-halving": lambda db, task, rng: successive_halving(db, task, rng),
+}
+"""The baselines by name, each called as ``(database, task, numpy Generator)`` (the
+deterministic ones ignore the generator)."""
+RANDOM = ("screening", "successive-halving")
+"""The baselines of :data:`BY_NAME` that use the generator."""

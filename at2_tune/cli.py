@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
-from at2_tune.commands import data, replay, space, train
-from at2_tune.errors import USER_ERRORS
+# linear_operator (under gpytorch) decorates a function with torch.jit.script at import, which
+# PyTorch 2.14 deprecates with a FutureWarning; a user of the command should see only ours.
+JIT_WARNING = "`torch.jit.script` is deprecated"
+warnings.filterwarnings("ignore", message=JIT_WARNING, category=FutureWarning)
 
-_COMMANDS = (data, space, replay, train)
+from at2_tune.commands import bench, data, replay, space, train  # noqa: E402
+from at2_tune.errors import USER_ERRORS  # noqa: E402
+
+_COMMANDS = (data, space, replay, bench, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

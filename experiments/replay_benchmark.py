@@ -40,7 +40,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -48,21 +48,11 @@ from tqdm import tqdm
 from at2_tune import baselines, evaluation
 from at2_tune.errors import AT2Error
 
-BaselineFunction = Callable[..., baselines.BaselineRun]
-BASELINES: dict[str, BaselineFunction] = {
-    "zero-shot": lambda db, task, rng: baselines.zero_shot(db, task),
-    "top3": lambda db, task, rng: baselines.top_k_round_robin(db, task, 3),
-    "top5": lambda db, task, rng: baselines.top_k_round_robin(db, task, 5),
-    "top4-weighted": lambda db, task, rng: baselines.top_k_round_robin(db, task, 4, decay=0.5),
-    "transfer-sh9": lambda db, task, rng: baselines.transfer_successive_halving(db, task, 9),
-    "transfer-sh27": lambda db, task, rng: baselines.transfer_successive_halving(db, task, 27),
-    "screening": lambda db, task, rng: baselines.one_epoch_screening(db, task, rng),
-    "successive-halving": lambda db, task, rng: baselines.successive_halving(db, task, rng),
-}
+BASELINES = baselines.BY_NAME
 """The baselines by method name; each is called with (database, task, numpy Generator)."""
 METHODS = ("at2", "no-transfer", *BASELINES)
 """The default methods; ``reference`` (AT2 with the paper's protocol, slow) can be added."""
-RANDOM_BASELINES = ("screening", "successive-halving")
+RANDOM_BASELINES = baselines.RANDOM
 WITHOUT_PRIOR = ("no-transfer", *RANDOM_BASELINES)
 """Methods that ignore the prior tasks."""
 

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from ray import tune
 
-from search_spaces import config_key
+from search_spaces import config_key, get_space
+from search_spaces.nearest import NearestConfig
 
 EPOCH_FILE = "replay_epoch.json"
 
@@ -33,10 +34,14 @@ def make_replay_trainable(database: str, task: str, seed_profile: int = 0,
                           seconds_per_epoch: float = 0.0, metric: str = "val_acc",
                           data_dir: str | None = None,
                           fail_on: Callable[[dict[str, Any]], bool] | None = None,
-                          fail_at_epoch: int = 1) -> Callable:
+                          fail_at_epoch: int = 1, snap: bool = False) -> Callable:
     """A function trainable replaying ``task`` of ``database``.
 
     Args:
+        snap: train any configuration of the database's space (canonical, or sampled from
+            ``space.to_param_space()``) as the nearest database configuration
+            (:class:`search_spaces.nearest.NearestConfig`); without it a configuration that is
+            not one of the database's is an error.
         fail_on: for tests and demos: configurations for which the trainable raises when it
             is about to train epoch ``fail_at_epoch`` (after reporting the epochs before it).
     Reports per epoch: ``metric`` (validation accuracy), ``epoch``, ``config_id``.
@@ -49,13 +54,15 @@ def make_replay_trainable(database: str, task: str, seed_profile: int = 0,
     db.task_index(task)
     db.final_values(task, seed_profile)
     index = {config_key(c): i for i, c in enumerate(db.configs)}
+    nearest = NearestConfig(get_space(db.space_name), db.configs) if snap else None
 
     def replay_trainable(config: dict[str, Any]) -> None:
         curves = _database(database, data_dir).task_curves(task, seed_profile)
-        config_id = index.get(config_key(config))
+        config_id = nearest.index(config) if nearest is not None else index.get(config_key(config))
         if config_id is None:
             raise ValueError(f"configuration {config} is not one of the {len(index)} "
-                             f"configurations of {database!r}; replay can only train those")
+                             f"configurations of {database!r}; replay can only train those (or "
+                             "make the trainable with snap=True to train the nearest one)")
         start = 0
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:

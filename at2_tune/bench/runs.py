@@ -1,0 +1,268 @@
+"""One bench run: a method with one seed on one replay case, through Ray Tune or in process.
+
+Every run returns the replay results document (:func:`at2_tune.replay.results_document`): a
+trace with one row per epoch spent, in the order the driver received them, each with the
+trained configuration, its epoch and value, and the method's recommendation after it with
+its rank and regret on the test task. The Ray methods' recommendation is the configuration
+with the best value observed so far (ties: the earliest); AT2's is its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from at2_tune.bench import methods as bench_methods
+from at2_tune.databases import LearningCurveDatabase
+from at2_tune.replay import ReplayTask, TRACE_FIELDS, results_document
+
+METRIC = "val_acc"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: ``method`` with ``seed`` on the case ``case`` (test task @ seed profile)."""
+
+    database: str
+    protocol: str
+    case: str
+    test_task: str
+    seed_profile: int
+    train_tasks: tuple[str, ...]
+    """The prior tasks of the case (empty for the methods of ``WITHOUT_PRIOR``)."""
+    method: str
+    seed: int
+    budget: int
+    concurrency: int
+    seconds_per_epoch: float = 0.0
+    """Simulated training time of one replayed epoch (Ray methods and AT2)."""
+
+    @property
+    def key(self) -> str:
+        """File name of the run: names the case, method and seed, and hashes the rest."""
+        digest = hashlib.sha256(json.dumps(
+            [self.budget, self.concurrency, list(self.train_tasks), self.seconds_per_epoch]
+        ).encode()).hexdigest()[:8]
+        task = re.sub(r"[^A-Za-z0-9.-]", "-", self.test_task)
+        return (f"{self.database}_{task}_sp{self.seed_profile}_{self.method}_seed{self.seed}"
+                f"_{digest}")
+
+    def task(self) -> ReplayTask:
+        return ReplayTask(self.database, self.train_tasks, self.test_task, self.seed_profile,
+                          self.budget)
+
+
+def trace_rows(db: LearningCurveDatabase, task: ReplayTask,
+               observed: list[tuple[int, int, float]],
+               recommended: list[int] | None = None,
+               wall_s: list[float] | None = None) -> list[dict[str, Any]]:
+    """Trace rows of ``observed`` ``(config, epoch, value)`` epochs, in order.
+
+    ``recommended``: the method's recommendation after each epoch; ``None``: the configuration
+    with the best value observed so far (ties: the earliest observation).
+    """
+    rows, best, best_value = [], -1, -np.inf
+    for number, (config, epoch, value) in enumerate(observed, start=1):
+        if value > best_value:
+            best, best_value = config, value
+        pick = best if recommended is None else recommended[number - 1]
+        rows.append({"query": number, "epochs_spent": number, "config_id": int(config),
+                     "epoch": int(epoch), "value": float(value),
+                     "recommended_config_id": int(pick),
+                     "rank": db.rank(task.test_task, pick, task.seed_profile),
+                     "regret": db.regret(task.test_task, pick, task.seed_profile),
+                     "wall_s": None if wall_s is None else wall_s[number - 1], "sim_time": None})
+    assert all(set(row) == set(TRACE_FIELDS) for row in rows)
+    return rows
+
+
+def run_job(job: Job, db: LearningCurveDatabase, data_dir: str | None = None,
+            fit_cache=None, settings=None) -> dict[str, Any]:
+    """Run ``job`` and return its results document (``method`` is the job's).
+
+    ``fit_cache``: a ``FitCache`` for AT2's offline fit, or ``None``; ``settings``: AT2's
+    settings (default ``AT2Settings()``; the bench always uses the default).
+    """
+    started = time.perf_counter()
+    task = job.task()
+    if job.method in bench_methods.AT2:
+        with quiet_tune():
+            document = _run_at2(job, db, task, data_dir, fit_cache, settings)
+    elif job.method in bench_methods.RAY:
+        with quiet_tune():
+            document = _run_ray_method(job, db, task, data_dir)
+    else:
+        document = _run_model_free(job, db, task)
+    spent = sum(1 for row in document["trace"] if row["config_id"] is not None)
+    timing = document["timing"]
+    timing["total_s"] = time.perf_counter() - started
+    if spent and job.method not in bench_methods.MODEL_FREE:
+        # beyond the offline fit and the simulated training of `spent` epochs on K slots
+        training_s = spent * job.seconds_per_epoch / job.concurrency
+        tuning_s = timing["tune_s"] - (timing.get("offline_fit_s") or 0.0) - training_s
+        timing["overhead_s_per_query"] = tuning_s / spent
+    else:
+        timing["overhead_s_per_query"] = timing["tune_s"] / spent if spent else None
+    document.update(method=job.method, protocol=job.protocol, case=job.case, key=job.key,
+                    job=asdict(job))
+    return document
+
+
+def _run_at2(job: Job, db: LearningCurveDatabase, task: ReplayTask, data_dir: str | None,
+             fit_cache, settings) -> dict[str, Any]:
+    from at2_tune.tune.replay import run_replay_ray
+
+    started = time.perf_counter()
+    document = run_replay_ray(db, task, seed=job.seed, settings=settings,
+                              concurrency=job.concurrency, fit_cache=fit_cache, data_dir=data_dir,
+                              seconds_per_epoch=job.seconds_per_epoch)
+    document["timing"]["tune_s"] = time.perf_counter() - started
+    return document
+
+
+def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> dict[str, Any]:
+    started = time.perf_counter()
+    run = bench_methods.MODEL_FREE[job.method](db, task, np.random.default_rng(job.seed))
+    curves = db.task_curves(task.test_task, task.seed_profile)
+    epochs: dict[int, int] = {}
+    observed = []
+    for config in run.trained:
+        epochs[config] = epochs.get(config, 0) + 1
+        observed.append((config, epochs[config], float(curves[config, epochs[config] - 1])))
+    if observed:
+        rows = trace_rows(db, task, observed, recommended=run.recommended[:len(observed)])
+    else:  # zero-shot: a recommendation without training; one row per budget epoch unspent
+        rows = [{"query": q, "epochs_spent": 0, "config_id": None, "epoch": None,
+                 "value": None, "recommended_config_id": run.recommended[0],
+                 "rank": db.rank(task.test_task, run.recommended[0], task.seed_profile),
+                 "regret": db.regret(task.test_task, run.recommended[0], task.seed_profile),
+                 "wall_s": None, "sim_time": None} for q in range(1, task.budget + 1)]
+    return results_document(db, task, job.seed, _NoSettings(), rows, backend="in-process",
+                            concurrency=1,
+                            timing={"offline_fit_s": None,
+                                    "tune_s": time.perf_counter() - started})
+
+
+def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
+                    data_dir: str | None) -> dict[str, Any]:
+    import ray
+    from ray import tune
+
+    from at2_tune.baselines import prior_order
+    from at2_tune.tune.budget import EpochBudgetStopper
+    from search_spaces import get_space
+    from trainers.replay import make_replay_trainable
+
+    space = get_space(db.space_name)
+    warm = []
+    if job.method == "optuna-warm":
+        order = prior_order(db, task, "optuna-warm")[:bench_methods.WARM_START_POINTS]
+        warm = [bench_methods.to_ray_config(space, db.configs[i]) for i in order]
+    search_alg, scheduler = bench_methods.ray_tuner(job.method, db.n_epochs, job.seed, warm)
+    stopper = EpochBudgetStopper(task.budget, keep=("config_id", "epoch", METRIC))
+    trainable = make_replay_trainable(db.name, task.test_task, task.seed_profile,
+                                      job.seconds_per_epoch, METRIC, data_dir, snap=True)
+    # K trials at a time through resources, not max_concurrent_trials: Tune's concurrency
+    # limiter counts paused trials as live, so HyperBand's paused trials would block new ones.
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    trainable = tune.with_resources(trainable, {"cpu": cpus / job.concurrency})
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        tune.run(trainable, config=space.to_param_space(), search_alg=search_alg,
+                 scheduler=scheduler, metric=METRIC, mode="max",
+                 num_samples=task.budget + job.concurrency, stop=stopper,
+                 reuse_actors=True, verbose=0, storage_path=scratch,
+                 raise_on_failed_trial=False)
+    tune_s = time.perf_counter() - started
+    observed = [(r.result["config_id"], r.result["epoch"], r.result[METRIC])
+                for r in stopper.records]
+    settings = bench_methods.settings_of(job.method, db.n_epochs, job.concurrency)
+    document = results_document(db, task, job.seed, _NoSettings(settings),
+                                trace_rows(db, task, observed), backend="ray",
+                                concurrency=job.concurrency,
+                                timing={"offline_fit_s": None, "tune_s": tune_s})
+    document["ignored_after_budget"] = stopper.ignored
+    document["trials"] = len({r.trial_id for r in stopper.records})
+    return document
+
+
+@contextlib.contextmanager
+def quiet_tune():
+    """Keep Tune's console output out of the bench's: its experiment box (printed even with
+    ``verbose=0``) and the warnings of its end-of-run analysis about every trial the budget
+    stopper left unstarted (they have no results by design). Errors still show."""
+    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+
+
+class _NoSettings:
+    """Settings of a method that is not AT2, for :func:`results_document`."""
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self._settings = settings or {}
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._settings)
+
+
+def cases(db: LearningCurveDatabase, protocol: str, pairs: list[int] | None = None,
+          tasks: list[str] | None = None) -> list[tuple[tuple[str, ...], str]]:
+    """``(prior tasks, test task)`` of each case of ``protocol``: ``pairs``, the paper's
+    train/test pairs (``pairs``: their numbers, default all); ``loo``, every task (or those of
+    ``tasks``) as the test task with all the other tasks as prior."""
+    if protocol == "pairs":
+        numbers = range(len(db.pairs)) if pairs is None else pairs
+        return [(tuple(p.train_tasks), p.test_task) for p in (db.pair(i) for i in numbers)]
+    if protocol == "loo":
+        tests = db.tasks if tasks is None else tasks
+        for task in tests:
+            db.task_index(task)  # an unknown task: an error with a suggestion
+        return [(tuple(db.tasks_excluding([test])), test) for test in tests]
+    raise ValueError(f"protocol {protocol!r} is not 'pairs' or 'loo'")
+
+
+def plan(db: LearningCurveDatabase, protocol: str, methods: list[str], *, budget: int,
+         repeats: int, concurrency: int, seconds_per_epoch: float = 0.0,
+         pairs: list[int] | None = None,
+         tasks: list[str] | None = None,
+         seed_profiles: list[int] | None = None) -> list[Job]:
+    """Every run: each method on each case and seed profile, with seeds ``0..repeats-1`` (one
+    run for the deterministic methods); AT2 runs first (the longest)."""
+    if budget < 1 or repeats < 1 or concurrency < 1:
+        raise ValueError(f"budget={budget}, repeats={repeats} and concurrency={concurrency} "
+                         "must each be at least 1")
+    if not seconds_per_epoch >= 0:
+        raise ValueError(f"seconds_per_epoch={seconds_per_epoch} must be at least 0")
+    profiles = list(range(db.n_seeds)) if seed_profiles is None else seed_profiles
+    for profile in profiles:
+        db.final_values(db.tasks[0], profile)  # an unknown seed profile: a clear error
+    jobs = []
+    for train_tasks, test_task in cases(db, protocol, pairs, tasks):
+        for profile in profiles:
+            for method in methods:
+                seeds = range(1 if method in bench_methods.DETERMINISTIC else repeats)
+                prior = () if method in bench_methods.WITHOUT_PRIOR else train_tasks
+                jobs += [Job(db.name, protocol, f"{test_task}@sp{profile}", test_task, profile,
+                             prior, method, seed, budget, concurrency,
+                             0.0 if method in bench_methods.MODEL_FREE else seconds_per_epoch)
+                         for seed in seeds]
+    jobs.sort(key=lambda j: j.method not in bench_methods.AT2)
+    return jobs

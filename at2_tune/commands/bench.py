@@ -1,0 +1,236 @@
+"""``at2-tune bench``: AT2 against the tuners a Ray user would pick instead, on the same replay
+tasks and the same budget in epochs; writes a summary, a Markdown table, plots and every run.
+
+    at2-tune bench --database hyperrec --protocol pairs --budget 100 --repeats 3 --out results/bench
+
+OUT/runs/<run>.json is written as each run finishes and skipped when it exists, so an
+interrupted bench resumes where it stopped (delete the folder to start over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from at2_tune.errors import AT2Error
+
+_DEFAULT_METHODS = ("at2,at2-no-transfer,random,asha,hyperband,bohb,optuna,optuna-warm,"
+                    "zero-shot,top3,top5,transfer-sh")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="AT2 vs Ray Tune's tuners and transfer baselines on replay tasks",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["hyperrec", "lcbench"], required=True)
+    parser.add_argument("--protocol", choices=["pairs", "loo"], default="pairs",
+                        help="pairs: the paper's train/test pairs (default); loo: every task "
+                             "as the test task, all others as prior tasks")
+    parser.add_argument("--pairs", default=None, metavar="I,J,...",
+                        help="pair numbers of the pairs protocol (default: all)")
+    parser.add_argument("--tasks", default=None, metavar="NAME,...",
+                        help="test tasks of the loo protocol (default: every task)")
+    parser.add_argument("--seed-profiles", default=None, metavar="P,...",
+                        help="seed profiles of the test task (default: all the database has)")
+    parser.add_argument("--budget", type=int, default=100, help="epochs per run (default 100)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="seeds of each stochastic method (default 3)")
+    parser.add_argument("--methods", default=_DEFAULT_METHODS,
+                        help=f"comma-separated (default: all: {_DEFAULT_METHODS})")
+    parser.add_argument("--concurrency", type=int, default=1, metavar="K",
+                        help="trials at a time in each Ray run (default 1: every decision "
+                             "sees every earlier result, and a seed gives the same run)")
+    parser.add_argument("--seconds-per-epoch", type=float, default=0.0, metavar="S",
+                        help="simulated training time of a replayed epoch in the Ray runs "
+                             "(default 0). With K > 1 use e.g. 0.2, so that K trials train side "
+                             "by side as with real training: with 0 the first trial's worker "
+                             "replays many epochs before the others have started")
+    parser.add_argument("--jobs", type=int, default=1, metavar="J",
+                        help="runs in parallel, each worker with its own local Ray (default 1)")
+    parser.add_argument("--fit-cache", type=Path, default=None, metavar="DIR",
+                        help="folder of AT2's saved offline fits (default: ~/.cache/at2-tune/fits)")
+    parser.add_argument("--no-fit-cache", action="store_true", help="always fit AT2 offline")
+    parser.add_argument("--no-plots", action="store_true", help="write no plots")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.set_defaults(run=_run)
+
+
+def _ints(option: str, text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise AT2Error(f"{option} {text!r} must be comma-separated integers, e.g. 0,1,2") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from at2_tune.bench import methods as bench_methods
+    from at2_tune.bench.runs import plan
+    from at2_tune.databases import load_database
+
+    started = time.perf_counter()
+    methods = bench_methods.check_methods(args.methods.split(","))
+    bench_methods.check_available(methods)
+    for option, value in (("--budget", args.budget), ("--repeats", args.repeats),
+                          ("--concurrency", args.concurrency), ("--jobs", args.jobs)):
+        if value < 1:
+            raise AT2Error(f"{option} {value} must be at least 1")
+    if not args.no_plots:
+        _check_matplotlib()
+    data_dir = str(args.data_dir) if args.data_dir else None
+    db = load_database(args.database, data_dir)
+    tasks = [t for t in args.tasks.split(",") if t] if args.tasks else None
+    try:
+        jobs = plan(db, args.protocol, methods, budget=args.budget, repeats=args.repeats,
+                    concurrency=args.concurrency, seconds_per_epoch=args.seconds_per_epoch,
+                    pairs=_ints("--pairs", args.pairs),
+                    tasks=tasks, seed_profiles=_ints("--seed-profiles", args.seed_profiles))
+    except ValueError as exc:
+        raise AT2Error(str(exc)) from None
+    runs_dir = args.out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    fit_cache = None if args.no_fit_cache else str(args.fit_cache or "") or "default"
+    failed = run_missing(jobs, runs_dir, args.jobs, data_dir, fit_cache)
+    documents = load_documents(jobs, runs_dir)
+    if not documents:
+        raise AT2Error(f"no run finished in {runs_dir}; see the errors above")
+    summary = write_summary(db, documents, methods, args, plots=not args.no_plots)
+    summary["wall_s"] = time.perf_counter() - started
+    _write_json(args.out / "summary.json", summary)
+    print((args.out / "summary.md").read_text())
+    print(f"{len(documents)} of {len(jobs)} runs in {runs_dir}; summary: "
+          f"{args.out / 'summary.json'}; {summary['wall_s']:.0f} s")
+    return 1 if failed else 0
+
+
+def _check_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise AT2Error("the bench plots need matplotlib, which is not installed; install the "
+                       "bench extra (pip install 'at2-tune[bench]') or pass --no-plots")
+
+
+def run_missing(jobs: list, runs_dir: Path, workers: int, data_dir: str | None,
+                fit_cache: str | None) -> int:
+    """Run the jobs without a run file (in process with one worker, else in ``workers``
+    spawned processes, each with its own local Ray); returns how many failed."""
+    from tqdm import tqdm
+
+    todo = [job for job in jobs if not (runs_dir / f"{job.key}.json").exists()]
+    if len(todo) < len(jobs):
+        print(f"{len(jobs) - len(todo)} runs already in {runs_dir}, {len(todo)} to run",
+              file=sys.stderr)
+    failed = 0
+    with tqdm(total=len(todo), unit="run", desc="bench runs", file=sys.stderr) as progress:
+        if workers == 1:
+            for job in todo:
+                try:
+                    _write_json(runs_dir / f"{job.key}.json",
+                                run_in_worker(job, data_dir, fit_cache))
+                except Exception as exc:  # keep the other runs
+                    failed += 1
+                    progress.write(f"FAILED {job.key}: {exc!r}")
+                progress.update()
+            _shutdown_ray()
+            return failed
+        with ProcessPoolExecutor(max_workers=workers,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_in_worker, job, data_dir, fit_cache): job for job in todo}
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    _write_json(runs_dir / f"{job.key}.json", future.result())
+                except Exception as exc:  # keep the other runs
+                    failed += 1
+                    progress.write(f"FAILED {job.key}: {exc!r}")
+                progress.update()
+    return failed
+
+
+_RAY_STARTED = False
+
+
+def run_in_worker(job, data_dir: str | None, fit_cache: str | None) -> dict[str, Any]:
+    """Run one job in this process, starting a local Ray here the first time one needs it."""
+    global _RAY_STARTED
+    import warnings
+
+    from at2_tune.cli import JIT_WARNING
+
+    warnings.filterwarnings("ignore", message=JIT_WARNING, category=FutureWarning)
+    from at2_tune.bench import methods as bench_methods
+    from at2_tune.bench.runs import run_job
+    from at2_tune.core.offline_cache import FitCache
+    from at2_tune.databases import load_database
+
+    if job.method in (*bench_methods.AT2, *bench_methods.RAY):
+        import ray
+
+        os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
+        if not ray.is_initialized():
+            ray.init(num_cpus=max(2, job.concurrency), include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+            _RAY_STARTED = True
+    import torch
+
+    torch.set_num_threads(1)
+    cache = None if fit_cache is None else FitCache(None if fit_cache == "default" else fit_cache)
+    return run_job(job, load_database(job.database, data_dir), data_dir, cache)
+
+
+def _shutdown_ray() -> None:
+    global _RAY_STARTED
+    if _RAY_STARTED:
+        import ray
+
+        ray.shutdown()
+        _RAY_STARTED = False
+
+
+def load_documents(jobs: list, runs_dir: Path) -> list[dict[str, Any]]:
+    """The run documents of ``jobs`` that exist (a file of another job is an error)."""
+    documents = []
+    for job in jobs:
+        path = runs_dir / f"{job.key}.json"
+        if not path.exists():
+            continue
+        try:
+            document = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise AT2Error(f"{path} is not valid JSON ({exc}); delete it to run it again") from None
+        if document.get("key") != job.key:
+            raise AT2Error(f"{path} holds run {document.get('key')!r}, not {job.key!r}; delete "
+                           "it to run it again")
+        documents.append(document)
+    return documents
+
+
+def write_summary(db, documents: list[dict[str, Any]], methods: list[str],
+                  args: argparse.Namespace, plots: bool = True) -> dict[str, Any]:
+    """Write summary.md and the plots; return the summary (the caller writes summary.json)."""
+    from at2_tune.bench import report
+
+    summary = report.summarize(db, documents, methods, args.protocol, args.budget,
+                               args.concurrency)
+    (args.out / "summary.md").write_text(report.render_markdown(summary))
+    if plots:
+        runs = [report.curves_of(db, d) for d in documents]
+        report.write_plots(runs, methods, f"{db.name} {args.protocol}", args.out / "plots")
+    return summary
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    from at2_tune.paths import atomic_write
+
+    text = json.dumps(document, indent=1) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))
