@@ -17,8 +17,8 @@ from search_spaces.errors import SearchSpaceError
 from search_spaces._text import (PATH_SEPARATOR, config_ref, did_you_mean, number,
                                  table, value_repr)
 from search_spaces.encoding import NumericScaling
-from search_spaces.params import (NUMERIC_KINDS, Categorical, Parameter, Ratio, choice_index,
-                                  same_choice)
+from search_spaces.params import (NUMERIC_KINDS, Categorical, Integer, Parameter, Ratio,
+                                  choice_index, same_choice)
 from search_spaces.paths import flatten, group_of, unflatten
 from search_spaces.ray_export import ray_domain
 from search_spaces.serialization import exact_key, space_from_json, space_to_json
@@ -319,6 +319,32 @@ class SearchSpace:
             if activity[param.name] is False:
                 values.pop(param.name, None)
         return self.validate(unflatten(values))
+
+    def to_ray_sample(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A canonical configuration as a full sample of :meth:`to_param_space` (flat; a Ratio
+        as its factor), e.g. to warm-start a Ray searcher, which wants every parameter: those
+        of inactive branches get the middle of their domain (they do not change the
+        configuration, see :meth:`from_ray_config`)."""
+        config = self.validate(config)
+        values = flatten(config)
+        point: dict[str, Any] = {}
+        for param in self._parameters:
+            if isinstance(param, Ratio):
+                if param.name in values:
+                    factor = values[param.name] / values[param.base]
+                else:
+                    factor = (param.factor_low + param.factor_high) / 2
+                point[param.factor_key] = min(max(factor, param.factor_low), param.factor_high)
+            elif param.name in values:
+                point[param.name] = values[param.name]
+            elif isinstance(param, Categorical):
+                point[param.name] = param.choices[0]
+            else:
+                middle = math.sqrt(param.low * param.high) if param.log else \
+                    (param.low + param.high) / 2
+                point[param.name] = round(middle) if isinstance(param, Integer) else float(middle)
+        point.update(flatten(self._constants))
+        return unflatten(point)
 
     def _derive_from_factor(self, ratio: Ratio, values: dict[str, Any],
                             active: bool | None) -> None:

@@ -72,31 +72,6 @@ def check_available(names: Sequence[str]) -> None:
                            f"installed; {_EXTRA_HINT}, or leave {name!r} out of --methods")
 
 
-def to_ray_config(space, config: dict[str, Any]) -> dict[str, Any]:
-    """A canonical configuration as a full sample of ``space.to_param_space()`` (a Ratio as
-    its factor), e.g. to warm-start a Ray searcher, which wants every parameter: those of
-    inactive branches get the middle of their domain (they do not change the configuration)."""
-    from search_spaces import Categorical, Ratio
-
-    point: dict[str, Any] = {}
-    for param in space.parameters:
-        if isinstance(param, Ratio):
-            if param.name in config:
-                factor = config[param.name] / config[param.base]
-            else:
-                factor = (param.factor_low + param.factor_high) / 2
-            point[param.factor_key] = min(max(factor, param.factor_low), param.factor_high)
-        elif param.name in config:
-            point[param.name] = config[param.name]
-        elif isinstance(param, Categorical):
-            point[param.name] = param.choices[0]
-        else:
-            middle = (param.low * param.high) ** 0.5 if param.log else (param.low + param.high) / 2
-            point[param.name] = type(param.low)(round(middle)) if isinstance(param.low, int) \
-                else float(middle)
-    return point
-
-
 def ray_tuner(method: str, max_t: int, seed: int, warm_points: Sequence[dict] = ()
               ) -> tuple[Any, Any]:
     """``(search_alg, scheduler)`` of a Ray method for trials of at most ``max_t`` epochs

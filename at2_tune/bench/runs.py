@@ -167,7 +167,7 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     warm = []
     if job.method == "optuna-warm":
         order = prior_order(db, task, "optuna-warm")[:bench_methods.WARM_START_POINTS]
-        warm = [bench_methods.to_ray_config(space, db.configs[i]) for i in order]
+        warm = [space.to_ray_sample(db.configs[i]) for i in order]
     search_alg, scheduler = bench_methods.ray_tuner(job.method, db.n_epochs, job.seed, warm)
     stopper = EpochBudgetStopper(task.budget, keep=("config_id", "epoch", METRIC))
     trainable = make_replay_trainable(db.name, task.test_task, task.seed_profile,

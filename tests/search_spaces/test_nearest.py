@@ -1,5 +1,7 @@
 """Snapping configurations to the nearest one of a database grid."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -38,11 +40,21 @@ def test_database_configs_map_to_themselves_and_ray_samples_to_a_valid_index(nam
 
 
 def test_a_ray_sample_with_every_branch_is_converted_before_snapping(hyperrec):
-    from at2_tune.bench.methods import to_ray_config
-
     space = get_space("hyperrec")
     nearest = NearestConfig(space, hyperrec.configs)
     for index, config in enumerate(hyperrec.configs):
-        point = to_ray_config(space, config)
+        point = space.to_ray_sample(config)
         assert set(point) == set(space.to_param_space())  # every parameter, all branches
         assert nearest.index(point) == index
+
+
+def test_a_ray_sample_of_a_config_round_trips_and_fills_inactive_branches():
+    space = get_space("hyperrec")
+    config = {"batch_size": 64, "model": "ResNet34", "optimizer": "Adam", "scheduler": "CyclicLR",
+              "lr": 0.01, "weight_decay": 1e-4, "beta0": 0.9, "beta1": 0.99,
+              "cyclic_gamma": 0.2, "max_lr": 0.012, "step_size_up": 4}
+    point = space.to_ray_sample(config)
+    assert point["max_lr_factor"] == pytest.approx(1.2)
+    assert point["momentum"] == pytest.approx(math.sqrt(1e-3 * 1.0))  # inactive: log middle
+    assert point["T_0"] == 11 and point["eta_min_factor"] == pytest.approx(0.7)
+    assert space.from_ray_config(point) == pytest.approx(space.validate(config))
