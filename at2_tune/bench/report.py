@@ -90,8 +90,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             for m, e in summary["methods"].items()]
     return (f"# at2-tune bench: {summary['database']}, {summary['protocol']} protocol, "
             f"budget {summary['budget']} epochs, {summary['concurrency']} concurrent trials\n\n"
-            + body + "\nOverhead per epoch (median over runs: the run's wall time without an "
-            "offline fit, over its epochs; the replayed epochs themselves take no time).\n\n"
+            + body + "\nOverhead per epoch (median over runs): the run's wall time less AT2's "
+            "offline fit and less the simulated training (epochs x seconds per epoch / "
+            "concurrent trials), over its epochs: what Tune, the searcher and the scheduler "
+            "add.\n\n"
             "| method | overhead s per epoch | epochs spent |\n| --- | --- | --- |\n"
             + "\n".join(rows) + "\n")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
+import os
 import re
 import tempfile
 import time
@@ -172,10 +172,8 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     stopper = EpochBudgetStopper(task.budget, keep=("config_id", "epoch", METRIC))
     trainable = make_replay_trainable(db.name, task.test_task, task.seed_profile,
                                       job.seconds_per_epoch, METRIC, data_dir, snap=True)
-    # K trials at a time through resources, not max_concurrent_trials: Tune's concurrency
-    # limiter counts paused trials as live, so HyperBand's paused trials would block new ones.
-    cpus = ray.cluster_resources().get("CPU", 1.0)
-    trainable = tune.with_resources(trainable, {"cpu": cpus / job.concurrency})
+    trainable = tune.with_resources(trainable, _slot_resources(ray.cluster_resources(),
+                                                               job.concurrency))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         tune.run(trainable, config=space.to_param_space(), search_alg=search_alg,
@@ -196,21 +194,45 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     return document
 
 
+SLOT_RESOURCE = "at2_bench_slot"
+"""A custom Ray resource (1 per worker's cluster) that limits a Ray method to K trials."""
+
+
+def _slot_resources(cluster: dict[str, float], concurrency: int) -> dict[str, float]:
+    """Resources of one trial such that exactly ``concurrency`` trials run at a time.
+
+    Not ``max_concurrent_trials``: Tune's concurrency limiter counts paused trials as live, so
+    HyperBand's paused trials would block new ones. With the bench's own cluster a share of
+    :data:`SLOT_RESOURCE` (and a token CPU share: an AT2 run before may leave one CPU held by
+    an actor of Tune's reuse cache); with another cluster, a share of all its CPUs.
+    """
+    if cluster.get(SLOT_RESOURCE, 0) >= 1:
+        return {"cpu": 0.01, SLOT_RESOURCE: 1 / concurrency - 1e-4}
+    return {"cpu": cluster.get("CPU", 1.0) / concurrency}
+
+
 @contextlib.contextmanager
 def quiet_tune():
-    """Keep Tune's console output out of the bench's: its experiment box (printed even with
-    ``verbose=0``) and the warnings of its end-of-run analysis about every trial the budget
-    stopper left unstarted (they have no results by design). Errors still show."""
+    """Keep Tune's console output out of the bench's: the new output engine's experiment box
+    (printed even with ``verbose=0``; ``RAY_AIR_NEW_OUTPUT=0`` selects the old reporter, which
+    prints nothing at ``verbose=0``) and the warnings of its end-of-run analysis about every
+    trial the budget stopper left unstarted (no results by design). Errors still show.
+    (Redirecting stdout instead keeps Tune from releasing the last trial's CPU.)"""
     loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
     levels = [log.level for log in loggers]
+    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     for log in loggers:
         log.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
+        yield
     finally:
         for log, level in zip(loggers, levels):
             log.setLevel(level)
+        if saved is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = saved
 
 
 class _NoSettings:

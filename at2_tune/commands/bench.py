@@ -178,8 +178,10 @@ def run_in_worker(job, data_dir: str | None, fit_cache: str | None) -> dict[str,
 
         os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
         if not ray.is_initialized():
-            ray.init(num_cpus=max(2, job.concurrency), include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+            from at2_tune.bench.runs import SLOT_RESOURCE
+
+            ray.init(num_cpus=max(2, job.concurrency), resources={SLOT_RESOURCE: 1},
+                     include_dashboard=False, log_to_driver=False, configure_logging=False)
             _RAY_STARTED = True
     import torch
 
