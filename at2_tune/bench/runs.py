@@ -217,11 +217,16 @@ def quiet_tune():
     (printed even with ``verbose=0``; ``RAY_AIR_NEW_OUTPUT=0`` selects the old reporter, which
     prints nothing at ``verbose=0``) and the warnings of its end-of-run analysis about every
     trial the budget stopper left unstarted (no results by design). Errors still show.
+    Tune's default per-trial loggers are off.
     (Redirecting stdout instead keeps Tune from releasing the last trial's CPU.)"""
     loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
     levels = [log.level for log in loggers]
-    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    settings = {"RAY_AIR_NEW_OUTPUT": "0",
+                # no per-trial CSV/JSON/TensorBoard files: nobody reads them here, and each
+                # trial's tensorboardX writer thread stayed alive until the worker exited
+                "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
     for log in loggers:
         log.setLevel(logging.ERROR)
     try:
@@ -229,10 +234,11 @@ def quiet_tune():
     finally:
         for log, level in zip(loggers, levels):
             log.setLevel(level)
-        if saved is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class _NoSettings:
