@@ -98,7 +98,9 @@ def _run(args: argparse.Namespace) -> int:
         raise AT2Error(str(exc)) from None
     runs_dir = args.out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    fit_cache = None if args.no_fit_cache else str(args.fit_cache or "") or "default"
+    from at2_tune.core.offline_cache import FitCache
+
+    fit_cache = None if args.no_fit_cache else FitCache(args.fit_cache)
     failed = run_missing(jobs, runs_dir, args.jobs, data_dir, fit_cache)
     documents = load_documents(jobs, runs_dir)
     if not documents:
@@ -121,7 +123,7 @@ def _check_matplotlib() -> None:
 
 
 def run_missing(jobs: list, runs_dir: Path, workers: int, data_dir: str | None,
-                fit_cache: str | None) -> int:
+                fit_cache) -> int:
     """Run the jobs without a run file (in process with one worker, else in ``workers``
     spawned processes, each with its own local Ray); returns how many failed."""
     from tqdm import tqdm
@@ -160,8 +162,11 @@ def run_missing(jobs: list, runs_dir: Path, workers: int, data_dir: str | None,
 _RAY_STARTED = False
 
 
-def run_in_worker(job, data_dir: str | None, fit_cache: str | None) -> dict[str, Any]:
-    """Run one job in this process, starting a local Ray here the first time one needs it."""
+def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
+    """Run one job in this process, starting a local Ray here the first time one needs it.
+
+    ``fit_cache``: a ``FitCache`` (a frozen dataclass, so it pickles to spawned workers) or
+    ``None``."""
     global _RAY_STARTED
     import warnings
 
@@ -170,7 +175,6 @@ def run_in_worker(job, data_dir: str | None, fit_cache: str | None) -> dict[str,
     warnings.filterwarnings("ignore", message=JIT_WARNING, category=FutureWarning)
     from at2_tune.bench import methods as bench_methods
     from at2_tune.bench.runs import run_job
-    from at2_tune.core.offline_cache import FitCache
     from at2_tune.databases import load_database
 
     if job.method in (*bench_methods.AT2, *bench_methods.RAY):
@@ -186,8 +190,7 @@ def run_in_worker(job, data_dir: str | None, fit_cache: str | None) -> dict[str,
     import torch
 
     torch.set_num_threads(1)
-    cache = None if fit_cache is None else FitCache(None if fit_cache == "default" else fit_cache)
-    return run_job(job, load_database(job.database, data_dir), data_dir, cache)
+    return run_job(job, load_database(job.database, data_dir), data_dir, fit_cache)
 
 
 def _shutdown_ray() -> None:
