@@ -26,7 +26,7 @@ from at2_tune.core import acquisition as acq
 from at2_tune.core import residual
 from at2_tune.core.acquisition import CurvePosterior
 from at2_tune.core.observations import ObservationStore
-from at2_tune.core.prior import PriorData
+from at2_tune.core.prior import PriorData, mean_over_tasks
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.surrogate import DTYPE, AT2Surrogate, encode_configs
 from at2_tune.errors import AT2Error
@@ -186,13 +186,18 @@ class AT2Engine:
 
     def _with_prior_average_mean(self, posterior: CurvePosterior) -> CurvePosterior:
         """``posterior`` with the mean curve of every grid candidate replaced by its average
-        curve over the prior tasks (on the model's scale, mapped onto the new task's)."""
+        curve over the prior tasks (on the model's scale, mapped onto the new task's).
+
+        With a partially observed prior, each (config, epoch) averages the prior tasks that
+        observed it; where none did, the GP's posterior mean stays."""
         grid = [(row, cell) for row, cell in enumerate(self._candidate_cell) if cell is not None]
         if not grid or not self.prior.n_tasks:
             return posterior
         rows, cells = (np.array(column) for column in zip(*grid))
+        average, count = mean_over_tasks(self.prior.curves, self.prior.observed)  # (N, E) each
         mean = posterior.mean.copy()
-        mean[rows] = self.surrogate.transform.mean_from_model(self.prior.curves.mean(axis=0)[cells])
+        mean[rows] = np.where(count[cells] > 0,
+                              self.surrogate.transform.mean_from_model(average[cells]), mean[rows])
         return CurvePosterior(mean, posterior.std)
 
     def _observation_arrays(self) -> tuple[list[int], torch.Tensor, np.ndarray, list[int | None]]:

@@ -10,23 +10,52 @@ from typing import Any, Sequence
 import numpy as np
 
 from at2_tune.databases import LearningCurveDatabase
+from at2_tune.errors import AT2Error
 
 
 @dataclass(frozen=True, eq=False)
 class PriorData:
-    """Full curves of prior tasks on a shared grid of configurations.
+    """Curves of prior tasks on a shared grid of configurations, possibly partially observed.
+
+    A prior imported from past experiments may hold early-stopped trials (a configuration seen
+    only for its first epochs on a task) and configurations run on some tasks only: the grid is
+    then the union of every task's configurations and ``curves`` holds NaN at every unobserved
+    (task, config, epoch) cell. Nothing fills NaN in: every reader of ``curves`` uses
+    :attr:`observed`. A database prior is fully observed (no NaN).
 
     Attributes:
         tasks: prior task names.
         configs: the grid's configurations (in the search space's vocabulary).
-        curves: float64 ``(n_tasks, n_configs, n_epochs)``.
+        curves: float64 ``(n_tasks, n_configs, n_epochs)``; NaN where unobserved.
         source: where the data came from (e.g. ``hyperrec seed profile 0``), for metadata.
+    Raises:
+        AT2Error: ``curves`` is not 3-dimensional, its task or config axis does not match
+            ``tasks`` or ``configs``, it holds an infinite value, or a task observed no cell.
     """
 
     tasks: tuple[str, ...]
     configs: tuple[dict[str, Any], ...]
     curves: np.ndarray
     source: str = ""
+
+    def __post_init__(self) -> None:
+        curves = np.asarray(self.curves)
+        if curves.ndim != 3:
+            raise AT2Error(f"prior curves have shape {curves.shape}; expected 3 dimensions "
+                           "(n_tasks, n_configs, n_epochs), with NaN at unobserved cells")
+        n_tasks, n_configs, _ = curves.shape
+        if n_tasks != len(self.tasks) or n_configs != len(self.configs):
+            raise AT2Error(f"prior curves have shape {curves.shape} but there are "
+                           f"{len(self.tasks)} tasks and {len(self.configs)} configs; the "
+                           "first two axes must be (tasks, configs) in that order")
+        if np.isinf(curves).any():
+            raise AT2Error("prior curves hold an infinite value; mark unobserved cells with "
+                           "NaN and drop diverged values")
+        empty = np.isnan(curves).reshape(n_tasks, n_configs * curves.shape[2]).all(axis=1)
+        if empty.any():
+            task = self.tasks[int(np.flatnonzero(empty)[0])]
+            raise AT2Error(f"prior task {task!r} has no observed value (every cell of its "
+                           "curves is NaN); drop it from the prior, or add its observations")
 
     @classmethod
     def from_database(cls, db: LearningCurveDatabase, tasks: Sequence[str],
@@ -52,18 +81,37 @@ class PriorData:
     def n_epochs(self) -> int:
         return self.curves.shape[2]
 
+    @property
+    def observed(self) -> np.ndarray:
+        """bool ``(n_tasks, n_configs, n_epochs)``: the cells with a value (not NaN)."""
+        return ~np.isnan(self.curves)
+
+    @property
+    def fully_observed(self) -> bool:
+        """Whether every task observed every cell of the grid (no NaN)."""
+        return not np.isnan(self.curves).any()
+
+    def matched_counts(self) -> np.ndarray:
+        """int ``(n_tasks, n_tasks)``: cells observed by both tasks of each pair (diagonal: cells
+        observed by the task). Pairs sharing at most one cell are unmatched for the task kernel
+        (``at2_tune.model.task_statistics.UNMATCHED_DISTANCE``)."""
+        mask = self.observed.reshape(self.n_tasks, self.n_configs * self.n_epochs)
+        mask = mask.astype(np.int64)
+        return mask @ mask.T
+
     def standardized(self) -> "PriorData":
         """Each task's curves shifted and scaled to the prior tasks' average mean and spread.
 
         Tasks differ in how far their configurations spread (LCBench accuracies near 0.99 vs
         near 0.6); without this, the tasks with the widest spread dominate what transfers.
         The common target scale keeps the prior comparable with the new task's raw values.
+        A task's mean and spread are those of its observed cells; NaN cells stay NaN.
         """
         if self.n_tasks == 0:
             return self
         flat = self.curves.reshape(self.n_tasks, -1)
-        mean = flat.mean(axis=1)[:, None, None]
-        spread = np.maximum(flat.std(axis=1), 1e-12)[:, None, None]
+        mean = np.nanmean(flat, axis=1)[:, None, None]
+        spread = np.maximum(np.nanstd(flat, axis=1), 1e-12)[:, None, None]
         curves = (self.curves - mean) / spread * spread.mean() + mean.mean()
         return PriorData(self.tasks, self.configs, curves, f"{self.source} (standardized)")
 
@@ -72,3 +120,20 @@ class PriorData:
         digest = hashlib.sha256(json.dumps([self.tasks, self.configs], sort_keys=True).encode())
         digest.update(np.ascontiguousarray(self.curves, dtype=np.float64).tobytes())
         return digest.hexdigest()
+
+
+def mean_over_tasks(values: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean over the tasks (axis 0) that observed each cell, and how many did.
+
+    Args:
+        values: ``(T, ...)`` values (any, e.g. NaN, where unobserved).
+        observed: bool, the shape of ``values``.
+    Returns:
+        ``(mean, count)`` of shape ``values.shape[1:]``; ``mean`` is NaN where ``count`` is 0
+        (no task observed the cell: nothing is invented). With every cell observed, ``mean``
+        equals ``values.mean(axis=0)`` bit for bit.
+    """
+    count = observed.sum(axis=0)
+    total = np.where(observed, values, 0.0).sum(axis=0)
+    mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+    return mean, count

@@ -89,8 +89,9 @@ class AT2Settings:
     """Fit the new task on the prior tasks' scale through an affine map estimated from matched
     cells (``at2_tune.core.target_scale``); the paper fits raw values."""
     unmatched_distance: str | float = "mean"
-    """Task distance when fewer than 2 cells are matched: a number, or ``"mean"`` for the mean
-    distance between the prior tasks (the paper uses 0.5)."""
+    """Task distance when fewer than 2 cells are matched (the new task at first; two prior tasks
+    of a partially observed prior that share at most one cell): a number, or ``"mean"`` for the
+    mean distance between the prior tasks that do share cells (the paper uses 0.5)."""
 
     @property
     def online_gradient(self) -> bool:

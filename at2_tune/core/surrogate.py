@@ -79,32 +79,54 @@ class AT2Surrogate:
         return self.rows(self.grid_encodings.repeat_interleave(self.n_epochs, 0), 0, epochs)
 
     def _prior_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every prior task's rows ``(T * n_grid, width)`` and values ``(T * n_grid,)``."""
+        """The prior tasks' observed cells: rows ``(n_observed, width)`` and values
+        ``(n_observed,)``, task-major then config-major (every cell of every task when the prior
+        is fully observed; unobserved cells are left out, never filled in)."""
         grid = self._grid_rows()
         n_tasks = self.prior.n_tasks
         rows = grid.repeat(n_tasks, 1)
         rows[:, self.layout.task_column] = torch.arange(n_tasks, dtype=DTYPE).repeat_interleave(grid.shape[0])
-        return rows, torch.as_tensor(self.prior.curves, dtype=DTYPE).reshape(-1)
+        observed = torch.as_tensor(self.prior.observed).reshape(-1)
+        return rows[observed], torch.as_tensor(self.prior.curves, dtype=DTYPE).reshape(-1)[observed]
+
+    def _prior_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior tasks' values ``(T, n_grid)`` (0 where unobserved) and bool mask."""
+        shape = (self.prior.n_tasks, self.prior.n_configs * self.n_epochs)
+        observed = torch.as_tensor(self.prior.observed).reshape(shape)
+        values = torch.as_tensor(self.prior.curves, dtype=DTYPE).reshape(shape)
+        return torch.where(observed, values, 0.0), observed
 
     # ---------------------------------------------------------------- build
     def _prior_statistics(self) -> MatchedTaskStatistics:
+        """Matched-cell statistics of the prior tasks' observed cells (the new task, last, has
+        none yet)."""
         n_tasks = self.prior.n_tasks + 1
         n_cells = self.prior.n_configs * self.n_epochs
         values = torch.zeros(n_tasks, n_cells, dtype=DTYPE)
         observed = torch.zeros(n_tasks, n_cells, dtype=torch.bool)
-        values[: self.prior.n_tasks] = torch.as_tensor(self.prior.curves).reshape(self.prior.n_tasks, n_cells)
-        observed[: self.prior.n_tasks] = True
+        values[: self.prior.n_tasks], observed[: self.prior.n_tasks] = self._prior_table()
         return MatchedTaskStatistics.from_table(values, observed)
 
     def _unmatched_distance(self) -> float:
+        """The task distance of pairs of tasks sharing at most one observed cell.
+
+        That is the new task with every prior task before it has observations, and, with a
+        partially observed prior, a pair of prior tasks whose observed cells barely overlap (e.g.
+        tasks run on different configurations): such a pair's distance is not measured, it is
+        this value (:meth:`MatchedTaskStatistics.distances`). ``settings.unmatched_distance`` is
+        a number, or ``"mean"``: the mean distance of the pairs of prior tasks that do share
+        cells (:data:`UNMATCHED_DISTANCE` when no pair does).
+        """
         choice = self.settings.unmatched_distance
         if choice != "mean":
             return float(choice)
-        if self.prior.n_tasks < 2:
+        n_tasks = self.prior.n_tasks
+        if n_tasks < 2:
             return UNMATCHED_DISTANCE
-        distances = self.statistics.distances()[: self.prior.n_tasks, : self.prior.n_tasks]
-        off_diagonal = ~torch.eye(self.prior.n_tasks, dtype=torch.bool)
-        return float(distances[off_diagonal].mean())
+        distances = self.statistics.distances()[:n_tasks, :n_tasks]
+        shared = self.statistics.counts[:n_tasks, :n_tasks] > 1
+        measured = shared & ~torch.eye(n_tasks, dtype=torch.bool)
+        return float(distances[measured].mean()) if measured.any() else UNMATCHED_DISTANCE
 
     def _build_model(self, candidate_encodings: torch.Tensor):
         s = self.settings
@@ -211,8 +233,8 @@ class AT2Surrogate:
         if not self.prior.n_tasks:
             return None
         if self._summary is None:
-            curves = torch.as_tensor(self.prior.curves, dtype=DTYPE).reshape(self.prior.n_tasks, -1)
-            self._summary = PriorSummary.compute(self.model, self._grid_rows(), curves)
+            values, observed = self._prior_table()
+            self._summary = PriorSummary.compute(self.model, self._grid_rows(), values, observed)
         return self._summary
 
     # ---------------------------------------------------------------- queries

@@ -26,7 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from at2_tune.core.prior import PriorData
+from at2_tune.core.prior import PriorData, mean_over_tasks
 from at2_tune.core.target_scale import AffineScale, fit_affine_scale
 from at2_tune.errors import AT2Error
 
@@ -38,7 +38,8 @@ class OutputTransform:
     """Owns the output warp, the prior's standardization and the new task's affine map.
 
     Args:
-        prior: the prior tasks' curves on their own scales.
+        prior: the prior tasks' curves on their own scales (NaN where unobserved: NaN passes
+            through the warp and the standardization).
         standardize_prior: give every prior task the same mean and spread.
         scale_target: fit the new task's affine map (identity otherwise).
         warp: ``"none"`` or ``"log_error"`` (values must then lie in [0, 1]).
@@ -54,12 +55,13 @@ class OutputTransform:
         self.target = AffineScale()
 
     def warp(self, values: np.ndarray, what: str = "observed") -> np.ndarray:
-        """Step 1 on ``values`` (any shape)."""
+        """Step 1 on ``values`` (any shape); NaN (an unobserved prior cell) stays NaN."""
         values = np.asarray(values, dtype=float)
         if self.warp_name == "none":
             return values
-        if values.size and (values.min() < 0.0 or values.max() > 1.0):
-            bad = float(values[(values < 0.0) | (values > 1.0)].flat[0])
+        outside = (values < 0.0) | (values > 1.0)  # False at NaN
+        if outside.any():
+            bad = float(values[outside].flat[0])
             raise AT2Error(f"{what} value {bad!r} is outside [0, 1], but output_warp='log_error' "
                            "needs accuracies in [0, 1]; report accuracy as a fraction, or use "
                            "AT2Settings(output_warp='none') for other metrics")
@@ -73,12 +75,16 @@ class OutputTransform:
     def fit_target(self, cells: np.ndarray, epochs: np.ndarray, values: np.ndarray) -> None:
         """Fit the new task's map from its raw values at grid ``cells`` (config indices) and
         1-based ``epochs`` (``(n,)`` each): least squares on the prior tasks' mean at those
-        cells, shrunk towards scale 1."""
+        cells (over the tasks that observed each cell; a cell no prior task observed is left
+        out), shrunk towards scale 1."""
         if not self.scale_target or len(values) == 0:
             self.target = AffineScale()
             return
-        reference = self.prior.curves[:, np.asarray(cells), np.asarray(epochs) - 1].mean(axis=0)
-        self.target = fit_affine_scale(self.warp(values), reference, float(self.prior.curves.var()))
+        at_cells = self.prior.curves[:, np.asarray(cells), np.asarray(epochs) - 1]  # (T, n)
+        reference, count = mean_over_tasks(at_cells, ~np.isnan(at_cells))
+        matched = count > 0  # none: the identity, as without observations
+        self.target = fit_affine_scale(self.warp(np.asarray(values)[matched]), reference[matched],
+                                       float(np.nanvar(self.prior.curves)))
 
     def target_to_model(self, values: np.ndarray) -> np.ndarray:
         """Raw values of the new task -> the model's scale."""

@@ -21,6 +21,17 @@ task. :class:`PriorSummary` keeps ``B B^T`` and ``B (Y - mu)^T``; while the hype
 fixed, conditioning on the new task's observations then costs ``O(M^3 + M^2 T)`` however many
 prior tasks and cells there are, and the task correlations (which move with every matched
 observation) are applied exactly.
+
+A partially observed prior (task ``j`` observed only the cells of a mask ``m_j``, e.g. early-stopped
+trials) has one Gram matrix per task: with ``B_j = B diag(m_j)`` the columns of ``B`` task ``j``
+observed and ``c_j`` the ``j``-th column of ``C_tau``,
+
+.. math::
+    K_uf K_fu = \\textstyle\\sum_j \\operatorname{diag}(c_j)\\, B_j B_j^T \\operatorname{diag}(c_j),
+    \\qquad K_uf (y - \\mu) = \\textstyle\\sum_j c_j \\circ B_j (y_j - \\mu_j)
+
+(exactly the update over the observed rows alone). Tasks with the same mask share ``B_j B_j^T``:
+a fully observed prior keeps the single Gram matrix ``B B^T`` above.
 """
 
 from __future__ import annotations
@@ -47,42 +58,71 @@ class PriorSummary:
     """The prior tasks' sufficient statistics for the closed-form q(u), for fixed hyperparameters.
 
     Attributes:
-        root: ``(M, M)`` ``R`` with ``R R^T = B B^T`` (from an eigendecomposition; conditioning
-            whitens ``diag(c_j) R`` per task, which keeps the whitened Gram matrix positive
-            semi-definite however ill-conditioned ``K_uu`` is).
-        projected: ``(M, T)`` ``B (Y - mu)^T``: one column per prior task.
+        roots: ``(K, M, M)`` ``R_k`` with ``R_k R_k^T = B_k B_k^T``, one per distinct mask of
+            observed cells (``K = 1`` when every task observed every cell; from an
+            eigendecomposition: conditioning whitens ``diag(c_j) R_k`` per task, which keeps the
+            whitened Gram matrix positive semi-definite however ill-conditioned ``K_uu`` is).
+        groups: ``(T,)`` long, the index into ``roots`` of each prior task's mask.
+        projected: ``(M, T)`` ``B_j (y_j - mu_j)``: one column per prior task.
     """
 
-    root: torch.Tensor
+    roots: torch.Tensor
+    groups: torch.Tensor
     projected: torch.Tensor
 
     @classmethod
     @torch.no_grad()
-    def compute(cls, model: AT2GP, grid_rows: torch.Tensor, curves: torch.Tensor) -> "PriorSummary":
-        """Summarize prior tasks observed on every cell of one grid.
+    def compute(cls, model: AT2GP, grid_rows: torch.Tensor, curves: torch.Tensor,
+                observed: torch.Tensor | None = None) -> "PriorSummary":
+        """Summarize prior tasks observed on (a subset of) the cells of one grid.
 
         Args:
             grid_rows: ``(n_grid, width)`` input rows of the grid's cells (task column ignored).
-            curves: ``(T, n_grid)`` each prior task's values at those cells.
+            curves: ``(T, n_grid)`` each prior task's values at those cells (ignored where not
+                ``observed``, e.g. NaN).
+            observed: ``(T, n_grid)`` bool, the cells each task observed (default: the cells
+                where ``curves`` is not NaN).
+        Raises:
+            AT2Error: ``observed`` does not match ``curves``, or an observed value is NaN.
         """
-        n_tasks = curves.shape[0]
+        observed = ~torch.isnan(curves) if observed is None else observed.to(torch.bool)
+        _check_observed(grid_rows, curves, observed)
+        masks, groups = torch.unique(observed, dim=0, return_inverse=True)
         inducing = model.variational_strategy.inducing_points
-        gram = torch.zeros(inducing.shape[0], inducing.shape[0], dtype=curves.dtype)
-        projected = torch.zeros(inducing.shape[0], n_tasks, dtype=curves.dtype)
+        n_inducing, n_tasks = inducing.shape[0], curves.shape[0]
+        grams = [torch.zeros(n_inducing, n_inducing, dtype=curves.dtype) for _ in masks]
+        projected = torch.zeros(n_inducing, n_tasks, dtype=curves.dtype)
         constants = model.mean_module.constants[:n_tasks]
         scale = model.covar_module.outputscale
         for start in range(0, grid_rows.shape[0], CHUNK_ROWS):
-            rows = grid_rows[start: start + CHUNK_ROWS]
+            chunk = slice(start, start + CHUNK_ROWS)
+            rows = grid_rows[chunk]
             shared = scale * (model.epoch_kernel(inducing, rows).to_dense()
                               * model.hyper_kernel(inducing, rows).to_dense())
-            gram += shared @ shared.T
-            projected += shared @ (curves[:, start: start + CHUNK_ROWS] - constants[:, None]).T
-        eigenvalues, eigenvectors = torch.linalg.eigh((gram + gram.T) / 2)
-        return cls(eigenvectors * eigenvalues.clamp_min(0.0).sqrt(), projected)
+            for gram, mask in zip(grams, masks[:, chunk]):
+                part = shared if bool(mask.all()) else shared[:, mask]
+                gram += part @ part.T
+            residuals = torch.where(observed[:, chunk], curves[:, chunk] - constants[:, None], 0.0)
+            projected += shared @ residuals.T
+        return cls(torch.stack([_psd_root(gram) for gram in grams]), groups, projected)
 
     @property
     def n_tasks(self) -> int:
         return self.projected.shape[1]
+
+
+def _check_observed(grid_rows: torch.Tensor, curves: torch.Tensor, observed: torch.Tensor) -> None:
+    if curves.ndim != 2 or curves.shape[1] != grid_rows.shape[0] or observed.shape != curves.shape:
+        raise AT2Error(f"prior curves {tuple(curves.shape)} and mask {tuple(observed.shape)} must "
+                       f"both be (n_tasks, {grid_rows.shape[0]}): one value per grid cell")
+    if bool(torch.isnan(curves[observed]).any()):
+        raise AT2Error("a prior value marked observed is NaN; mark it unobserved (observed=False)")
+
+
+def _psd_root(gram: torch.Tensor) -> torch.Tensor:
+    """``R`` ``(M, M)`` with ``R R^T = gram`` (negative eigenvalues of round-off set to 0)."""
+    eigenvalues, eigenvectors = torch.linalg.eigh((gram + gram.T) / 2)
+    return eigenvectors * eigenvalues.clamp_min(0.0).sqrt()
 
 
 @torch.no_grad()
@@ -184,8 +224,9 @@ def _prior_terms(model: AT2GP, prior: PriorSummary | None,
     inducing = model.variational_strategy.inducing_points
     tasks = inducing[:, model.layout.task_column].round().long()
     correlation = model.task_kernel.task_covariance()[tasks, : prior.n_tasks]  # (M, T)
-    # K_uf K_fu = sum_j diag(c_j) R R^T diag(c_j): whiten each task's factor, then multiply
-    factors = (correlation.T[:, :, None] * prior.root[None]).transpose(0, 1)   # (M, T, M)
+    # K_uf K_fu = sum_j diag(c_j) R_j R_j^T diag(c_j): whiten each task's factor, then multiply
+    roots = prior.roots if prior.roots.shape[0] == 1 else prior.roots[prior.groups]  # (1|T, M, M)
+    factors = (correlation.T[:, :, None] * roots).transpose(0, 1)   # (M, T, M)
     features = _whiten(chol_uu, factors.reshape(n_inducing, -1))
     projected = (correlation * prior.projected).sum(dim=1)
     return features @ features.T, projected

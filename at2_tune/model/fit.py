@@ -78,6 +78,11 @@ class FitData:
     always_x: torch.Tensor
     always_y: torch.Tensor
 
+    def __post_init__(self) -> None:
+        if bool(torch.isnan(self.pool_y).any() or torch.isnan(self.always_y).any()):
+            raise AT2Error("training values hold NaN; leave unobserved cells out of the fit "
+                           "(the surrogate passes observed prior cells only) instead of NaN")
+
     @property
     def n_data(self) -> int:
         return self.pool_x.shape[0] + self.always_x.shape[0]

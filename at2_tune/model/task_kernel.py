@@ -22,6 +22,13 @@ class TaskKernel(Kernel):
     task's observations accumulate, ``g`` goes to 1 and the similarity sharpens. No outputscale
     (the model scales the product of kernels once).
 
+    Nothing here assumes full grids: ``n_ij`` counts the cells observed by both tasks. A pair
+    sharing at most one cell (the new task before its observations, or two tasks of a partially
+    observed prior that ran different configurations or stopped at different epochs) has no
+    measured distance: ``d_ij`` is the ``unmatched`` distance given to :meth:`set_statistics`
+    (``AT2Settings.unmatched_distance``), and ``n_ij / (N E)`` near 0 makes ``g`` near ``U``.
+    Prior pairs that matched only part of the grid likewise keep ``g > 1``.
+
     The matrix is made positive semi-definite by shrinking it towards the identity by the
     smallest amount that does so (``(K + c I) / (1 + c)``; ``c`` is computed without gradient),
     because distances measured on different matched subsets need not be Euclidean.
