@@ -21,9 +21,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from at2_tune.errors import USER_ERRORS, AT2Error
+
+if TYPE_CHECKING:
+    from trainers.data import DataSpec
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,11 +40,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Train one configuration of the HyperRec space on a dataset and write "
                     "DIR/metrics.jsonl (one JSON object per epoch), DIR/batches.jsonl, "
                     "DIR/run.json and DIR/checkpoint/.")
-    p.add_argument("--dataset", required=True,
-                   help="torchvision dataset class name (CIFAR10, Flowers102, ...), "
-                        "'imagefolder' (ROOT/<class>/<image>) or 'synthetic'")
-    p.add_argument("--data-root", default=None, help="local directory of the dataset files "
-                   "(never downloaded)")
+    add_data_arguments(p)
     p.add_argument("--config", required=True, type=Path,
                    help="JSON file with the flat HyperRec config (active keys only)")
     p.add_argument("--epochs", required=True, type=int, help="total number of epochs")
@@ -51,13 +50,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0,
                    help="training seed: init, data order, augmentation (default 0)")
-    p.add_argument("--data-seed", type=int, default=0,
-                   help="seed of the 60/20/20 split and of synthetic images (default 0)")
     p.add_argument("--small-input-stem", action="store_true",
                    help="3x3 stride-1 stem without max-pool, for 32-64 px images")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="square image side in pixels (default: per dataset, e.g. 32 for "
-                        "CIFAR, 224 for ImageFolder)")
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto",
                    help="mixed precision (auto: bf16 on CUDA if supported, off on CPU)")
     p.add_argument("--pipeline", choices=("auto", "tensor", "loader"), default="auto",
@@ -67,12 +61,38 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="no random crop / flip on training batches")
     p.add_argument("--compile", action="store_true", help="use torch.compile")
     p.add_argument("--eval-batch-size", type=int, default=256)
+    p.set_defaults(func=run_train)
+    return p
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data-source options (``--dataset``, ``--data-root``, ``--download``, ...) that
+    :func:`data_spec` turns into a :class:`~trainers.data.DataSpec`."""
+    p.add_argument("--dataset", required=True,
+                   help="torchvision dataset class name (CIFAR10, Flowers102, ...), "
+                        "'imagefolder' (ROOT/<class>/<image>) or 'synthetic'")
+    p.add_argument("--data-root", default=None, help="local directory of the dataset files")
+    p.add_argument("--download", action="store_true",
+                   help="let torchvision fetch a missing dataset into --data-root (needs "
+                        "internet); without it nothing is downloaded")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="seed of the 60/20/20 split and of synthetic images (default 0)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="square image side in pixels (default: per dataset, e.g. 32 for "
+                        "CIFAR, 224 for ImageFolder)")
     p.add_argument("--synthetic-images", type=int, default=512,
                    help="number of images of --dataset synthetic")
     p.add_argument("--synthetic-classes", type=int, default=10,
                    help="number of classes of --dataset synthetic")
-    p.set_defaults(func=run_train)
-    return p
+
+
+def data_spec(args: argparse.Namespace) -> DataSpec:
+    """The :class:`~trainers.data.DataSpec` of the options of :func:`add_data_arguments`."""
+    from trainers.data import DataSpec
+
+    return DataSpec(name=args.dataset, root=args.data_root, image_size=args.image_size,
+                    data_seed=args.data_seed, synthetic_images=args.synthetic_images,
+                    synthetic_classes=args.synthetic_classes, download=args.download)
 
 
 def _load_config(path: Path) -> dict[str, Any]:
@@ -102,15 +122,12 @@ def _print_epoch(metrics: dict[str, Any], _checkpoint: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``at2-tune train`` with parsed ``args``; returns the exit status (0 / 1 / 2)."""
-    from trainers.data import DataSpec
     from trainers.errors import DivergenceError
     from trainers.train import train
 
     try:
         config = _load_config(args.config)
-        spec = DataSpec(name=args.dataset, root=args.data_root, image_size=args.image_size,
-                        data_seed=args.data_seed, synthetic_images=args.synthetic_images,
-                        synthetic_classes=args.synthetic_classes)
+        spec = data_spec(args)
         result = train(config, spec, epochs=args.epochs, report=_print_epoch, out_dir=args.out,
                        resume=bool(args.resume), device=args.device, seed=args.seed,
                        small_input_stem=args.small_input_stem, amp=args.amp,

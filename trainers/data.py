@@ -110,7 +110,9 @@ class DataSpec:
         name: ``"synthetic"``, ``"imagefolder"`` or a torchvision dataset class name
             (case-insensitive; see :func:`known_datasets`).
         root: local directory of the files (required except for ``synthetic``). Nothing is
-            ever downloaded.
+            downloaded unless ``download`` is set.
+        download: let torchvision fetch a missing torchvision dataset into ``root`` (needs
+            internet; ignored for ``synthetic`` and ``imagefolder``).
         image_size: side ``S`` of the square images; ``None`` picks the dataset's default
             (32 for CIFAR/MNIST-like and synthetic data, 224 for ImageFolder and most others).
         data_seed: seed of the 60/20/20 split (and of the synthetic images).
@@ -128,6 +130,7 @@ class DataSpec:
     synthetic_images: int = 512
     synthetic_classes: int = 10
     dataset_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    download: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The spec as a JSON-compatible dict."""
@@ -302,16 +305,21 @@ def _num_classes_of(dataset: Dataset, targets: Sequence[int]) -> int:
     return max(len(classes) if classes is not None else 0, from_targets)
 
 
-def _check_root(name: str, root: str | None) -> Path:
+_NO_DOWNLOAD = "at2-tune downloads nothing unless you pass --download / DataSpec(download=True)"
+
+
+def _check_root(name: str, root: str | None, download: bool = False) -> Path:
     if root is None:
         raise DatasetError(
             f"dataset {name!r} needs a local data root; pass --data-root PATH / "
-            f"DataSpec(root=...) (at2-tune never downloads data)")
+            f"DataSpec(root=...) ({_NO_DOWNLOAD})")
     path = Path(root).expanduser()
+    if download and not path.exists():
+        path.mkdir(parents=True)
     if not path.exists():
         raise DatasetError(
             f"data root {str(path)!r} for dataset {name!r} does not exist; create it and put "
-            f"the dataset files there, or fix the path (at2-tune never downloads data)")
+            f"the dataset files there, or fix the path ({_NO_DOWNLOAD})")
     if not path.is_dir():
         raise DatasetError(f"data root {str(path)!r} for dataset {name!r} is not a directory")
     return path
@@ -369,13 +377,13 @@ def _load_imagefolder(spec: DataSpec, size: int) -> tuple[Dataset, list[int], in
 
 def _load_torchvision(name: str, spec: DataSpec,
                       size: int) -> tuple[Dataset, list[int], int, list[str] | None]:
-    root = _check_root(name, spec.root)
+    root = _check_root(name, spec.root, spec.download)
     cls = getattr(torchvision.datasets, name)
     split_arg, splits, _ = _TORCHVISION_DATASETS[name]
     params = inspect.signature(cls).parameters
     kwargs: dict[str, Any] = dict(spec.dataset_kwargs)
     if "download" in params:
-        kwargs["download"] = False
+        kwargs["download"] = bool(spec.download)
     kwargs["transform"] = _Preprocess(size)
     if split_arg is not None and split_arg in kwargs:
         splits = (kwargs.pop(split_arg),)
@@ -391,9 +399,10 @@ def _load_torchvision(name: str, spec: DataSpec,
             where = "" if split_arg is None else f" ({split_arg}={split!r})"
             raise DatasetError(
                 f"could not load torchvision dataset {name}{where} from {str(root)!r} with "
-                f"download=False: {exc}. Put the dataset files under that root in the layout "
-                f"torchvision.datasets.{name} expects (at2-tune never downloads), or use "
-                f"'imagefolder' for a ROOT/<class>/<image> tree") from exc
+                f"download={bool(spec.download)}: {exc}. Put the dataset files under that root "
+                f"in the layout torchvision.datasets.{name} expects ({_NO_DOWNLOAD}, on a "
+                f"machine with internet), or use 'imagefolder' for a ROOT/<class>/<image> "
+                f"tree") from exc
         part_targets = _targets_of(part)
         parts.append(part)
         targets.extend(part_targets)

@@ -15,7 +15,8 @@ This is the only module of :mod:`trainers` that imports Ray. Usage::
                                                    scheduler=..., reuse_actors=True))
 
 Per epoch the trainable calls ``tune.report(metrics, checkpoint=...)`` with the checkpoint of
-that epoch, so ``training_iteration`` equals ``metrics["epoch"]`` and every result (also the one
+that epoch (``metrics`` also carry ``node_id``, the Ray node the trial ran on), so
+``training_iteration`` equals ``metrics["epoch"]`` and every result (also the one
 a scheduler PAUSEs on) has a checkpoint; on (re)start it resumes from ``tune.get_checkpoint()``.
 Ray restores ``training_iteration`` from the checkpoint's result, so after PAUSE / resume or a
 failure the numbering continues at the next epoch.
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from search_spaces import HYPERREC_SPACE
@@ -55,6 +57,11 @@ def _trial_cpus(default: int = 1) -> int:
         return max(1, int(resources.required_resources.get("CPU", default)))
     except Exception:  # noqa: BLE001 - outside a Tune session / older Ray: use the default
         return default
+
+
+def _node_id() -> str:
+    """The Ray node this trial runs on (several nodes of one machine share an IP address)."""
+    return ray.get_runtime_context().get_node_id()
 
 
 def run_trial(config: dict[str, Any], *, data: DataSpec, epochs: int,
@@ -76,7 +83,10 @@ def run_trial(config: dict[str, Any], *, data: DataSpec, epochs: int,
     kwargs = dict(train_kwargs)
     kwargs.setdefault("num_workers", max(0, _trial_cpus() - 1))
 
+    node_id = _node_id()
+
     def report(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        metrics = {**metrics, "node_id": node_id}
         if checkpoint_dir is None:
             tune.report(metrics)
         else:  # Ray copies the directory into the trial's storage before returning

@@ -491,8 +491,9 @@ def _check_resume_meta(meta: Mapping[str, Any], options: Mapping[str, Any],
         if key not in meta:
             continue
         old, new = to_json_safe(meta[key]), to_json_safe(options[key])
-        if key == "data":  # the data may have moved: compare everything but the root
-            old, new = ({k: v for k, v in d.items() if k != "root"} for d in (old, new))
+        if key == "data":  # the data may have moved (or been fetched): not root, download
+            old, new = ({k: v for k, v in d.items() if k not in ("root", "download")}
+                        for d in (old, new))
         if old != new:
             raise CheckpointError(
                 f"checkpoint {str(ckpt_dir)!r} was written with {key}={meta[key]!r} but this "

@@ -87,7 +87,46 @@ def test_torchvision_dataset_not_on_disk_is_a_clear_error(tmp_path: Path) -> Non
     with pytest.raises(DatasetError) as info:
         load_data(DataSpec("CIFAR10", root=str(tmp_path)))
     message = str(info.value)
-    assert "CIFAR10" in message and "download=False" in message and "never downloads" in message
+    assert "CIFAR10" in message and "download=False" in message
+    assert "downloads nothing unless you pass --download" in message
+
+
+class _RecordingCIFAR10(torch.utils.data.Dataset):
+    """Stands in for torchvision.datasets.CIFAR10 (no internet here): records its arguments."""
+
+    calls: list[dict] = []
+
+    def __init__(self, root: str, train: bool = True, transform=None,
+                 download: bool = False) -> None:
+        self.calls.append({"root": root, "train": train, "download": download})
+        self.targets = [i % 2 for i in range(10)]
+        self.classes = ["a", "b"]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return torch.zeros(3, 8, 8), self.targets[index]
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_download_is_passed_to_torchvision_only_when_asked(tmp_path: Path, monkeypatch,
+                                                           download: bool) -> None:
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", _RecordingCIFAR10)
+    _RecordingCIFAR10.calls = []
+    root = tmp_path / "cifar"  # missing: created only for a download
+    if not download:
+        root.mkdir()
+    data = load_data(DataSpec("CIFAR10", root=str(root), download=download))
+    assert [c["download"] for c in _RecordingCIFAR10.calls] == [download, download]
+    assert [c["train"] for c in _RecordingCIFAR10.calls] == [True, False]
+    assert root.is_dir() and data.num_classes == 2 and len(data.targets) == 20
+
+
+def test_missing_root_without_download_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="does not exist.*--download"):
+        load_data(DataSpec("CIFAR10", root=str(tmp_path / "missing")))
+    assert not (tmp_path / "missing").exists()
 
 
 def test_imagefolder_flat_layout(tmp_path: Path) -> None:
