@@ -168,11 +168,9 @@ def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
     ``fit_cache``: a ``FitCache`` (a frozen dataclass, so it pickles to spawned workers) or
     ``None``."""
     global _RAY_STARTED
-    import warnings
+    from at2_tune.cli import quiet_notices
 
-    from at2_tune.cli import JIT_WARNING
-
-    warnings.filterwarnings("ignore", message=JIT_WARNING, category=FutureWarning)
+    quiet_notices()
     from at2_tune.bench import methods as bench_methods
     from at2_tune.bench.runs import run_job
     from at2_tune.databases import load_database

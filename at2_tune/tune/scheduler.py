@@ -15,25 +15,37 @@ them, so they resume only when the coordinator picks them: slots and budget stay
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from at2_tune.core.coordinator import Finished, Resume, TrialStatus
+from at2_tune.core.coordinator import Coordinator, Decision, Finished, Resume, TrialStatus
 from at2_tune.errors import AT2Error
 from at2_tune.tune.searcher import AT2Searcher
 
 
 class AT2Scheduler(TrialScheduler):
-    """Pass the same :class:`AT2Searcher` as ``search_alg``; they share its coordinator."""
+    """Pass the same :class:`AT2Searcher` as ``search_alg``; they share its coordinator.
+
+    Args:
+        searcher: the run's searcher.
+        on_decision: called after each result's decision as ``on_decision(coordinator,
+            trial_id, epoch, value, decision)`` (e.g. a status line); it must be picklable,
+            since Tune saves the scheduler with the experiment.
+    """
 
     _supports_buffered_results = False
 
-    def __init__(self, searcher: AT2Searcher) -> None:
+    def __init__(self, searcher: AT2Searcher,
+                 on_decision: Callable[[Coordinator, str, int, float, Decision], None]
+                 | None = None) -> None:
         super().__init__()
         if not isinstance(searcher, AT2Searcher):
             raise ValueError(f"AT2Scheduler needs the AT2Searcher of the run, got {searcher!r}; "
                              "use AT2Scheduler(searcher) with search_alg=searcher")
         self.searcher = searcher
+        self.on_decision = on_decision
         self._unknown: set[str] = set()  # restored trials newer than the restored coordinator
         searcher.attach_scheduler()
 
@@ -61,7 +73,10 @@ class AT2Scheduler(TrialScheduler):
             return TrialScheduler.STOP
         value = self.searcher.metric_value(trial.trial_id, result)
         epoch = self.searcher.epoch_of(result)
-        return self.coordinator.on_result(trial.trial_id, epoch, value).value
+        decision = self.coordinator.on_result(trial.trial_id, epoch, value)
+        if self.on_decision is not None:
+            self.on_decision(self.coordinator, trial.trial_id, epoch, value, decision)
+        return decision.value
 
     def on_trial_error(self, tune_controller, trial: Trial) -> None:
         self.coordinator.on_trial_end(trial.trial_id, failed=True)

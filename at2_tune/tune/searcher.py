@@ -29,6 +29,8 @@ from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.errors import AT2Error
+from search_spaces.errors import SearchSpaceError
+from search_spaces.keys import distinct
 
 SEARCHER_STATE_VERSION = 2
 BACKUP_FILE = "at2-searcher-state.backup.pt"
@@ -45,9 +47,13 @@ class AT2Searcher(Searcher):
         space: a ``search_spaces.SearchSpace``; ``None``: the space Tune passes in
             ``param_space`` (``search_spaces.from_param_space``), else the HyperRec space.
         metric, mode: as in Tune (usually given to ``tune.run`` / ``TuneConfig`` instead).
-        prior: ``"hyperrec"`` (the HyperRec database, all tasks), a ``PriorData``, or ``None``
-            (no transfer). A database prior needs the HyperRec space.
-        candidates: configurations to choose from; default: the prior's configurations, or
+        prior: ``"hyperrec"`` (the HyperRec database, all tasks), the folder of a database
+            built with ``at2-tune prior import`` (its curves may be partially observed; its
+            configurations must lie in the space, which defaults to the database's own), a
+            ``PriorData``, or ``None`` (no transfer). The HyperRec prior needs the HyperRec
+            space.
+        candidates: configurations to choose from; default: the prior's configurations (with
+            a database folder: plus ``n_candidates`` samples of the space), or
             ``n_candidates`` samples of the space when there is no prior.
         max_epochs: epochs per trial (default: the prior's epochs, or 75).
         budget_epochs: total epochs over all trials; ``None``: until ``num_samples`` trials.
@@ -78,6 +84,7 @@ class AT2Searcher(Searcher):
         self._max_epochs = max_epochs
         self._fit_cache = FitCache.coerce(fit_cache)
         self._data_dir = data_dir
+        self._loaded_database = None
         self._has_scheduler = False
         self._saves = 0
         self.time_attr = time_attr
@@ -113,11 +120,44 @@ class AT2Searcher(Searcher):
         self._has_scheduler = True
 
     def _resolved_space(self):
+        if self._space is None and self._user_database() is not None:
+            self._space = self._user_database().space
         if self._space is None:
             from search_spaces import HYPERREC_SPACE
 
             self._space = HYPERREC_SPACE
         return self._space
+
+    def _user_database(self):
+        """The user database of ``prior=FOLDER`` (loaded and verified once), else ``None``."""
+        if isinstance(self._prior, PriorData) or self._prior in (None, _DEFAULT):
+            return None
+        if not isinstance(self._prior, (str, os.PathLike)):
+            raise ValueError(f"prior={self._prior!r} is not supported; use 'hyperrec', the "
+                             "folder of an `at2-tune prior import` database, a PriorData or None")
+        if self._loaded_database is None:
+            from at2_tune.databases.user import load_user_database
+
+            self._loaded_database = load_user_database(self._prior)
+        return self._loaded_database
+
+    def _user_prior(self, space) -> PriorData:
+        db = self._user_database()
+        if self._metric and db.metric != self._metric:
+            raise AT2Error(f"prior {self._prior} holds {db.metric!r}, but this run tunes "
+                           f"{self._metric!r}; import the history with --metric "
+                           f"{self._metric}, or tune the metric it holds")
+        prior = db.prior_data()
+        try:
+            configs = tuple(space.validate(c) for c in prior.configs)
+        except SearchSpaceError as exc:
+            raise AT2Error(f"a configuration of the prior {self._prior} is not in this run's "
+                           f"space {space.name!r}: {exc}; tune in a space that holds the "
+                           "earlier runs' configurations") from None
+        if self._candidates is None:
+            rng = np.random.default_rng(self._seed)
+            self._candidates = distinct(list(configs) + space.sample_many(rng, self._n_candidates))
+        return PriorData(prior.tasks, configs, prior.curves, prior.source)
 
     def _resolved_prior(self, space) -> PriorData:
         prior = self._prior
@@ -135,7 +175,7 @@ class AT2Searcher(Searcher):
             configs = self._candidates or space.sample_many(np.random.default_rng(self._seed),
                                                             self._n_candidates)
             return PriorData.empty(configs, self._max_epochs or 75)
-        raise ValueError(f"prior={prior!r} is not supported; use 'hyperrec', a PriorData or None")
+        return self._user_prior(space)
 
     def _new_engine(self) -> AT2Engine:
         """An engine of this searcher's identity, not fitted yet."""

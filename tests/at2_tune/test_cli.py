@@ -62,3 +62,19 @@ def test_console_script_is_installed(release_dir):
     assert result.returncode == 0, result.stdout + result.stderr
     result = subprocess.run([str(script), "data", "verify", "nope"], capture_output=True, text=True)
     assert result.returncode == 2 and "invalid choice: 'nope'" in result.stderr
+
+
+def test_ray_token_notice_is_dropped_but_the_auth_off_warning_kept(caplog) -> None:
+    import logging
+
+    from at2_tune.cli import RAY_AUTH_LOGGER, quiet_notices
+
+    quiet_notices()
+    quiet_notices()  # idempotent: one filter
+    logger = logging.getLogger(RAY_AUTH_LOGGER)
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger=RAY_AUTH_LOGGER):
+        logger.warning("Token authentication is enabled for this Ray cluster. Set ...")
+        logger.warning("Token authentication is disabled for this Ray cluster. Anyone ...")
+    assert [r.getMessage()[:36] for r in caplog.records] == \
+        ["Token authentication is disabled for"]

@@ -1,0 +1,183 @@
+"""Run (or resume) one live tuning experiment: AT2Searcher + AT2Scheduler over the trainers'
+ResNet trainable, through ``tune.Tuner``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from at2_tune.core.offline_cache import FitCache
+from at2_tune.core.prior import PriorData
+from at2_tune.errors import AT2Error
+from at2_tune.live import cluster, records, summary
+from at2_tune.live.options import METRIC, LiveOptions, check_dataset, check_options, \
+    check_resume, save_options
+from at2_tune.live.status import StatusPrinter
+
+EXPERIMENT = "at2-tune"
+TRIALS_DIR = "trials"
+HYPERREC_PRIOR_EPOCHS = 75
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What AT2 chooses from: the space, the prior and the candidate configurations.
+
+    ``candidates`` are the prior's configurations (their low-epoch observations on the new
+    task are cells matched with every prior task, which the task kernel is measured from)
+    followed by ``samples`` fresh configurations of the space (which let AT2 leave the
+    prior's grid; their predictions come from the hyperparameter kernel alone).
+    """
+
+    space: Any
+    prior: str | PriorData | None
+    candidates: tuple[dict[str, Any], ...]
+    epochs: int
+    description: str
+
+
+def plan_of(options: LiveOptions) -> Plan:
+    """Resolve ``options.prior`` into a :class:`Plan` (loads and checks the prior)."""
+    from search_spaces import HYPERREC_SPACE
+    from search_spaces.keys import distinct
+
+    rng = np.random.default_rng(options.seed)
+    samples = tuple(HYPERREC_SPACE.sample_many(rng, options.n_samples))
+    if options.prior == "none":
+        return Plan(HYPERREC_SPACE, None, samples, options.epochs, "none")
+    if options.prior == "hyperrec":
+        from at2_tune.databases import load_database
+
+        db = load_database("hyperrec", options.data_dir)
+        _check_epochs(options, HYPERREC_PRIOR_EPOCHS, "the HyperRec database")
+        return Plan(HYPERREC_SPACE, "hyperrec", tuple(distinct(db.configs + samples)),
+                    HYPERREC_PRIOR_EPOCHS, f"hyperrec ({db.n_tasks} tasks)")
+    from at2_tune.databases.user import load_user_database
+
+    db = load_user_database(options.prior)
+    if db.space.name != HYPERREC_SPACE.name:
+        raise AT2Error(f"prior {options.prior} was built in the space {db.space.name!r}, but "
+                       "at2-tune tune trains HyperRec configurations; use "
+                       f"AT2Searcher(prior={str(options.prior)!r}) in your own tune.run for "
+                       "that space")
+    _check_epochs(options, db.n_epochs, f"the prior {options.prior}")
+    prior = db.prior_data()
+    return Plan(HYPERREC_SPACE, prior, tuple(distinct(prior.configs + samples)), db.n_epochs,
+                f"{options.prior} ({prior.n_tasks} tasks)")
+
+
+def _check_epochs(options: LiveOptions, prior_epochs: int, what: str) -> None:
+    if options.epochs != prior_epochs:
+        raise AT2Error(f"--epochs {options.epochs} differs from the {prior_epochs} epochs of "
+                       f"{what}: AT2's epoch axis is the prior's; use --epochs {prior_epochs} "
+                       "(the budget still limits what trains) or --prior none")
+
+
+def make_searcher(options: LiveOptions, plan: Plan):
+    """The run's searcher; built the same way to read the final state back."""
+    from at2_tune.tune import AT2Searcher
+
+    return AT2Searcher(
+        space=plan.space, metric=METRIC, mode="max", prior=plan.prior, seed=options.seed,
+        candidates=list(plan.candidates), max_epochs=plan.epochs,
+        budget_epochs=options.budget_epochs, max_concurrent=options.concurrency,
+        fit_cache=FitCache(Path(options.fit_cache)) if options.fit_cache else FitCache(),
+        data_dir=options.data_dir, track_recommendations=True)
+
+
+def make_trainable(options: LiveOptions, plan: Plan, resources: dict[str, float]):
+    from ray import tune
+
+    from trainers.ray_trainable import make_trainable as trainer
+
+    trainable = trainer(options.data, epochs=plan.epochs, device=options.device,
+                        seed=options.seed, small_input_stem=options.small_input_stem)
+    return tune.with_resources(trainable, resources)
+
+
+def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Check everything, connect to Ray, tune, write ``summary.json``; returns the summary."""
+    started = time.perf_counter()
+    check_options(options)
+    check_resume(options)
+    from search_spaces import HYPERREC_SPACE
+
+    max_batch = int(HYPERREC_SPACE.parameter("batch_size").high)
+    data = check_dataset(options.data, max_batch)
+    plan = plan_of(options)
+    owns_ray = cluster.connect(options.address)
+    try:
+        resources = cluster.trial_resources(options.cpus_per_trial, options.gpus_per_trial,
+                                            cluster.cluster_resources())
+        save_options(options)
+        say(f"at2-tune tune: {data['name']} ({data['num_classes']} classes, "
+            f"{data['num_images']} images, {data['image_size']} px), prior {plan.description}, "
+            f"{len(plan.candidates)} candidates, budget {options.budget_epochs} epochs, "
+            f"{options.concurrency} at a time, {resources['cpu']:g} CPU + "
+            f"{resources['gpu']:g} GPU per trial")
+        experiment = _fit(options, plan, resources)
+        final = make_searcher(options, plan)
+        final.restore_from_dir(experiment)
+        metrics = records.read_all(Path(options.out) / TRIALS_DIR)
+        document = summary.build_summary(
+            final.coordinator, metrics, METRIC, time.perf_counter() - started,
+            {"prior": plan.description, "dataset": data, "experiment": experiment,
+             "concurrency": options.concurrency, "resources_per_trial": resources})
+    finally:
+        if owns_ray:
+            import ray
+
+            ray.shutdown()
+    summary.write_summary(options.out, document)
+    plot = summary.plot_curves(options.out, document, metrics, METRIC)
+    say(_closing_lines(options, document, plot))
+    return document
+
+
+def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float]) -> str:
+    """Run (or restore and finish) the Tune experiment; returns its path."""
+    from ray import tune
+
+    from at2_tune.tune import AT2Scheduler
+
+    experiment = f"{options.storage_path.rstrip('/')}/{EXPERIMENT}"
+    trainable = make_trainable(options, plan, resources)
+    if options.resume:
+        if not tune.Tuner.can_restore(experiment):
+            raise AT2Error(f"--resume: nothing to restore in {experiment} (Tune saved no "
+                           "experiment state there); check --storage, or start without "
+                           "--resume")
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
+    else:
+        searcher = make_searcher(options, plan)
+        scheduler = AT2Scheduler(searcher, on_decision=StatusPrinter(METRIC))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                        num_samples=len(plan.candidates),
+                                        max_concurrent_trials=options.concurrency,
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=options.storage_path, verbose=1,
+                callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR)]))
+    results = tuner.fit()
+    if results.errors and len(results.errors) == len(results):
+        raise AT2Error(f"every trial failed ({len(results.errors)}); the first error: "
+                       f"{results.errors[0]}")
+    return experiment
+
+
+def _closing_lines(options: LiveOptions, document: dict[str, Any], plot: Path | None) -> str:
+    best = document[f"best_{METRIC}"]
+    lines = [f"recommended: trial {document['recommended_trial']} ({METRIC} "
+             f"{'-' if best is None else f'{best:.4f}'}) {document['recommended_config']}",
+             f"{document['epochs_spent']}/{document['budget_epochs']} epochs over "
+             f"{len(document['trials'])} trials in {document['wall_s']:.0f} s",
+             f"summary: {Path(options.out) / summary.SUMMARY_FILE}"]
+    if plot is not None:
+        lines.append(f"learning curves: {plot}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""One status line per AT2 decision (the scheduler's ``on_decision`` hook)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from at2_tune.core.coordinator import Coordinator, Decision, TrialStatus
+
+
+def trial_of_candidate(coordinator: Coordinator, candidate: int | None) -> str | None:
+    """The trial that trains ``candidate`` (each candidate has at most one)."""
+    for trial_id, record in coordinator.trials.items():
+        if record.candidate == candidate:
+            return trial_id
+    return None
+
+
+def best_values(coordinator: Coordinator) -> dict[int, float]:
+    """Best observed value of every observed candidate (on the maximized scale)."""
+    best: dict[int, float] = {}
+    for row in coordinator.trace:
+        best[row.candidate] = max(best.get(row.candidate, -float("inf")), row.value)
+    return best
+
+
+def status_line(coordinator: Coordinator, trial_id: str, epoch: int, value: float,
+                decision: Decision, metric: str = "val_top1") -> str:
+    """``AT2 | trial T epoch E: metric=V -> pause | running 2, paused 3, done 1 | 12/40
+    epochs | recommended: trial R (metric V')``."""
+    counts = {s: len(coordinator.trials_with(s)) for s in TrialStatus}
+    running = counts[TrialStatus.RUNNING] + counts[TrialStatus.PENDING]
+    budget = coordinator.budget_epochs
+    spent = f"{coordinator.epochs_spent}/{budget}" if budget else f"{coordinator.epochs_spent}"
+    line = (f"AT2 | trial {trial_id} epoch {epoch}: {metric}={value:.4f} -> "
+            f"{decision.name.lower()} | running {running}, paused {counts[TrialStatus.PAUSED]}, "
+            f"done {counts[TrialStatus.DONE]} | {spent} epochs")
+    recommended = coordinator.trace[-1].recommended if coordinator.trace else None
+    if recommended is not None:
+        best = best_values(coordinator).get(recommended)
+        shown = "" if best is None else f" ({metric} {best:.4f})"
+        line += f" | recommended: trial {trial_of_candidate(coordinator, recommended)}{shown}"
+    return line
+
+
+@dataclass(frozen=True)
+class StatusPrinter:
+    """Prints :func:`status_line` after each decision (picklable: Tune saves the scheduler)."""
+
+    metric: str = "val_top1"
+
+    def __call__(self, coordinator: Coordinator, trial_id: str, epoch: int, value: float,
+                 decision: Decision) -> None:
+        print(status_line(coordinator, trial_id, epoch, value, decision, self.metric),
+              flush=True)

@@ -1,0 +1,108 @@
+"""``OUT/summary.json`` and ``OUT/curves.png`` of a live tuning run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from at2_tune.core.coordinator import Coordinator
+from at2_tune.live.status import trial_of_candidate
+from at2_tune.paths import atomic_write
+
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "curves.png"
+
+
+def recommended_candidate(coordinator: Coordinator) -> int | None:
+    """AT2's recommendation after the last observation (``None`` before any)."""
+    if not coordinator.trace:
+        return None
+    if coordinator.trace[-1].recommended is not None:
+        return coordinator.trace[-1].recommended
+    engine = coordinator.engine
+    engine.condition()
+    return engine.recommend()
+
+
+def trial_entries(coordinator: Coordinator, metrics: dict[str, list[dict[str, Any]]],
+                  metric: str) -> list[dict[str, Any]]:
+    """One entry per trial: id, config, epochs AT2 counted, best metric, status, node."""
+    engine = coordinator.engine
+    values: dict[str, list[float]] = {}
+    for row in coordinator.trace:
+        values.setdefault(row.trial_id, []).append(row.value)
+    entries = []
+    for trial_id, record in coordinator.trials.items():
+        rows = metrics.get(trial_id, [])
+        nodes = [r["node_id"] for r in rows if r.get("node_id")]
+        failed = record.candidate in engine.failed
+        entries.append({
+            "trial_id": trial_id, "candidate": record.candidate,
+            "config": dict(engine.candidates[record.candidate]),
+            "epochs": record.last_epoch,
+            f"best_{metric}": max(values[trial_id]) if trial_id in values else None,
+            "status": "failed" if failed else record.status.value,
+            "node_id": nodes[-1] if nodes else None, "node_ids": sorted(set(nodes)),
+        })
+    return entries
+
+
+def build_summary(coordinator: Coordinator, metrics: dict[str, list[dict[str, Any]]],
+                  metric: str, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """The summary document (see the README's ``at2-tune tune`` section)."""
+    trials = trial_entries(coordinator, metrics, metric)
+    candidate = recommended_candidate(coordinator)
+    trial_id = trial_of_candidate(coordinator, candidate)
+    best = next((t[f"best_{metric}"] for t in trials if t["trial_id"] == trial_id), None)
+    return {
+        "recommended_config": None if candidate is None
+        else dict(coordinator.engine.candidates[candidate]),
+        "recommended_trial": trial_id, f"best_{metric}": best,
+        "epochs_spent": coordinator.epochs_spent, "budget_epochs": coordinator.budget_epochs,
+        "trials": trials, "wall_s": round(wall_s, 3), **extra,
+    }
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> Path:
+    path = Path(out) / SUMMARY_FILE
+    text = json.dumps(summary, indent=2, sort_keys=False)
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+    return path
+
+
+def plot_curves(out: Path, summary: dict[str, Any], metrics: dict[str, list[dict[str, Any]]],
+                metric: str) -> Path | None:
+    """Every trial's learning curve, the recommended trial highlighted; ``None`` without
+    matplotlib (the ``bench`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    recommended = summary["recommended_trial"]
+    for trial in summary["trials"]:
+        rows = [r for r in metrics.get(trial["trial_id"], []) if r.get(metric) is not None]
+        if not rows or trial["trial_id"] == recommended:
+            continue
+        axes.plot([r["training_iteration"] for r in rows], [r[metric] for r in rows],
+                  color="0.6", linewidth=1, marker=".", markersize=3)
+    rows = [r for r in metrics.get(recommended, []) if r.get(metric) is not None]
+    if rows:
+        axes.plot([r["training_iteration"] for r in rows], [r[metric] for r in rows],
+                  color="tab:red", linewidth=2.5, marker="o", markersize=4,
+                  label=f"recommended: trial {recommended}")
+        axes.legend(loc="lower right")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(metric)
+    axes.set_title(f"{len(summary['trials'])} trials, {summary['epochs_spent']} of "
+                   f"{summary['budget_epochs']} epochs")
+    axes.grid(alpha=0.3)
+    path = Path(out) / PLOT_FILE
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -1,0 +1,124 @@
+"""A real two-node Ray cluster on this machine: ``at2-tune tune --address`` spreads trials over
+both nodes. The nodes are child processes stopped by their own process groups (never
+``ray stop``, which would stop every Ray process of the machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from at2_tune.cli import main
+
+RAY = str(Path(sys.executable).with_name("ray"))
+NODE_OPTIONS = ["--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+                "--object-store-memory", "100000000", "--disable-usage-stats"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start(arguments: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:  # own session: the node and everything it starts, one group
+        return subprocess.Popen([RAY, "start", *arguments], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=dict(os.environ))
+
+
+def _stop(node: subprocess.Popen) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(node.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            node.wait(timeout=wait_s)
+            if not _group_alive(node.pid):
+                return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    return True
+            except ProcessLookupError:
+                continue
+    return False
+
+
+def _processes_using(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_for_nodes(address: str, count: int, timeout_s: float = 120.0) -> None:
+    """Until ``count`` nodes are alive (asked in a separate driver process)."""
+    probe = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+             "print(sum(n['Alive'] for n in ray.nodes()))")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True,
+                              text=True, timeout=60)
+        if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"{count} Ray nodes did not come up at {address}")
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # the cluster's own token (as on a real cluster), for both nodes and the drivers
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    port = _free_port()
+    temp_dir = f"/tmp/at2n{os.getpid()}"  # short: Ray's socket paths must stay < 108 bytes
+    address = f"127.0.0.1:{port}"
+    head = _start(["--head", "--port", str(port), "--temp-dir", temp_dir,
+                   "--include-dashboard=false", "--resources", '{"head_node": 1}',
+                   *NODE_OPTIONS], tmp_path / "head.log")
+    nodes = [head]
+    try:
+        time.sleep(2.0)
+        nodes.append(_start(["--address", address, "--resources", '{"second_node": 1}',
+                             *NODE_OPTIONS], tmp_path / "second.log"))
+        _wait_for_nodes(address, 2)
+        yield address
+    finally:
+        for node in reversed(nodes):
+            _stop(node)
+    assert _processes_using(temp_dir) == []  # both nodes and all their workers are gone
+
+
+def test_trials_run_on_both_nodes(two_nodes: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["tune", "--dataset", "synthetic", "--synthetic-images", "256",
+                 "--synthetic-classes", "3", "--image-size", "8", "--prior", "none",
+                 "--samples", "4", "--epochs", "2", "--budget-epochs", "6", "--concurrency", "2",
+                 "--cpus-per-trial", "1", "--address", two_nodes, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_spent"] == 6 and sum(t["epochs"] for t in summary["trials"]) == 6
+    nodes = {t["node_id"] for t in summary["trials"]}
+    assert len(nodes) == 2 and None not in nodes  # one CPU per node: the two slots are apart
+    assert summary["recommended_trial"] in {t["trial_id"] for t in summary["trials"]}

@@ -1,0 +1,111 @@
+"""Real ``at2-tune tune`` runs on generated images: two trials at a time, a resume after the
+driver is killed, and the finished run added to a prior that the next run uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from at2_tune.cli import main
+from at2_tune.databases.user import load_user_database
+from at2_tune.live.records import read_all
+
+ROOT = Path(__file__).resolve().parents[3]
+BUDGET = 8
+ARGS = ["--dataset", "synthetic", "--synthetic-images", "256", "--synthetic-classes", "3",
+        "--image-size", "8", "--epochs", "3", "--cpus-per-trial", "1"]
+
+
+def _check_run(out: Path, budget: int) -> dict:
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = read_all(out / "trials")
+    assert summary["epochs_spent"] == summary["budget_epochs"] == budget
+    assert sum(t["epochs"] for t in summary["trials"]) == budget
+    for trial in summary["trials"]:
+        rows = metrics[trial["trial_id"]]
+        # every epoch AT2 counted is in the trial's metrics.jsonl, contiguous from 1
+        assert [r["training_iteration"] for r in rows][:trial["epochs"]] == \
+            list(range(1, trial["epochs"] + 1))
+        assert trial["best_val_top1"] == pytest.approx(
+            max(r["val_top1"] for r in rows[:trial["epochs"]]))
+        assert trial["node_id"] and trial["node_id"] == rows[-1]["node_id"]
+        assert trial["status"] in ("done", "paused")
+    best = max(summary["trials"], key=lambda t: t["best_val_top1"])
+    assert summary["best_val_top1"] == best["best_val_top1"]  # best-observed recommendation
+    recommended = next(t for t in summary["trials"]
+                       if t["trial_id"] == summary["recommended_trial"])
+    assert recommended["best_val_top1"] == best["best_val_top1"]
+    assert summary["recommended_config"] == recommended["config"]
+    return summary
+
+
+def test_two_trials_at_a_time_then_the_run_as_the_next_prior(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["tune", *ARGS, "--prior", "none", "--samples", "6", "--budget-epochs",
+                 str(BUDGET), "--concurrency", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = _check_run(out, BUDGET)
+    status = [line for line in printed.splitlines() if line.startswith("AT2 | trial")]
+    assert len(status) == BUDGET  # one line per decision
+    assert status[-1].endswith(f"({'val_top1'} {summary['best_val_top1']:.4f})")
+    assert f"{BUDGET}/{BUDGET} epochs" in status[-1]
+    assert len(summary["trials"]) >= 2 and (out / "curves.png").stat().st_size > 10_000
+    assert summary["concurrency"] == 2 and summary["resources_per_trial"] == {"cpu": 1.0,
+                                                                               "gpu": 0.0}
+    # the amortization loop: the finished run becomes the prior of the next one
+    db_dir = tmp_path / "history"
+    assert main(["prior", "add", str(out), "--db", str(db_dir), "--task", "synthetic-a"]) == 0
+    assert main(["prior", "info", str(db_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert f"1 tasks, {len(summary['trials'])} configurations, 3 epochs" in printed
+    db = load_user_database(db_dir)
+    for trial in summary["trials"]:
+        column = list(db.configs).index(trial["config"])
+        observed = db.curves[0, column][~np.isnan(db.curves[0, column])]
+        assert len(observed) == trial["epochs"]  # paused trials: later epochs unobserved
+        assert observed.max() == pytest.approx(trial["best_val_top1"])
+    second = tmp_path / "second"
+    assert main(["tune", *ARGS, "--prior", str(db_dir), "--samples", "4", "--budget-epochs",
+                 "4", "--out", str(second)]) == 0
+    following = json.loads((second / "summary.json").read_text())
+    assert following["prior"].endswith("(1 tasks)") and following["epochs_spent"] == 4
+    assert main(["prior", "add", str(second), "--db", str(db_dir), "--task", "synthetic-a"]) == 2
+    assert "already in the database" in capsys.readouterr().err
+    assert main(["prior", "add", str(second), "--db", str(db_dir), "--task", "synthetic-b"]) == 0
+    assert load_user_database(db_dir).task_names == ("synthetic-a", "synthetic-b")
+
+
+def _results(out: Path) -> int:
+    return sum(len(p.read_text().splitlines()) for p in (out / "trials").glob("*/metrics.jsonl")) \
+        if (out / "trials").is_dir() else 0
+
+
+def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
+    from ray import tune
+
+    out = tmp_path / "run"
+    argv = [*ARGS, "--prior", "none", "--samples", "6", "--budget-epochs", str(BUDGET),
+            "--out", str(out)]
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen([sys.executable, "-m", "at2_tune.cli", "tune", *argv], cwd=ROOT,
+                              env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (_results(out) >= 3 and tune.Tuner.can_restore(out / "ray" / "at2-tune")):
+        assert driver.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.1)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()
+    assert not (out / "summary.json").exists()
+    assert main(["tune", *argv, "--resume"]) == 0
+    _check_run(out, BUDGET)
