@@ -69,6 +69,23 @@ class PriorData:
         """No prior task: plain multi-fidelity BO over ``configs``."""
         return cls((), tuple(configs), np.zeros((0, len(configs), n_epochs)), "none")
 
+    def with_epochs(self, n_epochs: int) -> "PriorData":
+        """The same curves on an epoch axis of ``n_epochs``: later epochs cut off, or missing
+        ones added as unobserved (NaN), so a history of shorter runs serves a longer one.
+
+        Raises:
+            AT2Error: ``n_epochs < 1``, or a task has no observed value in the first
+                ``n_epochs`` epochs.
+        """
+        if n_epochs < 1:
+            raise AT2Error(f"n_epochs={n_epochs} must be at least 1")
+        if n_epochs == self.n_epochs:
+            return self
+        curves = np.full((self.n_tasks, self.n_configs, n_epochs), np.nan)
+        kept = min(n_epochs, self.n_epochs)
+        curves[:, :, :kept] = self.curves[:, :, :kept]
+        return PriorData(self.tasks, self.configs, curves, self.source)
+
     @property
     def n_tasks(self) -> int:
         return self.curves.shape[0]

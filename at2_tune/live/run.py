@@ -64,9 +64,8 @@ def plan_of(options: LiveOptions) -> Plan:
                        "at2-tune tune trains HyperRec configurations; use "
                        f"AT2Searcher(prior={str(options.prior)!r}) in your own tune.run for "
                        "that space")
-    _check_epochs(options, db.n_epochs, f"the prior {options.prior}")
-    prior = db.prior_data()
-    return Plan(HYPERREC_SPACE, prior, tuple(distinct(prior.configs + samples)), db.n_epochs,
+    prior = db.prior_data().with_epochs(options.epochs)  # shorter histories: NaN after
+    return Plan(HYPERREC_SPACE, prior, tuple(distinct(prior.configs + samples)), options.epochs,
                 f"{options.prior} ({prior.n_tasks} tasks)")
 
 

@@ -157,7 +157,8 @@ class AT2Searcher(Searcher):
         if self._candidates is None:
             rng = np.random.default_rng(self._seed)
             self._candidates = distinct(list(configs) + space.sample_many(rng, self._n_candidates))
-        return PriorData(prior.tasks, configs, prior.curves, prior.source)
+        prior = PriorData(prior.tasks, configs, prior.curves, prior.source)
+        return prior if self._max_epochs is None else prior.with_epochs(self._max_epochs)
 
     def _resolved_prior(self, space) -> PriorData:
         prior = self._prior

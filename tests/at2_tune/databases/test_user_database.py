@@ -226,3 +226,19 @@ def test_prior_metric_must_match_the_run(experiments: list[Path], tmp_path: Path
                            max_epochs=EPOCHS, fit_cache=None)
     with pytest.raises(AT2Error, match="holds 'acc', but this run tunes 'loss'"):
         searcher._new_engine()
+
+
+def test_a_shorter_history_serves_a_longer_run(experiments: list[Path], tmp_path: Path) -> None:
+    from at2_tune.tune import AT2Searcher
+
+    main(["prior", "import", str(experiments[0]), "--metric", "acc", "--mode", "max",
+          "--out", str(tmp_path / "db")])
+    db = load_user_database(tmp_path / "db")
+    for epochs in (EPOCHS + 3, 2):
+        searcher = AT2Searcher(prior=str(tmp_path / "db"), metric="acc", mode="max",
+                               max_epochs=epochs, fit_cache=None, n_candidates=5)
+        curves = searcher._new_engine().raw_prior.curves
+        assert curves.shape == (1, len(db.configs), epochs)
+        kept = min(epochs, EPOCHS)
+        np.testing.assert_array_equal(curves[..., :kept], db.curves[..., :kept])
+        assert np.isnan(curves[..., kept:]).all()  # added epochs are unobserved, not filled

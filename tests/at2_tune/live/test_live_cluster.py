@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -20,8 +19,8 @@ import pytest
 from at2_tune.cli import main
 
 RAY = str(Path(sys.executable).with_name("ray"))
-NODE_OPTIONS = ["--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-                "--object-store-memory", "100000000", "--disable-usage-stats"]
+NODE_OPTIONS = ["--block", "--num-cpus", "1", "--object-store-memory", "100000000",
+                "--disable-usage-stats"]
 
 
 def _free_port() -> int:
@@ -30,10 +29,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(arguments: list[str], log: Path) -> subprocess.Popen:
+def _start(arguments: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     with open(log, "w") as out:  # own session: the node and everything it starts, one group
         return subprocess.Popen([RAY, "start", *arguments], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=dict(os.environ))
+                                start_new_session=True, env=env)
 
 
 def _stop(node: subprocess.Popen) -> None:
@@ -88,27 +87,44 @@ def _wait_for_nodes(address: str, count: int, timeout_s: float = 120.0) -> None:
 
 
 @pytest.fixture
-def two_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    # the cluster's own token (as on a real cluster), for both nodes and the drivers
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+def two_nodes(tmp_path: Path) -> Iterator[str]:
+    from ray.util import get_node_ip_address
+
     port = _free_port()
     temp_dir = f"/tmp/at2n{os.getpid()}"  # short: Ray's socket paths must stay < 108 bytes
-    address = f"127.0.0.1:{port}"
+    address = f"{get_node_ip_address()}:{port}"  # Ray maps 127.0.0.1 to this address anyway
+    # the head starts with Ray's default token authentication (its token file); the second
+    # node joins with the same token, as on a real cluster
     head = _start(["--head", "--port", str(port), "--temp-dir", temp_dir,
                    "--include-dashboard=false", "--resources", '{"head_node": 1}',
-                   *NODE_OPTIONS], tmp_path / "head.log")
+                   *NODE_OPTIONS], tmp_path / "head.log", dict(os.environ))
     nodes = [head]
     try:
         time.sleep(2.0)
         nodes.append(_start(["--address", address, "--resources", '{"second_node": 1}',
-                             *NODE_OPTIONS], tmp_path / "second.log"))
+                             *NODE_OPTIONS], tmp_path / "second.log",
+                            {**os.environ, "RAY_AUTH_MODE": "token"}))
         _wait_for_nodes(address, 2)
         yield address
     finally:
         for node in reversed(nodes):
             _stop(node)
+        _stop_leftovers(temp_dir)
     assert _processes_using(temp_dir) == []  # both nodes and all their workers are gone
+
+
+def _stop_leftovers(temp_dir: str, timeout_s: float = 20.0) -> None:
+    """Worker processes of the two nodes that outlive their node's process group (they name
+    the nodes' own temp folder on their command line): wait for them, then kill them by PID."""
+    deadline = time.monotonic() + timeout_s
+    while _processes_using(temp_dir) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in _processes_using(temp_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    time.sleep(0.5)
 
 
 def test_trials_run_on_both_nodes(two_nodes: str, tmp_path: Path) -> None:
