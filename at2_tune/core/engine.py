@@ -111,10 +111,21 @@ class AT2Engine:
 
     # ---------------------------------------------------------------- candidates
     def add_candidates(self, configs: Sequence[dict[str, Any]]) -> list[int]:
-        """Append configurations (validated by the space); returns their candidate indices."""
+        """Append configurations (validated by the space); returns their candidate indices.
+
+        Raises:
+            AT2Error: a configuration repeats (in ``configs`` or among the candidates): its
+                observations would be one grid cell observed twice.
+        """
         configs = [self.space.validate(c) for c in configs]
         if not configs:
             return []
+        keys = [config_key(c) for c in self.candidates + configs]
+        if len(set(keys)) != len(keys):
+            repeated = next(c for c, k in zip(self.candidates + configs, keys)
+                            if keys.count(k) > 1)
+            raise AT2Error(f"candidate configuration {repeated} is given more than once; pass "
+                           "each candidate once (search_spaces.keys.distinct drops repeats)")
         start = len(self.candidates)
         self.candidates.extend(configs)
         self._candidate_cell.extend(self._grid_index.get(config_key(c)) for c in configs)

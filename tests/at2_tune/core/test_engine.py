@@ -288,3 +288,14 @@ def test_online_only_settings_are_marked_on_their_fields():
     assert online == {"beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
                       "transfer_mean", "residual_correction", "online_update", "online_steps",
                       "online_epochs", "scale_target", "calibrate"}
+
+
+def test_repeated_candidates_are_refused(two_task_prior, fast_settings):
+    grid = list(two_task_prior.configs)
+    with pytest.raises(AT2Error, match="is given more than once"):
+        AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, candidates=grid + grid[3:4])
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, candidates=grid[:5])
+    with pytest.raises(AT2Error, match="is given more than once"):
+        engine.add_candidates([grid[7], grid[2]])
+    assert engine.n_candidates == 5  # nothing was added
+    assert engine.add_candidates([grid[7]]) == [5]
