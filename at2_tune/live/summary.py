@@ -96,6 +96,9 @@ def plot_curves(out: Path, summary: dict[str, Any], metrics: dict[str, list[dict
                   color="tab:red", linewidth=2.5, marker="o", markersize=4,
                   label=f"recommended: trial {recommended}")
         axes.legend(loc="lower right")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel(metric)
     axes.set_title(f"{len(summary['trials'])} trials, {summary['epochs_spent']} of "
