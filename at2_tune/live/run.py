@@ -3,10 +3,13 @@ ResNet trainable, through ``tune.Tuner``."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -120,7 +123,8 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             f"{resources['gpu']:g} GPU per trial")
         experiment = _fit(options, plan, resources)
         final = make_searcher(options, plan)
-        final.restore_from_dir(experiment)
+        with local_copy(experiment) as folder:
+            final.restore_from_dir(folder)
         metrics = records.read_all(Path(options.out) / TRIALS_DIR)
         document = summary.build_summary(
             final.coordinator, metrics, METRIC, time.perf_counter() - started,
@@ -168,6 +172,26 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float]) -> str:
         raise AT2Error(f"every trial failed ({len(results.errors)}); the first error: "
                        f"{results.errors[0]}")
     return experiment
+
+
+@contextlib.contextmanager
+def local_copy(experiment: str) -> Iterator[str]:
+    """A local folder with the searcher's saved states of ``experiment``: the folder itself,
+    or, for a storage URI (``s3://``, ``gs://``, ``file://``), a temporary copy of those files."""
+    if "://" not in experiment:
+        yield experiment
+        return
+    import pyarrow.fs
+
+    from at2_tune.tune.searcher import BACKUP_FILE
+
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(experiment)
+    with tempfile.TemporaryDirectory() as folder:
+        for info in filesystem.get_file_info(pyarrow.fs.FileSelector(path)):
+            if info.base_name.startswith("searcher-state-") or info.base_name == BACKUP_FILE:
+                pyarrow.fs.copy_files(info.path, os.path.join(folder, info.base_name),
+                                      source_filesystem=filesystem)
+        yield folder
 
 
 def _closing_lines(options: LiveOptions, document: dict[str, Any], plot: Path | None) -> str:

@@ -89,18 +89,20 @@ def _results(out: Path) -> int:
 
 
 def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
+    """With Tune's storage behind a URI (``file://`` here, ``s3://`` on a cluster)."""
     from ray import tune
 
     out = tmp_path / "run"
+    storage = f"file://{tmp_path / 'shared-storage'}"
     argv = [*ARGS, "--prior", "none", "--samples", "6", "--budget-epochs", str(BUDGET),
-            "--out", str(out)]
+            "--storage", storage, "--out", str(out)]
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     driver = subprocess.Popen([sys.executable, "-m", "at2_tune.cli", "tune", *argv], cwd=ROOT,
                               env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not (_results(out) >= 3 and tune.Tuner.can_restore(out / "ray" / "at2-tune")):
+    while not (_results(out) >= 3 and tune.Tuner.can_restore(f"{storage}/at2-tune")):
         assert driver.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.1)
@@ -108,4 +110,6 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     driver.wait()
     assert not (out / "summary.json").exists()
     assert main(["tune", *argv, "--resume"]) == 0
-    _check_run(out, BUDGET)
+    summary = _check_run(out, BUDGET)
+    assert summary["experiment"] == f"{storage}/at2-tune"
+    assert (tmp_path / "shared-storage" / "at2-tune").is_dir() and not (out / "ray").exists()
