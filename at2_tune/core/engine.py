@@ -205,11 +205,29 @@ class AT2Engine:
         if not grid or not self.prior.n_tasks:
             return posterior
         rows, cells = (np.array(column) for column in zip(*grid))
-        average, count = mean_over_tasks(self.prior.curves, self.prior.observed)  # (N, E) each
+        average, count = mean_over_tasks(self.prior.curves, self.prior.observed,
+                                         self.task_weights())  # (N, E) each
         mean = posterior.mean.copy()
         mean[rows] = np.where(count[cells] > 0,
                               self.surrogate.transform.mean_from_model(average[cells]), mean[rows])
         return CurvePosterior(mean, posterior.std)
+
+    def task_weights(self) -> np.ndarray | None:
+        """``(T,)`` weights of the prior tasks in the prior-average mean (``None``: equal; see
+        ``AT2Settings.transfer_weights``)."""
+        s = self.settings
+        if s.transfer_weights == "uniform" or not self.prior.n_tasks:
+            return None
+        statistics, n_tasks = self.surrogate.statistics, self.prior.n_tasks
+        matched = statistics.counts[n_tasks, :n_tasks].numpy()
+        if matched.max() <= 1:
+            return None  # nothing measured yet
+        distance = statistics.distances()[n_tasks, :n_tasks].numpy()
+        scale = max(float(distance[matched > 1].mean()), 1e-12)
+        shrink = np.where(matched > 1, matched / (matched + s.similarity_cells), 0.0)
+        logits = -shrink * distance / (s.similarity_temperature * scale)
+        weights = np.exp(logits - logits.max())
+        return weights / weights.sum()
 
     def _observation_arrays(self) -> tuple[list[int], torch.Tensor, np.ndarray, list[int | None]]:
         """Observed candidates, epochs ``(n,)``, values ``(n,)`` and grid configurations."""

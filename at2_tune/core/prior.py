@@ -139,18 +139,27 @@ class PriorData:
         return digest.hexdigest()
 
 
-def mean_over_tasks(values: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mean_over_tasks(values: np.ndarray, observed: np.ndarray,
+                    weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The mean over the tasks (axis 0) that observed each cell, and how many did.
 
     Args:
         values: ``(T, ...)`` values (any, e.g. NaN, where unobserved).
         observed: bool, the shape of ``values``.
+        weights: ``(T,)`` positive task weights (``None``: equal; the plain mean below).
     Returns:
         ``(mean, count)`` of shape ``values.shape[1:]``; ``mean`` is NaN where ``count`` is 0
         (no task observed the cell: nothing is invented). With every cell observed, ``mean``
         equals ``values.mean(axis=0)`` bit for bit.
     """
     count = observed.sum(axis=0)
+    if weights is not None:
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        mass = np.where(observed, weights.reshape(shape), 0.0)
+        total = (mass * np.where(observed, values, 0.0)).sum(axis=0)
+        mean = np.divide(total, mass.sum(axis=0), out=np.full(total.shape, np.nan),
+                         where=count > 0)
+        return mean, count
     total = np.where(observed, values, 0.0).sum(axis=0)
     mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
     return mean, count

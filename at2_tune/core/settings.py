@@ -64,6 +64,14 @@ class AT2Settings:
     its average curve over the prior tasks on the new task's scale (``"prior_average"``; the
     GP still gives the standard deviations, and ``residual_correction`` the new task's own
     evidence)."""
+    transfer_weights: str = field(default="uniform", metadata=ONLINE_ONLY)
+    """How ``transfer_mean="prior_average"`` weighs the prior tasks: equally (``"uniform"``),
+    or by their similarity to the new task on the cells both observed (``"similar"``:
+    ``softmax(-s_j d_j / (similarity_temperature * mean d))`` with ``d_j`` the task kernel's
+    centred distance and ``s_j = n_j / (n_j + similarity_cells)`` shrinking it towards equal
+    weights while few cells ``n_j`` are matched)."""
+    similarity_temperature: float = field(default=0.5, metadata=ONLINE_ONLY)
+    similarity_cells: float = field(default=10.0, metadata=ONLINE_ONLY)
     leaders: int = field(default=4, metadata=ONLINE_ONLY)
     """With ``acquisition="leaders"``: how many of the model's most promising configurations
     are trained in turn (``acquisition.LeadersRoundRobin``)."""
@@ -117,7 +125,8 @@ class AT2Settings:
                    "recommend_from": ("all", "observed", "best_observed"),
                    "output_warp": ("none", "log_error"),
                    "online_update": ("exact", "gradient"),
-                   "transfer_mean": ("gp", "prior_average")}
+                   "transfer_mean": ("gp", "prior_average"),
+                   "transfer_weights": ("uniform", "similar")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"AT2Settings.{name}={getattr(self, name)!r} is not one of "
