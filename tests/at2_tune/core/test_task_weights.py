@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 
-import synthetic_prior as synthetic
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.prior import mean_over_tasks
 
