@@ -26,7 +26,7 @@ from at2_tune.core import acquisition as acq
 from at2_tune.core import residual
 from at2_tune.core.acquisition import CurvePosterior
 from at2_tune.core.observations import ObservationStore
-from at2_tune.core.prior import PriorData, mean_over_tasks
+from at2_tune.core.prior import PriorData, copula_average, mean_over_tasks
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.surrogate import DTYPE, AT2Surrogate, encode_configs
 from at2_tune.errors import AT2Error
@@ -187,7 +187,7 @@ class AT2Engine:
         """The surrogate's posterior, observed curves corrected by their residuals
         (``settings.residual_correction``; ``at2_tune.core.residual``)."""
         posterior = self.surrogate.curve_posterior(self._encoded)
-        if self.settings.transfer_mean == "prior_average":
+        if self.settings.transfer_mean in ("prior_average", "prior_quantile"):
             posterior = self._with_prior_average_mean(posterior)
         if not self.settings.residual_correction:
             return posterior
@@ -205,8 +205,12 @@ class AT2Engine:
         if not grid or not self.prior.n_tasks:
             return posterior
         rows, cells = (np.array(column) for column in zip(*grid))
-        average, count = mean_over_tasks(self.prior.curves, self.prior.observed,
-                                         self.task_weights())  # (N, E) each
+        if self.settings.transfer_mean == "prior_quantile":
+            average, count = copula_average(self.prior.curves, self.prior.observed,
+                                            self.task_weights())
+        else:
+            average, count = mean_over_tasks(self.prior.curves, self.prior.observed,
+                                             self.task_weights())  # (N, E) each
         mean = posterior.mean.copy()
         mean[rows] = np.where(count[cells] > 0,
                               self.surrogate.transform.mean_from_model(average[cells]), mean[rows])

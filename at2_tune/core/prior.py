@@ -163,3 +163,42 @@ def mean_over_tasks(values: np.ndarray, observed: np.ndarray,
     total = np.where(observed, values, 0.0).sum(axis=0)
     mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
     return mean, count
+
+
+def copula_average(values: np.ndarray, observed: np.ndarray,
+                   weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`mean_over_tasks`, on each task's Gaussian copula scores.
+
+    Each task's observed values become ``z = Phi^-1((rank + 1/2) / n)`` (ranks within the
+    task, ties averaged); the (weighted) mean ``z`` of a cell over the tasks that observed it
+    is mapped back to a value through the quantiles of all observed prior values, at
+    ``Phi(z)``. Scale-free across tasks: only each task's ordering of its cells counts.
+
+    Returns:
+        ``(value, count)`` of shape ``values.shape[1:]``; NaN where no task observed the cell.
+    """
+    import torch
+
+    scores = np.full(values.shape, np.nan)
+    for task in range(values.shape[0]):
+        mask = observed[task]
+        ranks = _average_ranks(values[task][mask])
+        scores[task][mask] = torch.special.ndtri(
+            torch.as_tensor((ranks + 0.5) / ranks.size)).numpy()
+    mean, count = mean_over_tasks(scores, observed, weights)
+    pooled = np.sort(values[observed])
+    level = torch.special.ndtr(torch.as_tensor(np.nan_to_num(mean))).numpy()
+    mapped = np.quantile(pooled, level)
+    return np.where(count > 0, mapped, np.nan), count
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """0-based ranks of ``values`` (ties get their average rank)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size)
+    ranks[order] = np.arange(values.size)
+    unique, inverse = np.unique(values, return_inverse=True)
+    if unique.size < values.size:  # average the ranks of ties
+        sums = np.bincount(inverse, weights=ranks)
+        ranks = (sums / np.bincount(inverse))[inverse]
+    return ranks

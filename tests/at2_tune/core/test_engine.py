@@ -287,7 +287,8 @@ def test_online_only_settings_are_marked_on_their_fields():
     online = set(settings.to_json()) - set(settings.offline_json())
     assert online == {"beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
                       "transfer_mean", "residual_correction", "online_update", "online_steps",
-                      "online_epochs", "scale_target", "calibrate"}
+                      "online_epochs", "scale_target", "calibrate", "transfer_weights",
+                      "similarity_temperature", "similarity_cells"}
 
 
 def test_repeated_candidates_are_refused(two_task_prior, fast_settings):

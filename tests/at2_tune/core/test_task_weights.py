@@ -41,3 +41,24 @@ def test_the_task_like_the_new_one_gets_the_weight(toy, frozen_settings) -> None
     mean = engine.posterior().mean
     expected = engine.surrogate.transform.mean_from_model(average[20])
     np.testing.assert_allclose(mean[20], expected)
+
+
+def test_copula_average_counts_only_each_tasks_ordering() -> None:
+    from at2_tune.core.prior import _average_ranks, copula_average
+
+    assert _average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [2.5, 0.0, 2.5, 1.0]
+    small = np.array([[0.1, 0.2], [0.3, 0.9]])
+    values = np.stack([small, 100 * small])  # same ordering, 100x the spread
+    observed = ~np.isnan(values)
+    mapped, count = copula_average(values, observed)
+    pooled = np.sort(values.reshape(-1))
+    levels = np.array([[0.125, 0.375], [0.625, 0.875]])  # (rank + 1/2) / 4, both tasks agree
+    np.testing.assert_allclose(mapped, np.quantile(pooled, levels))
+    assert count.tolist() == [[2, 2], [2, 2]]
+    values[1, 1, 1] = np.nan  # a cell one task did not observe
+    mapped, count = copula_average(values, ~np.isnan(values))
+    assert count[1, 1] == 1 and np.isfinite(mapped).all()
+    # the wide task no longer outweighs: reversing its order cancels the scores at the edges
+    flipped = np.stack([small, -100 * small])
+    middle, _ = copula_average(flipped, ~np.isnan(flipped))
+    np.testing.assert_allclose(middle, np.median(np.sort(flipped.reshape(-1))))
