@@ -60,7 +60,10 @@ def connect(address: str | None, log_to_driver: bool = False) -> bool:
     except ConnectionError as exc:
         raise AT2Error(f"cannot connect to a Ray cluster with --address {address}: {exc}; run "
                        "the command on a node of a running cluster (`ray start --head` "
-                       "first), or leave --address out to start Ray on this machine") from None
+                       "first), or leave --address out to start Ray on this machine. A cluster "
+                       "with token authentication (Ray's default) also needs "
+                       "RAY_AUTH_MODE=token and its token (~/.ray/auth_token or "
+                       "RAY_AUTH_TOKEN) in this process's environment") from None
     return True
 
 

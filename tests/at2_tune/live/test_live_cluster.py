@@ -16,8 +16,8 @@ from typing import Iterator
 
 import pytest
 
-from at2_tune.cli import main
 
+ROOT = Path(__file__).resolve().parents[3]
 RAY = str(Path(sys.executable).with_name("ray"))
 NODE_OPTIONS = ["--block", "--num-cpus", "1", "--object-store-memory", "100000000",
                 "--disable-usage-stats"]
@@ -87,23 +87,25 @@ def _wait_for_nodes(address: str, count: int, timeout_s: float = 120.0) -> None:
 
 
 @pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[str]:
+def two_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from ray.util import get_node_ip_address
 
     port = _free_port()
     temp_dir = f"/tmp/at2n{os.getpid()}"  # short: Ray's socket paths must stay < 108 bytes
     address = f"{get_node_ip_address()}:{port}"  # Ray maps 127.0.0.1 to this address anyway
-    # the head starts with Ray's default token authentication (its token file); the second
-    # node joins with the same token, as on a real cluster
+    # the head starts with Ray's default token authentication (it creates the token file if
+    # there is none); the second node and every driver join with that token, as on a real
+    # cluster (a process that joins an existing cluster sends it only with RAY_AUTH_MODE=token)
+    head_env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
     head = _start(["--head", "--port", str(port), "--temp-dir", temp_dir,
                    "--include-dashboard=false", "--resources", '{"head_node": 1}',
-                   *NODE_OPTIONS], tmp_path / "head.log", dict(os.environ))
+                   *NODE_OPTIONS], tmp_path / "head.log", head_env)
     nodes = [head]
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     try:
         time.sleep(2.0)
         nodes.append(_start(["--address", address, "--resources", '{"second_node": 1}',
-                             *NODE_OPTIONS], tmp_path / "second.log",
-                            {**os.environ, "RAY_AUTH_MODE": "token"}))
+                             *NODE_OPTIONS], tmp_path / "second.log", dict(os.environ)))
         _wait_for_nodes(address, 2)
         yield address
     finally:
@@ -128,11 +130,19 @@ def _stop_leftovers(temp_dir: str, timeout_s: float = 20.0) -> None:
 
 
 def test_trials_run_on_both_nodes(two_nodes: str, tmp_path: Path) -> None:
+    """The command runs as a user runs it: its own process (Ray reads its authentication
+    settings once per process, so an in-process driver would keep this test process's)."""
     out = tmp_path / "run"
-    assert main(["tune", "--dataset", "synthetic", "--synthetic-images", "256",
-                 "--synthetic-classes", "3", "--image-size", "8", "--prior", "none",
-                 "--samples", "4", "--epochs", "2", "--budget-epochs", "6", "--concurrency", "2",
-                 "--cpus-per-trial", "1", "--address", two_nodes, "--out", str(out)]) == 0
+    command = [sys.executable, "-m", "at2_tune.cli", "tune", "--dataset", "synthetic",
+               "--synthetic-images", "256", "--synthetic-classes", "3", "--image-size", "8",
+               "--prior", "none", "--samples", "4", "--epochs", "2", "--budget-epochs", "6",
+               "--concurrency", "2", "--cpus-per-trial", "1", "--address", two_nodes,
+               "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    print(done.stdout[-4000:])  # shown with pytest -s
+    status = [line for line in done.stdout.splitlines() if line.startswith("AT2 | trial")]
+    assert len(status) == 6 and "6/6 epochs" in status[-1]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_spent"] == 6 and sum(t["epochs"] for t in summary["trials"]) == 6
     nodes = {t["node_id"] for t in summary["trials"]}
