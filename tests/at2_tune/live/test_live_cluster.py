@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -93,15 +94,15 @@ def two_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     port = _free_port()
     temp_dir = f"/tmp/at2n{os.getpid()}"  # short: Ray's socket paths must stay < 108 bytes
     address = f"{get_node_ip_address()}:{port}"  # Ray maps 127.0.0.1 to this address anyway
-    # the head starts with Ray's default token authentication (it creates the token file if
-    # there is none); the second node and every driver join with that token, as on a real
-    # cluster (a process that joins an existing cluster sends it only with RAY_AUTH_MODE=token)
-    head_env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    # token authentication with the cluster's own token, for both nodes and every driver
+    # (child processes only: Ray reads these settings once per process, and this one never
+    # connects), as on a real cluster; nothing depends on a token file in the home folder
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     head = _start(["--head", "--port", str(port), "--temp-dir", temp_dir,
                    "--include-dashboard=false", "--resources", '{"head_node": 1}',
-                   *NODE_OPTIONS], tmp_path / "head.log", head_env)
+                   *NODE_OPTIONS], tmp_path / "head.log", dict(os.environ))
     nodes = [head]
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     try:
         time.sleep(2.0)
         nodes.append(_start(["--address", address, "--resources", '{"second_node": 1}',
