@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("prior", help="build priors from your own tuning runs",
@@ -69,7 +67,7 @@ def _import(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     from at2_tune.databases.tune_import import ImportedTask, build_database, read_at2_run
-    from at2_tune.databases.user import UserTask, load_user_database, write_user_database
+    from at2_tune.databases.user import load_user_database, write_user_database
     from at2_tune.errors import AT2Error
     from search_spaces import HYPERREC_SPACE
 
@@ -77,10 +75,10 @@ def _add(args: argparse.Namespace) -> int:
     name = args.task or summary["dataset"]["name"]
     if not any(t.values for t in trials):
         raise AT2Error(f"{args.run_dir}: no trial observed any epoch; nothing to add")
+    run = build_database([ImportedTask(name, str(args.run_dir), trials)], "val_top1", "max",
+                         "training_iteration", HYPERREC_SPACE)
     if not args.db.exists():  # the first run of a team's history starts the database
-        db = build_database([ImportedTask(name, str(args.run_dir), trials)], "val_top1", "max",
-                            "training_iteration", HYPERREC_SPACE)
-        write_user_database(db, args.db)
+        write_user_database(run, args.db)
         print(f"created {args.db} with task {name!r} ({len(trials)} trials)")
         return 0
     db = load_user_database(args.db)
@@ -88,12 +86,7 @@ def _add(args: argparse.Namespace) -> int:
         raise AT2Error(f"{args.db} holds {db.metric!r} ({db.mode}) in the space "
                        f"{db.space.name!r}, but at2-tune tune runs report 'val_top1' (max) in "
                        "the HyperRec space; add the run to a database of tune runs")
-    configs = [db.space.validate(t.config) for t in trials]
-    curves = np.full((len(trials), max(max(t.values, default=0) for t in trials)), np.nan)
-    for row, trial in enumerate(trials):
-        for epoch, value in trial.values.items():
-            curves[row, epoch - 1] = value
-    db = db.with_task(UserTask(name, str(args.run_dir), len(trials)), configs, curves)
+    db = db.with_task(run.tasks[0], run.configs, run.curves[0])
     write_user_database(db, args.db, replace=True)
     print(f"added task {name!r} ({len(trials)} trials) to {args.db}: now {len(db.tasks)} tasks, "
           f"{len(db.configs)} configurations")
