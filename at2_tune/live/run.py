@@ -166,10 +166,12 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float]) -> str:
                                         reuse_actors=True),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=options.storage_path, verbose=1,
-                # a paused trial resumes from its latest checkpoint only; a ResNet checkpoint
-                # with its optimizer state is 150-300 MB, so keeping every epoch's would
-                # fill a disk within a few hundred epochs
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # a ResNet checkpoint with its optimizer state is 150-300 MB: keeping every
+                # epoch's fills a disk within a few hundred epochs. Two, not one: Tune's saved
+                # experiment state can lag one checkpoint behind (it is forced once a trial
+                # has saved num_to_keep times), and after a crash the trial restores from the
+                # one that state names; with one kept, that one was already deleted
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR)]))
     results = tuner.fit()
     if results.errors and len(results.errors) == len(results):

@@ -59,7 +59,7 @@ def test_two_trials_at_a_time_then_the_run_as_the_next_prior(tmp_path: Path, cap
     assert f"{BUDGET}/{BUDGET} epochs" in status[-1]
     assert len(summary["trials"]) >= 2 and (out / "curves.png").stat().st_size > 10_000
     for trial_dir in (out / "ray" / "at2-tune").glob("at2_trainable_*"):
-        assert len(list(trial_dir.glob("checkpoint_*"))) == 1  # only the latest is kept
+        assert 1 <= len(list(trial_dir.glob("checkpoint_*"))) <= 2  # only the latest two
     assert summary["concurrency"] == 2 and summary["resources_per_trial"] == {"cpu": 1.0,
                                                                                "gpu": 0.0}
     # the amortization loop: the finished run becomes the prior of the next one
