@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from at2_tune.core import residual
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
@@ -288,7 +289,7 @@ def test_online_only_settings_are_marked_on_their_fields():
     assert online == {"beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
                       "transfer_mean", "residual_correction", "online_update", "online_steps",
                       "online_epochs", "scale_target", "calibrate", "transfer_weights",
-                      "similarity_temperature", "similarity_cells"}
+                      "similarity_temperature", "similarity_cells", "residual_kernel"}
 
 
 def test_repeated_candidates_are_refused(two_task_prior, fast_settings):
@@ -300,3 +301,27 @@ def test_repeated_candidates_are_refused(two_task_prior, fast_settings):
         engine.add_candidates([grid[7], grid[2]])
     assert engine.n_candidates == 5  # nothing was added
     assert engine.add_candidates([grid[7]]) == [5]
+
+
+def test_prior_residual_kernel_conditions_observed_curves_on_the_prior_covariance(
+        toy, frozen_settings):
+    space, prior, target = toy
+    plain = dataclasses.replace(frozen_settings, residual_correction=False)
+    settings = dataclasses.replace(frozen_settings, residual_kernel="prior")
+    engines = [AT2Engine(space, prior, s, seed=0) for s in (plain, settings, frozen_settings)]
+    for engine in engines:
+        for epoch in (1, 2):
+            engine.observe(4, epoch, float(target[4, epoch - 1]))
+        engine.condition()
+    uncorrected, prior_kernel, fixed_kernel = (e.posterior() for e in engines)
+    covariance = residual.prior_residual_covariance(engines[1].prior.curves,
+                                                    engines[1].prior.observed)
+    np.testing.assert_allclose(engines[1].residual_covariance, covariance)
+    assert engines[2].residual_covariance is None
+    values = engines[1].surrogate.transform.warp(target[4, :2])
+    expected = residual.correct_observed(uncorrected, np.array([4, 4]), np.array([1, 2]),
+                                         values, covariance)
+    np.testing.assert_allclose(prior_kernel.mean, expected.mean)
+    np.testing.assert_allclose(prior_kernel.std, expected.std)
+    assert not np.allclose(prior_kernel.mean[4], fixed_kernel.mean[4])
+    np.testing.assert_array_equal(prior_kernel.mean[5], fixed_kernel.mean[5])  # unobserved

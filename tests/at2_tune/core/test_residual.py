@@ -36,3 +36,64 @@ def test_a_fully_observed_curve_is_reproduced_up_to_the_noise():
                                           np.concatenate([observed, other]))
     assert np.abs(corrected.mean[0] - observed).max() < 0.1
     assert corrected.std[0].max() < 0.3 * 0.5
+
+
+def _hand_covariance(curves):
+    """Leave-one-task-out residual covariance, one loop per task/config/epoch pair."""
+    n_tasks, n_configs, n_epochs = curves.shape
+    rows = []
+    for task in range(n_tasks):
+        reference = np.delete(curves, task, axis=0).mean(axis=0)
+        slope, offset = np.polyfit(reference.ravel(), curves[task].ravel(), 1)
+        rows.extend(curves[task] - (offset + slope * reference))
+    rows = np.array(rows)
+    return np.array([[np.mean(rows[:, e] * rows[:, f]) for f in range(n_epochs)]
+                     for e in range(n_epochs)])
+
+
+def test_prior_residual_covariance_equals_a_hand_computation():
+    curves = np.random.default_rng(3).normal(size=(4, 6, 5))
+    covariance = residual.prior_residual_covariance(curves, np.ones(curves.shape, bool))
+    np.testing.assert_allclose(covariance, _hand_covariance(curves), rtol=1e-6, atol=1e-9)
+
+
+def test_prior_residual_covariance_averages_only_observed_pairs():
+    rng = np.random.default_rng(4)
+    curves = rng.normal(size=(5, 8, 3))
+    observed = np.ones(curves.shape, bool)
+    observed[0, :, 2] = False  # task 0 never reached epoch 3
+    full = residual.prior_residual_covariance(curves, np.ones(curves.shape, bool))
+    partial = residual.prior_residual_covariance(np.where(observed, curves, np.nan), observed)
+    assert np.isfinite(partial).all()
+    assert not np.allclose(full, partial)
+    assert np.linalg.eigvalsh(partial).min() > 0
+
+
+def test_prior_residual_covariance_needs_three_tasks():
+    curves = np.zeros((2, 4, 3))
+    assert residual.prior_residual_covariance(curves, np.ones(curves.shape, bool)) is None
+
+
+def test_a_residual_uncorrelated_with_later_epochs_moves_only_its_own_epoch():
+    covariance = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.8], [0.0, 0.8, 1.0]])
+    posterior = CurvePosterior(np.zeros((1, 3)), np.ones((1, 3)))
+    first = residual.correct_observed(posterior, np.array([0]), np.array([1]), np.array([0.5]),
+                                      covariance)
+    np.testing.assert_allclose(first.mean[0], [0.5, 0.0, 0.0])
+    np.testing.assert_allclose(first.std[0], [0.0, 1.0, 1.0], atol=1e-12)
+    second = residual.correct_observed(posterior, np.array([0]), np.array([2]), np.array([0.5]),
+                                       covariance)
+    np.testing.assert_allclose(second.mean[0], [0.0, 0.5, 0.4])
+    np.testing.assert_allclose(second.std[0], [1.0, 0.0, 0.6], atol=1e-12)
+
+
+def test_only_the_shape_of_the_prior_covariance_matters_not_its_scale():
+    covariance = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.6], [0.1, 0.6, 0.5]])
+    posterior = CurvePosterior(np.zeros((2, 3)), np.ones((2, 3)))
+    args = (posterior, np.array([0, 0, 1]), np.array([1, 2, 3]), np.array([0.4, 0.1, -0.2]))
+    small = residual.correct_observed(*args, covariance)
+    large = residual.correct_observed(*args, 10.0 * covariance)
+    np.testing.assert_allclose(small.mean, large.mean)
+    np.testing.assert_allclose(small.std, large.std, atol=1e-6)
+    # candidate 1 seen at epoch 3 only: the usual GP conditioning with this covariance
+    np.testing.assert_allclose(small.mean[1], covariance[:, 2] / covariance[2, 2] * -0.2)
