@@ -64,8 +64,8 @@ def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings,
                                 settings.output_warp)
     model_prior = transform.prior
     average, count = mean_over_tasks(model_prior.curves, model_prior.observed)
-    covariance = (residual.prior_residual_covariance(model_prior.curves, model_prior.observed)
-                  if settings.residual_kernel == "prior" else None)
+    kernel = residual.residual_kernel(settings.residual_kernel, model_prior.curves,
+                                      model_prior.observed)
     n_configs, n_epochs = curves.shape
     trained = np.zeros(n_configs, dtype=np.int64)
     configs: list[int] = []
@@ -77,7 +77,7 @@ def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings,
         if open_.size == 0:
             break
         posterior = _posterior(transform, average, count, configs, epochs, curves, settings,
-                               covariance)
+                               kernel)
         rule = LeadersRoundRobin(tuple(range(n_configs)), trained, settings.leaders,
                                  settings.leaders_decay)
         scores = rule(posterior, open_, trained[open_] + 1)
@@ -92,7 +92,7 @@ def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings,
     return configs, recommended
 
 
-def _posterior(transform, average, count, configs, epochs, curves, settings, covariance):
+def _posterior(transform, average, count, configs, epochs, curves, settings, kernel):
     """The engine's corrected posterior mean (std: ones, unused by the leaders)."""
     values = curves[configs, np.asarray(epochs, dtype=np.int64) - 1] if configs else np.zeros(0)
     transform.fit_target(np.asarray(configs, dtype=np.int64), np.asarray(epochs, dtype=np.int64),
@@ -103,7 +103,7 @@ def _posterior(transform, average, count, configs, epochs, curves, settings, cov
     if not settings.residual_correction or not configs:
         return posterior
     return residual.correct_observed(posterior, np.asarray(configs), np.asarray(epochs),
-                                     transform.warp(values), covariance)
+                                     transform.warp(values), kernel)
 
 
 def loo_ranks(db, settings: AT2Settings, budget: int = 100) -> dict[str, np.ndarray]:

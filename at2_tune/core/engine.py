@@ -195,16 +195,14 @@ class AT2Engine:
         return residual.correct_observed(posterior, np.asarray(candidates, dtype=np.int64),
                                          epochs.numpy().astype(np.int64),
                                          self.surrogate.transform.warp(values),
-                                         self.residual_covariance)
+                                         self.residual_kernel)
 
     @functools.cached_property
-    def residual_covariance(self) -> np.ndarray | None:
-        """``(E, E)``: the prior tasks' residual covariance across epochs with
-        ``settings.residual_kernel="prior"`` (``residual.prior_residual_covariance``; it depends
-        on the prior alone, so it is computed once), ``None`` for the fixed kernel."""
-        if self.settings.residual_kernel != "prior" or not self.prior.n_tasks:
-            return None
-        return residual.prior_residual_covariance(self.prior.curves, self.prior.observed)
+    def residual_kernel(self) -> residual.ResidualKernel | None:
+        """The residual kernel of ``settings.residual_kernel`` (``residual.residual_kernel``;
+        ``None``: the fixed one); it depends on the prior alone, so it is computed once."""
+        return residual.residual_kernel(self.settings.residual_kernel, self.prior.curves,
+                                        self.prior.observed)
 
     def _with_prior_average_mean(self, posterior: CurvePosterior) -> CurvePosterior:
         """``posterior`` with the mean curve of every grid candidate replaced by its average

@@ -22,6 +22,8 @@ decay within ~10 epochs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from at2_tune.core.acquisition import CurvePosterior
@@ -33,6 +35,16 @@ LENGTH = 0.25
 NOISE_SHARE = 0.05
 """Observation noise as a share of the residual variance."""
 MIN_VARIANCE = 1e-8
+
+
+@dataclass(frozen=True)
+class ResidualKernel:
+    """Residual covariance across epochs: ``signal`` ``(E, E)`` (shared by a curve's epochs) and
+    ``noise`` ``(E,)`` (each observation's own); only their shape matters (see
+    :func:`correct_observed`)."""
+
+    signal: np.ndarray
+    noise: np.ndarray
 
 
 def epoch_correlation(t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
@@ -86,8 +98,38 @@ def prior_residual_covariance(curves: np.ndarray, observed: np.ndarray,
     return (vectors * np.maximum(eigenvalues, floor)) @ vectors.T
 
 
+def fixed_kernel_with_prior_noise(covariance: np.ndarray) -> ResidualKernel:
+    """The fixed kernel's correlations as the signal, and each epoch's noise share as the prior's
+    residual covariance ``S`` shows it: the part of an epoch's residual variance that its
+    neighbouring epochs do not share, ``(S_ee - s_e) / s_e`` with ``s_e`` the mean covariance
+    with the epochs before and after (at least ``NOISE_SHARE``)."""
+    n_epochs = covariance.shape[0]
+    diagonal = np.diag(covariance)
+    neighbours = np.array([np.mean([covariance[e, f] for f in (e - 1, e + 1) if 0 <= f < n_epochs])
+                           for e in range(n_epochs)])
+    smooth = np.maximum(neighbours, 1e-12 * diagonal.max())
+    shares = np.maximum((diagonal - smooth) / smooth, NOISE_SHARE)
+    grid = np.arange(1, n_epochs + 1) / n_epochs
+    return ResidualKernel(epoch_correlation(grid, grid), shares)
+
+
+def residual_kernel(name: str, curves: np.ndarray, observed: np.ndarray) -> ResidualKernel | None:
+    """The kernel of ``AT2Settings.residual_kernel`` ``name`` for prior ``curves`` (``(T, C, E)``
+    on the model's scale) and their ``observed`` mask; ``None`` for the fixed kernel, which
+    ``"prior"`` and ``"prior_noise"`` fall back to when the prior cannot measure its covariance
+    (:func:`prior_residual_covariance` is ``None``)."""
+    if name == "fixed" or curves.shape[0] == 0:
+        return None
+    covariance = prior_residual_covariance(curves, observed)
+    if covariance is None:
+        return None
+    if name == "prior":
+        return ResidualKernel(covariance, np.zeros(len(covariance)))
+    return fixed_kernel_with_prior_noise(covariance)
+
+
 def correct_observed(posterior: CurvePosterior, candidates: np.ndarray, epochs: np.ndarray,
-                     values: np.ndarray, covariance: np.ndarray | None = None) -> CurvePosterior:
+                     values: np.ndarray, kernel: ResidualKernel | None = None) -> CurvePosterior:
     """The posterior with every observed candidate's curve conditioned on its own residuals.
 
     Args:
@@ -106,19 +148,19 @@ def correct_observed(posterior: CurvePosterior, candidates: np.ndarray, epochs: 
     for candidate in np.unique(candidates):
         mine = candidates == candidate
         seen = epochs[mine] / n_epochs
-        if covariance is None:
+        if kernel is None:
             gram = variance * (epoch_correlation(seen, seen) + NOISE_SHARE * np.eye(seen.size))
             cross = variance * epoch_correlation(grid, seen)              # (E, k_c)
         else:  # its scale cancels in the mean; the std keeps the unexplained share
             columns = epochs[mine] - 1
-            scale = variance / float(np.mean(np.diag(covariance)))
-            gram = scale * covariance[np.ix_(columns, columns)]
-            cross = scale * covariance[:, columns]
+            scale = variance / float(np.mean(np.diag(kernel.signal)))
+            gram = scale * (kernel.signal[np.ix_(columns, columns)] + np.diag(kernel.noise[columns]))
+            cross = scale * kernel.signal[:, columns]
         chol = np.linalg.cholesky(gram)
         solved = np.linalg.solve(chol, cross.T)                           # (k_c, E)
         weights = np.linalg.solve(chol.T, np.linalg.solve(chol, residuals[mine]))
         mean[candidate] += cross @ weights
-        prior_variance = variance if covariance is None else scale * np.diag(covariance)
+        prior_variance = variance if kernel is None else scale * np.diag(kernel.signal)
         unexplained = np.clip(1.0 - (solved ** 2).sum(axis=0) / prior_variance, 0.0, 1.0)
         std[candidate] *= np.sqrt(unexplained)
     return CurvePosterior(mean, std)

@@ -308,7 +308,8 @@ def test_prior_residual_kernel_conditions_observed_curves_on_the_prior_covarianc
     space, prior, target = toy
     plain = dataclasses.replace(frozen_settings, residual_correction=False)
     settings = dataclasses.replace(frozen_settings, residual_kernel="prior")
-    engines = [AT2Engine(space, prior, s, seed=0) for s in (plain, settings, frozen_settings)]
+    fixed = dataclasses.replace(frozen_settings, residual_kernel="fixed")
+    engines = [AT2Engine(space, prior, s, seed=0) for s in (plain, settings, fixed)]
     for engine in engines:
         for epoch in (1, 2):
             engine.observe(4, epoch, float(target[4, epoch - 1]))
@@ -316,12 +317,24 @@ def test_prior_residual_kernel_conditions_observed_curves_on_the_prior_covarianc
     uncorrected, prior_kernel, fixed_kernel = (e.posterior() for e in engines)
     covariance = residual.prior_residual_covariance(engines[1].prior.curves,
                                                     engines[1].prior.observed)
-    np.testing.assert_allclose(engines[1].residual_covariance, covariance)
-    assert engines[2].residual_covariance is None
+    np.testing.assert_allclose(engines[1].residual_kernel.signal, covariance)
+    np.testing.assert_array_equal(engines[1].residual_kernel.noise, 0.0)
+    assert engines[2].residual_kernel is None
     values = engines[1].surrogate.transform.warp(target[4, :2])
     expected = residual.correct_observed(uncorrected, np.array([4, 4]), np.array([1, 2]),
-                                         values, covariance)
+                                         values, engines[1].residual_kernel)
     np.testing.assert_allclose(prior_kernel.mean, expected.mean)
     np.testing.assert_allclose(prior_kernel.std, expected.std)
     assert not np.allclose(prior_kernel.mean[4], fixed_kernel.mean[4])
     np.testing.assert_array_equal(prior_kernel.mean[5], fixed_kernel.mean[5])  # unobserved
+
+
+def test_the_default_residual_kernel_is_the_fixed_one_with_the_priors_noise(toy, frozen_settings):
+    space, prior, _ = toy
+    engine = AT2Engine(space, prior, frozen_settings, seed=0)
+    assert frozen_settings.residual_kernel == "prior_noise"
+    covariance = residual.prior_residual_covariance(engine.prior.curves, engine.prior.observed)
+    expected = residual.fixed_kernel_with_prior_noise(covariance)
+    np.testing.assert_allclose(engine.residual_kernel.signal, expected.signal)
+    np.testing.assert_allclose(engine.residual_kernel.noise, expected.noise)
+    assert expected.noise.min() >= residual.NOISE_SHARE

@@ -77,12 +77,13 @@ def test_prior_residual_covariance_needs_three_tasks():
 def test_a_residual_uncorrelated_with_later_epochs_moves_only_its_own_epoch():
     covariance = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.8], [0.0, 0.8, 1.0]])
     posterior = CurvePosterior(np.zeros((1, 3)), np.ones((1, 3)))
+    kernel = residual.ResidualKernel(covariance, np.zeros(3))
     first = residual.correct_observed(posterior, np.array([0]), np.array([1]), np.array([0.5]),
-                                      covariance)
+                                      kernel)
     np.testing.assert_allclose(first.mean[0], [0.5, 0.0, 0.0])
     np.testing.assert_allclose(first.std[0], [0.0, 1.0, 1.0], atol=1e-12)
     second = residual.correct_observed(posterior, np.array([0]), np.array([2]), np.array([0.5]),
-                                       covariance)
+                                       kernel)
     np.testing.assert_allclose(second.mean[0], [0.0, 0.5, 0.4])
     np.testing.assert_allclose(second.std[0], [1.0, 0.0, 0.6], atol=1e-12)
 
@@ -91,9 +92,23 @@ def test_only_the_shape_of_the_prior_covariance_matters_not_its_scale():
     covariance = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.6], [0.1, 0.6, 0.5]])
     posterior = CurvePosterior(np.zeros((2, 3)), np.ones((2, 3)))
     args = (posterior, np.array([0, 0, 1]), np.array([1, 2, 3]), np.array([0.4, 0.1, -0.2]))
-    small = residual.correct_observed(*args, covariance)
-    large = residual.correct_observed(*args, 10.0 * covariance)
+    noise = np.array([0.1, 0.2, 0.05])
+    small = residual.correct_observed(*args, residual.ResidualKernel(covariance, noise))
+    large = residual.correct_observed(*args, residual.ResidualKernel(10 * covariance, 10 * noise))
     np.testing.assert_allclose(small.mean, large.mean)
     np.testing.assert_allclose(small.std, large.std, atol=1e-6)
     # candidate 1 seen at epoch 3 only: the usual GP conditioning with this covariance
-    np.testing.assert_allclose(small.mean[1], covariance[:, 2] / covariance[2, 2] * -0.2)
+    np.testing.assert_allclose(small.mean[1], covariance[:, 2] / (covariance[2, 2] + 0.05) * -0.2)
+    assert (small.std > 0).all()  # the noise is separated: an observed epoch keeps some std
+
+
+def test_fixed_kernel_with_prior_noise_by_hand():
+    covariance = np.array([[4.0, 1.0, 0.5], [1.0, 2.0, 1.5], [0.5, 1.5, 1.55]])
+    kernel = residual.fixed_kernel_with_prior_noise(covariance)
+    assert kernel.noise.shape == (3,)
+    # neighbours' mean covariance: epoch 1 -> 1.0, epoch 2 -> (1.0 + 1.5) / 2, epoch 3 -> 1.5
+    shares = [(4.0 - 1.0) / 1.0, (2.0 - 1.25) / 1.25, residual.NOISE_SHARE]  # (1.55-1.5)/1.5 < 5%
+    t = np.arange(1, 4) / 3
+    fixed = residual.LEVEL + (1 - residual.LEVEL) * np.exp(-np.abs(t[:, None] - t) / residual.LENGTH)
+    np.testing.assert_allclose(kernel.signal, fixed)
+    np.testing.assert_allclose(kernel.noise, shares)
