@@ -13,11 +13,12 @@ seen), noise ``NOISE_SHARE * v``, and ``v`` the mean squared residual of all obs
 (empirical Bayes). The transfer std is scaled by the share of ``v`` that stays unexplained.
 Configurations without observations keep the transfer posterior.
 
-With ``covariance`` (:func:`prior_residual_covariance`), the correlation of residuals across
-epochs is not the fixed kernel above but the one the prior tasks show when each of them in turn
-plays the new task: on LCBench a first epoch's residual says almost nothing about the last
-epoch's (correlation -0.02) while the second epoch's says much; on HyperRec early residuals
-decay within ~10 epochs.
+A :class:`ResidualKernel` replaces the fixed kernel with what the prior tasks show when each of
+them in turn plays the new task (:func:`prior_residual_covariance`): the default keeps the fixed
+correlations but measures each epoch's noise share there (:func:`fixed_kernel_with_prior_noise`;
+on LCBench a first epoch's residual is mostly noise, correlation 0.19 with the second epoch's and
+-0.02 with the last's), or the whole measured covariance is used (on HyperRec early residuals
+fade within ~10 epochs). :func:`residual_kernel` builds the one ``AT2Settings`` names.
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def correct_observed(posterior: CurvePosterior, candidates: np.ndarray, epochs: 
         else:  # its scale cancels in the mean; the std keeps the unexplained share
             columns = epochs[mine] - 1
             scale = variance / float(np.mean(np.diag(kernel.signal)))
-            gram = scale * (kernel.signal[np.ix_(columns, columns)] + np.diag(kernel.noise[columns]))
+            noise = np.diag(kernel.noise[columns])
+            gram = scale * (kernel.signal[np.ix_(columns, columns)] + noise)
             cross = scale * kernel.signal[:, columns]
         chol = np.linalg.cholesky(gram)
         solved = np.linalg.solve(chol, cross.T)                           # (k_c, E)
