@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -146,16 +145,6 @@ def table(ranks: dict[str, np.ndarray], checkpoints) -> str:
     return "\n".join(lines)
 
 
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    overrides = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {pair!r}: expected FIELD=JSON, e.g. --set leaders=3")
-        overrides[name] = json.loads(value)
-    return overrides
-
-
 def main(argv: list[str] | None = None) -> int:
     from at2_tune.databases import load_database
 
@@ -166,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path, help="write the per-case ranks here (JSON)")
     args = parser.parse_args(argv)
-    settings = AT2Settings.from_json({**AT2Settings().to_json(), **_overrides(args.set)})
-    check_settings(settings)
+    try:
+        settings = AT2Settings().with_assignments(args.set)
+        check_settings(settings)
+    except ValueError as exc:
+        parser.error(f"--set: {exc}")
     results = {}
     for name in args.database or ("hyperrec", "lcbench"):
         db = load_database(name, args.data_dir)

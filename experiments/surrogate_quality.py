@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     db = load_database(args.database, args.data_dir)
-    overrides = dict((item.partition("=")[0], json.loads(item.partition("=")[2])) for item in args.set)
-    settings = AT2Settings.from_json({**AT2Settings().to_json(), **overrides})
+    try:
+        settings = AT2Settings().with_assignments(args.set)
+    except ValueError as exc:
+        parser.error(f"--set: {exc}")
     profiles = range(db.curves.shape[0])
     if args.protocol == "pairs":
         cases = [(db.pair(i).train_tasks, db.pair(i).test_task, p)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from at2_tune.model.fit import OptimizerSettings
 
@@ -169,9 +170,55 @@ class AT2Settings:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def with_assignments(self, assignments: Iterable[str]) -> "AT2Settings":
+        """A copy with each ``FIELD=JSON`` assignment applied in order (the experiments' ``--set``
+        option), e.g. ``["leaders=3", 'residual_kernel="fixed"', 'online_optimizer={"lr": 0.1}']``
+        (an optimizer's JSON object changes only the keys it names).
+
+        Raises ``ValueError`` naming the assignment for a missing ``=``, an unknown field, a value
+        that is not JSON or not of the field's type, and whatever ``AT2Settings`` refuses.
+        """
+        values = self.to_json()
+        for assignment in assignments:
+            name, sep, text = assignment.partition("=")
+            name = name.strip()
+            if not sep or name not in values:
+                known = ", ".join(sorted(values))
+                raise ValueError(f"setting {assignment!r}: expected FIELD=JSON with FIELD one of "
+                                 f"{known}; e.g. leaders=3 or 'residual_kernel=\"fixed\"'")
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"setting {assignment!r}: the value {text!r} is not JSON ({exc});"
+                                 " quote strings, e.g. 'acquisition=\"thompson\"'") from None
+            values[name] = _checked_value(name, value, values[name], assignment)
+        return type(self).from_json(values)
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "AT2Settings":
         data = dict(data)
         for key in ("offline_optimizer", "online_optimizer"):
             data[key] = OptimizerSettings(**data[key])
         return cls(**data)
+
+
+_JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+               "str | float": (str, int, float)}
+
+
+def _checked_value(name: str, value: Any, current: Any, assignment: str) -> Any:
+    """``value`` for field ``name`` (whose current JSON value is ``current``), type-checked; an
+    optimizer's object is merged into ``current``."""
+    kind = next(f.type for f in dataclasses.fields(AT2Settings) if f.name == name)
+    if kind == "OptimizerSettings":
+        if not isinstance(value, dict) or set(value) - set(current):
+            keys = ", ".join(current)
+            raise ValueError(f"setting {assignment!r}: {name} takes a JSON object with keys among "
+                             f"{keys}, e.g. '{name}={{\"lr\": 0.01}}'")
+        return {**current, **value}
+    allowed = _JSON_TYPES[kind]
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, allowed) or (is_bool and bool not in allowed):
+        raise ValueError(f"setting {assignment!r}: {name} takes a JSON {kind}, got "
+                         f"{type(value).__name__} {value!r}")
+    return float(value) if kind == "float" else value

@@ -7,7 +7,7 @@ import pytest
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
-from experiments.policy_replica import loo_ranks, replay, table
+from experiments.policy_replica import loo_ranks, main, replay, table
 from search_spaces import get_space
 
 TINY = AT2Settings(n_inducing=32, offline_epochs=2, hidden_dim=8, feature_dim=4)
@@ -49,3 +49,13 @@ def test_leave_one_task_out_table_has_every_case_and_the_paired_difference(lcben
     assert {m: v.shape for m, v in ranks.items()} == {m: (35, 1) for m in ranks}
     text = table(ranks, (10,))
     assert "| replica - best baseline |" in text and "(top3)" in text
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("leaders=x", "--set: setting 'leaders=x': the value 'x' is not JSON"),
+    ('acquisition="thompson"', "--set: AT2Settings.acquisition='thompson': the replica only"),
+])
+def test_bad_set_options_are_usage_errors(assignment, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--database", "lcbench", "--set", assignment])
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -90,6 +90,6 @@ def test_bad_options_are_one_line_errors(release_dir, tmp_path, capsys):
     assert main(common + ["--protocol", "loo", "--tasks", "CIFAR1000"]) == 2
     assert "Did you mean 'CIFAR100'" in capsys.readouterr().err
     assert main(common + ["--methods", "at2", "--set", "betta=1"]) == 2
-    assert "betta: not a field of AT2Settings" in capsys.readouterr().err
+    assert "setting 'betta=1': expected FIELD=JSON with FIELD one of" in capsys.readouterr().err
     assert main(common + ["--report-only", "--methods", "zero-shot"]) == 1
     assert "no run file" in capsys.readouterr().err
