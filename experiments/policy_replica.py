@@ -29,15 +29,18 @@ import numpy as np
 
 from at2_tune import evaluation
 from at2_tune.baselines import BY_NAME
-from at2_tune.core import residual
-from at2_tune.core.acquisition import CurvePosterior, LeadersRoundRobin
+from at2_tune.core import residual, spread
+from at2_tune.core.acquisition import (Acquisition, BestFutureEI, BestFutureUCB, CurvePosterior,
+                                       CurveThompson, LeadersRoundRobin, NextEpochUCB)
 from at2_tune.core.prior import PriorData, mean_over_tasks
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.transform import OutputTransform
 
 BASELINES = ("zero-shot", "top3", "top5", "top4-weighted")
-REQUIRED = {"acquisition": ("auto", "leaders"), "transfer_mean": ("prior_average",),
-            "transfer_weights": ("uniform",), "recommend_from": ("best_observed",),
+STD_ACQUISITIONS = ("next_epoch", "best_future", "expected_improvement", "thompson")
+"""Acquisitions that use the posterior std: replicated only with ``transfer_std="prior_spread"``
+(then the std of a grid configuration does not come from the GP either)."""
+REQUIRED = {"transfer_mean": ("prior_average",), "transfer_weights": ("uniform",),
             "calibrate": (False,)}
 """Settings under which the engine's decisions on the grid do not depend on the GP."""
 
@@ -49,60 +52,117 @@ def check_settings(settings: AT2Settings) -> None:
             raise ValueError(f"AT2Settings.{name}={getattr(settings, name)!r}: the replica only "
                              f"reproduces {name} in {allowed} (the GP takes part otherwise); run "
                              "experiments.replay_benchmark for this setting")
+    if settings.acquisition in STD_ACQUISITIONS and settings.transfer_std != "prior_spread":
+        raise ValueError(f"AT2Settings.acquisition={settings.acquisition!r} uses the posterior "
+                         f"std, which with transfer_std={settings.transfer_std!r} is the GP's: "
+                         "the replica reproduces it with transfer_std='prior_spread'; run "
+                         "experiments.replay_benchmark for this setting")
 
 
-def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings,
-           budget: int) -> tuple[list[int], list[int]]:
-    """The default policy's queries on a new task whose ``curves`` (``(C, E)``, the prior grid's
+def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings, budget: int,
+           seed: int = 0) -> tuple[list[int], list[int]]:
+    """The engine's queries on a new task whose ``curves`` (``(C, E)``, the prior grid's
     configurations) are revealed an epoch per query; returns (trained configuration per query,
-    recommendation after each query)."""
+    recommendation after each query). ``seed`` is the engine's (Thompson sampling's draws)."""
     check_settings(settings)
     if prior.n_tasks == 0:
         raise ValueError("the replica needs prior tasks (without them the GP decides)")
-    transform = OutputTransform(prior, settings.standardize_prior, settings.scale_target,
-                                settings.output_warp)
-    model_prior = transform.prior
-    average, count = mean_over_tasks(model_prior.curves, model_prior.observed)
-    kernel = residual.residual_kernel(settings.residual_kernel, model_prior.curves,
-                                      model_prior.observed)
+    model = _TransferModel(prior, settings)
     n_configs, n_epochs = curves.shape
     trained = np.zeros(n_configs, dtype=np.int64)
     configs: list[int] = []
-    epochs: list[int] = []
     recommended: list[int] = []
     best = (-np.inf, 0)
+    posterior = model.posterior(configs, trained, curves)
     for _ in range(budget):
         open_ = np.flatnonzero(trained < n_epochs)
         if open_.size == 0:
             break
-        posterior = _posterior(transform, average, count, configs, epochs, curves, settings,
-                               kernel)
-        rule = LeadersRoundRobin(tuple(range(n_configs)), trained, settings.leaders,
-                                 settings.leaders_decay)
+        rule = _acquisition(settings, posterior, trained, seed, len(configs))
         scores = rule(posterior, open_, trained[open_] + 1)
         config = int(open_[int(np.argmax(scores))])  # ties: lower index, as the engine
         value = float(curves[config, trained[config]])
-        trained[config] += 1
         configs.append(config)
-        epochs.append(int(trained[config]))
+        trained[config] += 1
+        posterior = model.posterior(configs, trained, curves)
         if value > best[0]:
             best = (value, config)
-        recommended.append(best[1])
+        recommended.append(best[1] if settings.recommend_from == "best_observed" else
+                           _best_predicted(posterior, _recommendable(settings, trained)))
     return configs, recommended
 
 
-def _posterior(transform, average, count, configs, epochs, curves, settings, kernel):
-    """The engine's corrected posterior mean (std: ones, unused by the leaders)."""
-    values = curves[configs, np.asarray(epochs, dtype=np.int64) - 1] if configs else np.zeros(0)
-    transform.fit_target(np.asarray(configs, dtype=np.int64), np.asarray(epochs, dtype=np.int64),
-                         values)
-    fallback = np.zeros_like(average)  # a cell no prior task observed: not in database priors
-    mean = transform.mean_from_model(np.where(count > 0, average, fallback))
-    posterior = CurvePosterior(mean, np.ones_like(mean))
-    if not settings.residual_correction or not configs:
-        return posterior
-    return residual.correct_observed(posterior, np.asarray(configs), np.asarray(epochs),
-                                     transform.warp(values), kernel)
+class _TransferModel:
+    """The engine's posterior on the grid from the prior alone: the prior average mapped onto
+    the new task, ``transfer_std="prior_spread"``'s std (ones otherwise: unused), and the
+    residual correction."""
+
+    def __init__(self, prior: PriorData, settings: AT2Settings) -> None:
+        self.settings = settings
+        self.transform = OutputTransform(prior, settings.standardize_prior, settings.scale_target,
+                                         settings.output_warp)
+        model_prior = self.transform.prior
+        self.average, self.count = mean_over_tasks(model_prior.curves, model_prior.observed)
+        self.kernel = residual.residual_kernel(settings.residual_kernel, model_prior.curves,
+                                               model_prior.observed)
+        self.spread = None
+        if settings.transfer_std == "prior_spread":
+            self.spread = spread.spread_error_scale(model_prior.curves, model_prior.observed) * \
+                spread.spread_over_tasks(model_prior.curves, model_prior.observed)
+
+    def posterior(self, configs: list[int], trained: np.ndarray,
+                  curves: np.ndarray) -> CurvePosterior:
+        configs_ = np.asarray(configs, dtype=np.int64)
+        epochs = _epochs_of(configs_, trained)
+        values = curves[configs_, epochs - 1] if configs else np.zeros(0)
+        self.transform.fit_target(configs_, epochs, values)
+        fallback = np.zeros_like(self.average)  # a cell no prior task observed: not in databases
+        mean = self.transform.mean_from_model(np.where(self.count > 0, self.average, fallback))
+        std = np.ones_like(mean) if self.spread is None else \
+            np.abs(self.transform.std_from_model(self.spread))
+        posterior = CurvePosterior(mean, std)
+        if not self.settings.residual_correction or not configs:
+            return posterior
+        return residual.correct_observed(posterior, configs_, epochs, self.transform.warp(values),
+                                         self.kernel)
+
+
+def _epochs_of(configs: np.ndarray, trained: np.ndarray) -> np.ndarray:
+    """The epoch of each query in ``configs`` (1-based), from the order of the queries."""
+    seen = np.zeros_like(trained)
+    epochs = np.empty(len(configs), dtype=np.int64)
+    for i, config in enumerate(configs):
+        seen[config] += 1
+        epochs[i] = seen[config]
+    return epochs
+
+
+def _acquisition(settings, posterior, trained, seed, n_observations) -> Acquisition:
+    """The acquisition the engine would build (``AT2Engine.acquisition``)."""
+    name = "leaders" if settings.acquisition == "auto" else settings.acquisition
+    if name == "next_epoch":
+        return NextEpochUCB(settings.beta)
+    if name == "best_future":
+        return BestFutureUCB(settings.beta)
+    if name == "thompson":
+        draws = np.random.default_rng([seed, n_observations]).standard_normal(len(trained))
+        return CurveThompson(draws)
+    if name == "leaders":
+        return LeadersRoundRobin(tuple(range(len(trained))), trained, settings.leaders,
+                                 settings.leaders_decay)
+    candidates = _recommendable(settings, trained)
+    return BestFutureEI(float(posterior.mean[candidates].max()))
+
+
+def _recommendable(settings, trained) -> np.ndarray:
+    observed = np.flatnonzero(trained > 0)
+    if settings.recommend_from in ("observed", "best_observed") and observed.size:
+        return observed
+    return np.arange(len(trained))
+
+
+def _best_predicted(posterior, candidates) -> int:
+    return int(candidates[int(np.argmax(posterior.mean[candidates].max(axis=1)))])
 
 
 def loo_ranks(db, settings: AT2Settings, budget: int = 100) -> dict[str, np.ndarray]:

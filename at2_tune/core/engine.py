@@ -29,6 +29,7 @@ from at2_tune.core.acquisition import CurvePosterior
 from at2_tune.core.observations import ObservationStore
 from at2_tune.core.prior import PriorData, copula_average, mean_over_tasks
 from at2_tune.core.settings import AT2Settings
+from at2_tune.core.spread import spread_error_scale, spread_over_tasks
 from at2_tune.core.surrogate import DTYPE, AT2Surrogate, encode_configs
 from at2_tune.errors import AT2Error
 from search_spaces import config_key
@@ -220,10 +221,23 @@ class AT2Engine:
         else:
             average, count = mean_over_tasks(self.prior.curves, self.prior.observed,
                                              self.task_weights())  # (N, E) each
-        mean = posterior.mean.copy()
-        mean[rows] = np.where(count[cells] > 0,
-                              self.surrogate.transform.mean_from_model(average[cells]), mean[rows])
-        return CurvePosterior(mean, posterior.std)
+        transform = self.surrogate.transform
+        mean, std = posterior.mean.copy(), posterior.std.copy()
+        mean[rows] = np.where(count[cells] > 0, transform.mean_from_model(average[cells]),
+                              mean[rows])
+        if self.settings.transfer_std == "prior_spread":
+            deviation, error_scale = self.prior_spread
+            widened = np.abs(transform.std_from_model(error_scale * deviation[cells]))
+            std[rows] = np.where(np.isnan(widened), std[rows], widened)  # < 2 tasks: the GP's
+        return CurvePosterior(mean, std)
+
+    @functools.cached_property
+    def prior_spread(self) -> tuple[np.ndarray, float]:
+        """``(C, E)`` spread of the prior tasks around their average on the model's scale (NaN
+        where fewer than 2 observed a cell) and the error scale that widens it
+        (``at2_tune.core.spread``); it depends on the prior alone, so it is computed once."""
+        return (spread_over_tasks(self.prior.curves, self.prior.observed),
+                spread_error_scale(self.prior.curves, self.prior.observed))
 
     def task_weights(self) -> np.ndarray | None:
         """``(T,)`` weights of the prior tasks in the prior-average mean (``None``: equal; see

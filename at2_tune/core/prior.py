@@ -202,3 +202,44 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
         sums = np.bincount(inverse, weights=ranks)
         ranks = (sums / np.bincount(inverse))[inverse]
     return ranks
+
+
+@dataclass(frozen=True)
+class HeldOutTask:
+    """One prior task playing the new task: ``reference`` ``(C, E)`` is the mean of the other
+    tasks (0 where none observed a cell), ``usable`` (bool ``(C, E)``) the cells this task and
+    at least ``min_others`` other tasks observed, and ``offset + slope * reference`` the least
+    squares affine map of this task's usable cells on the reference."""
+
+    task: int
+    reference: np.ndarray
+    usable: np.ndarray
+    offset: float
+    slope: float
+
+    def mapped(self) -> np.ndarray:
+        """``(C, E)`` the reference on this task's scale."""
+        return self.offset + self.slope * self.reference
+
+
+def held_out_tasks(curves: np.ndarray, observed: np.ndarray, min_others: int = 1,
+                   min_cells: int = 3):
+    """Yield a :class:`HeldOutTask` for every prior task with at least ``min_cells`` usable
+    cells (each task in turn plays the new task; the others are its prior).
+
+    Args:
+        curves: ``(T, C, E)`` values on the model's scale (anything where unobserved).
+        observed: bool ``(T, C, E)``.
+    """
+    values = np.where(observed, curves, 0.0)
+    totals, counts = values.sum(axis=0), observed.sum(axis=0)
+    for task in range(curves.shape[0]):
+        others = counts - observed[task]
+        usable = observed[task] & (others >= min_others)
+        if usable.sum() < min_cells:
+            continue
+        reference = np.where(others > 0, (totals - values[task]) / np.maximum(others, 1), 0.0)
+        x, y = reference[usable], values[task][usable]
+        spread = float(np.var(x))
+        slope = float(np.cov(x, y, bias=True)[0, 1] / spread) if spread > 0 else 1.0
+        yield HeldOutTask(task, reference, usable, float(y.mean() - slope * x.mean()), slope)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from at2_tune.core.acquisition import CurvePosterior
+from at2_tune.core.prior import held_out_tasks
 
 LEVEL = 0.6
 """Share of a residual that persists across all epochs of the configuration."""
@@ -69,25 +70,14 @@ def prior_residual_covariance(curves: np.ndarray, observed: np.ndarray,
         curves: ``(T, C, E)`` prior values on the model's scale (anything where unobserved).
         observed: bool ``(T, C, E)``.
     """
-    n_tasks = curves.shape[0]
-    if n_tasks < 3:
+    if curves.shape[0] < 3:
         return None
-    values = np.where(observed, curves, 0.0)
-    totals, counts = values.sum(axis=0), observed.sum(axis=0)
-    residuals = np.zeros_like(values)
-    usable = np.zeros_like(observed)
-    for task in range(n_tasks):
-        others = counts - observed[task]
-        mask = observed[task] & (others > 0)
-        if mask.sum() < 3:
-            continue
-        reference = np.where(others > 0, (totals - values[task]) / np.maximum(others, 1), 0.0)
-        x, y = reference[mask], values[task][mask]
-        spread = float(np.var(x))
-        slope = float(np.cov(x, y, bias=True)[0, 1] / spread) if spread > 0 else 1.0
-        offset = float(y.mean() - slope * x.mean())
-        residuals[task] = np.where(mask, values[task] - offset - slope * reference, 0.0)
-        usable[task] = mask
+    residuals = np.zeros(curves.shape)
+    usable = np.zeros(curves.shape, dtype=bool)
+    for held_out in held_out_tasks(curves, observed):
+        task = held_out.task
+        residuals[task] = np.where(held_out.usable, curves[task] - held_out.mapped(), 0.0)
+        usable[task] = held_out.usable
     flat = residuals.reshape(-1, residuals.shape[2])
     weight = usable.reshape(-1, usable.shape[2]).astype(float)
     pairs = weight.T @ weight

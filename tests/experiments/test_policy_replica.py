@@ -27,21 +27,29 @@ def _engine_run(db, prior, curves, settings, budget):
     return trained, recommended
 
 
-@pytest.mark.parametrize("kernel", ["fixed", "prior"])
-def test_replica_queries_and_recommendations_equal_the_engines(hyperrec, kernel):
+@pytest.mark.parametrize("changes", [
+    {"residual_kernel": "fixed"}, {"residual_kernel": "prior"},
+    {"acquisition": "expected_improvement", "recommend_from": "observed"},
+    {"acquisition": "thompson", "recommend_from": "all", "residual_kernel": "fixed"}])
+def test_replica_queries_and_recommendations_equal_the_engines(hyperrec, changes):
     pair = hyperrec.pair(1)
     prior = PriorData.from_database(hyperrec, pair.train_tasks, seed_profile=0)
     curves = hyperrec.task_curves(pair.test_task, 0)
-    settings = dataclasses.replace(TINY, residual_kernel=kernel)
-    expected = _engine_run(hyperrec, prior, curves, settings, 40)
-    assert replay(prior, curves, settings, 40) == expected
-    assert len(set(expected[0])) >= 3  # the leaders rotate: a real comparison
+    settings = dataclasses.replace(TINY, **changes)
+    expected = _engine_run(hyperrec, prior, curves, settings, 30)
+    assert replay(prior, curves, settings, 30) == expected
+    assert len(set(expected[0])) >= 3  # the policy moves between configurations: a real test
 
 
 def test_settings_where_the_gp_decides_are_refused(hyperrec):
     prior = PriorData.from_database(hyperrec, ["CIFAR10", "CIFAR100", "SCENE15"], seed_profile=0)
-    with pytest.raises(ValueError, match="acquisition='thompson'.*replay_benchmark"):
-        replay(prior, hyperrec.task_curves("SOP", 0), AT2Settings(acquisition="thompson"), 5)
+    curves = hyperrec.task_curves("SOP", 0)
+    gp_std = AT2Settings(acquisition="thompson", transfer_std="gp")
+    with pytest.raises(ValueError, match="acquisition='thompson' uses the posterior std.*"
+                                         "transfer_std='gp'.*replay_benchmark"):
+        replay(prior, curves, gp_std, 5)
+    with pytest.raises(ValueError, match="transfer_mean='gp'.*replay_benchmark"):
+        replay(prior, curves, AT2Settings(transfer_mean="gp"), 5)
 
 
 def test_leave_one_task_out_table_has_every_case_and_the_paired_difference(lcbench):
@@ -53,7 +61,7 @@ def test_leave_one_task_out_table_has_every_case_and_the_paired_difference(lcben
 
 @pytest.mark.parametrize("assignment, message", [
     ("leaders=x", "--set: setting 'leaders=x': the value 'x' is not JSON"),
-    ('acquisition="thompson"', "--set: AT2Settings.acquisition='thompson': the replica only"),
+    ('calibrate=true', "--set: AT2Settings.calibrate=True: the replica only"),
 ])
 def test_bad_set_options_are_usage_errors(assignment, message, capsys):
     with pytest.raises(SystemExit) as stop:

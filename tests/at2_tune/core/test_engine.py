@@ -11,6 +11,7 @@ from at2_tune.core import residual
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
+from at2_tune.core.spread import spread_error_scale, spread_over_tasks
 from at2_tune.errors import AT2Error
 from search_spaces import HYPERREC_SPACE
 
@@ -231,13 +232,15 @@ def test_thompson_draws_are_pure_per_decision_and_survive_a_restore(two_task_pri
 
 def test_prior_average_mean_replaces_the_gp_mean_of_unobserved_grid_candidates(
         two_task_prior, frozen_settings, target_curves):
-    settings = dataclasses.replace(frozen_settings, transfer_mean="prior_average")
+    settings = dataclasses.replace(frozen_settings, transfer_mean="prior_average",
+                                   transfer_std="gp")
     engine = _conditioned(two_task_prior, settings, seed=0)
     average = engine.prior.curves.mean(axis=0)  # (100, 75) on the model's scale
     np.testing.assert_allclose(engine.posterior().mean,
                                engine.surrogate.transform.mean_from_model(average))
-    gp = _conditioned(two_task_prior, frozen_settings, seed=0)
+    gp = _conditioned(two_task_prior, dataclasses.replace(settings, transfer_mean="gp"), seed=0)
     np.testing.assert_array_equal(engine.posterior().std, gp.posterior().std)  # the GP's stds
+    assert not np.allclose(engine.posterior().mean, gp.posterior().mean)
     queries = _run_queries(engine, target_curves, 3)
     engine.condition()
     observed = {c for c, _ in queries}
@@ -289,7 +292,8 @@ def test_online_only_settings_are_marked_on_their_fields():
     assert online == {"beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
                       "transfer_mean", "residual_correction", "online_update", "online_steps",
                       "online_epochs", "scale_target", "calibrate", "transfer_weights",
-                      "similarity_temperature", "similarity_cells", "residual_kernel"}
+                      "similarity_temperature", "similarity_cells", "residual_kernel",
+                      "transfer_std"}
 
 
 def test_repeated_candidates_are_refused(two_task_prior, fast_settings):
@@ -338,3 +342,35 @@ def test_the_default_residual_kernel_is_the_fixed_one_with_the_priors_noise(toy,
     np.testing.assert_allclose(engine.residual_kernel.signal, expected.signal)
     np.testing.assert_allclose(engine.residual_kernel.noise, expected.noise)
     assert expected.noise.min() >= residual.NOISE_SHARE
+
+
+def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, frozen_settings,
+                                                                   target_curves, tmp_path):
+    from at2_tune.core.offline_cache import FitCache, prepare_engine
+
+    prior = PriorData.from_database(hyperrec, ["CIFAR10", "SUN397SUB1", "SOP", "AWA2"], 0)
+    assert frozen_settings.transfer_std == "prior_spread"
+    settings = dataclasses.replace(frozen_settings, offline_epochs=1)  # the GP only compares
+    engine, cache = AT2Engine(HYPERREC_SPACE, prior, settings), FitCache(tmp_path)
+    prepare_engine(engine, cache)
+    spread = spread_over_tasks(engine.prior.curves, engine.prior.observed)  # model's scale
+    error_scale = engine.prior_spread[1]
+    assert error_scale == spread_error_scale(engine.prior.curves, engine.prior.observed)
+    assert 1.05 < error_scale < 2.0  # measured on the four tasks, not the clamp
+    np.testing.assert_allclose(engine.posterior().std, error_scale * spread)  # identity map
+    queries = _run_queries(engine, target_curves, 6)
+    engine.condition()
+    observed = sorted({c for c, _ in queries})
+    others = [c for c in range(100) if c not in observed]
+    scale = abs(engine.surrogate.transform.target.scale)
+    assert scale != pytest.approx(1.0)
+    std = engine.posterior().std
+    np.testing.assert_allclose(std[others], scale * error_scale * spread[others])
+    assert (std[observed] < scale * error_scale * spread[observed]).all()  # residuals narrow it
+    gp = AT2Engine(HYPERREC_SPACE, prior, dataclasses.replace(settings, transfer_std="gp"))
+    assert prepare_engine(gp, cache)  # the same offline fit, the same observations
+    for candidate, epoch in queries:
+        gp.observe(candidate, epoch, float(target_curves[candidate, epoch - 1]))
+    gp.condition()
+    np.testing.assert_array_equal(gp.posterior().mean, engine.posterior().mean)
+    assert np.median(gp.posterior().std[others] / std[others]) < 0.8  # the GP's are narrower
