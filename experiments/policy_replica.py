@@ -1,17 +1,20 @@
-"""AT2's default decisions on the prior grid without the GP: the engine's queries in seconds.
+"""AT2's decisions on the prior grid without the GP: the engine's queries in seconds.
 
     python -m experiments.policy_replica --database lcbench --set 'residual_kernel="prior"'
+    python -m experiments.policy_replica --set 'acquisition="expected_improvement"'
 
 With prior tasks and only the prior grid's configurations as candidates (the replay protocol),
-the default policy does not depend on the GP: the leaders acquisition ranks configurations by the
-peak of the posterior *mean*, and with ``transfer_mean="prior_average"`` that mean is the prior
-tasks' average curve mapped onto the new task's scale, each observed curve corrected by its own
-residuals; the GP gives only standard deviations, which the leaders ignore. :func:`replay`
-computes exactly those decisions from the same pieces the engine uses (``OutputTransform``,
-``mean_over_tasks``, ``residual.correct_observed``, ``LeadersRoundRobin``) with no offline fit:
-about a minute for all 89 leave-one-task-out cases instead of an hour of fits, for trying policy
-variants. ``tests/experiments/test_policy_replica.py`` checks that its queries and recommendations
-equal the engine's; confirm a finding with ``experiments.replay_benchmark`` before relying on it.
+AT2's posterior does not depend on the GP: with ``transfer_mean="prior_average"`` the mean is the
+prior tasks' average curve mapped onto the new task's scale, each observed curve corrected by its
+own residuals, and with ``transfer_std="prior_spread"`` the std is the prior tasks' spread, which
+the residual correction narrows. :func:`replay` computes the engine's decisions from the same
+pieces (``OutputTransform``, ``mean_over_tasks``, ``spread``, ``residual.correct_observed``, the
+acquisition classes) with no offline fit: about a minute for all 89 leave-one-task-out cases
+instead of an hour of fits, for trying policy variants. The leaders ignore the std, so they are
+replicated with either ``transfer_std``; the acquisitions that use it (UCB, expected improvement,
+Thompson sampling) only with ``"prior_spread"``. ``tests/experiments/test_policy_replica.py``
+checks that queries and recommendations equal the engine's; confirm a finding with
+``experiments.replay_benchmark`` before relying on it.
 
 Prints, per database, the rank of the recommendation after 10/25/50/100 queries (mean ±
 standard error over the leave-one-task-out cases) next to the model-free transfer baselines, and
