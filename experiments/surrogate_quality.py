@@ -6,7 +6,8 @@ A policy is only as good as its model. For every case (test task and seed profil
 default policy; after 0, 5, 10 and 25 observations the model's prediction of each configuration's
 best value over all epochs (:func:`at2_tune.core.acquisition.best_value_distribution`, a
 normal per configuration) is compared with the true best value of all 100 configurations:
-mean predictive log-likelihood (latent std plus the model's noise), coverage of the central 90%
+mean predictive log-likelihood (the GP's latent std plus its noise, or the prior tasks' spread of
+observed values with ``transfer_std="prior_spread"``), coverage of the central 90%
 interval (0.90 is calibrated), and the Spearman correlation of predicted and true values.
 Prints a Markdown table (mean ± standard error over cases) and writes ``OUT/quality.json``.
 """
@@ -45,7 +46,8 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
             mean, std = best_value_distribution(engine.posterior())
             truth_warped = engine.surrogate.transform.warp(truth)
             scale = engine.surrogate.transform.target.scale
-            noise = float(engine.surrogate.likelihood.noise) * scale ** 2
+            noise = float(engine.surrogate.likelihood.noise.detach()) * scale ** 2 \
+                if _latent_std(settings) else 0.0
             total_std = np.sqrt(std ** 2 + noise)
             z = (truth_warped - mean) / total_std
             out[observed] = {
@@ -57,6 +59,12 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
         engine.observe(query.candidate, query.epoch, float(curves[query.candidate, query.epoch - 1]))
         engine.condition()
     return out
+
+
+def _latent_std(settings) -> bool:
+    """Whether the posterior std is the GP's latent one (then the GP's noise is added); the
+    prior tasks' spread (``transfer_std="prior_spread"``) is already that of observed values."""
+    return settings.transfer_std == "gp" or settings.transfer_mean == "gp"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ paper's 4-task pairs). With few tasks a cell's spread is shrunk towards its epoc
 The sparse GP's own standard deviations are too small on the new task: measured by
 ``experiments.surrogate_quality`` (leave-one-task-out, default policy) its 90% intervals of the
 best values of all configurations held 16-62% of them (HyperRec) and 33-71% (LCBench) after 0-25
-observations, the prior spread's 30-87% and 63-90%; see ``AT2Settings.transfer_std``.
+observations, the prior spread's 26-81% and 55-87%; see ``AT2Settings.transfer_std``.
 """
 
 from __future__ import annotations
