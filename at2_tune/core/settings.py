@@ -56,7 +56,13 @@ class AT2Settings:
     i.e. how good the configuration can still get), ``"expected_improvement"`` (the highest
     expected improvement over the recommendation's predicted best value, over the remaining
     epochs), ``"thompson"`` (Thompson sampling of whole curves, ``acquisition.CurveThompson``)
-    or ``"leaders"`` (``acquisition.LeadersRoundRobin``)."""
+    or ``"leaders"`` (``acquisition.LeadersRoundRobin``). Measured with the calibrated std
+    (``transfer_std="prior_spread"``; 2026-12-01, ``experiments.policy_replica``, equal to the
+    engine, leave-one-task-out, rank @10/25/50/100): leaders HyperRec 2.9 / 3.2 / 3.1 / 2.9,
+    LCBench 12.4 / 8.5 / 7.0 / 6.0; ``"best_future"`` 3.7 / 3.4 / 3.4 / 3.2 and 12.6 / 12.3 /
+    11.6 / 7.9; ``"expected_improvement"`` 5.9 / 5.5 / 5.3 / 3.3 and 13.0 / 10.5 / 6.9 / 5.6;
+    ``"thompson"`` 9.9 / 10.4 / 10.7 / 8.7 and 37.8 / 19.1 / 10.4 / 6.9; ``"next_epoch"``
+    11.8 / 11.8 / 11.8 / 9.7 and 22.2 / 22.2 / 22.2 / 16.5."""
     residual_correction: bool = field(default=True, metadata=ONLINE_ONLY)
     """Correct each observed configuration's curve by its residuals from the GP's prediction
     (``at2_tune.core.residual``): the sparse GP alone cannot reproduce observed curves."""
