@@ -74,9 +74,10 @@ def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings, budget: 
     n_configs, n_epochs = curves.shape
     trained = np.zeros(n_configs, dtype=np.int64)
     configs: list[int] = []
+    epochs: list[int] = []
     recommended: list[int] = []
     best = (-np.inf, 0)
-    posterior = model.posterior(configs, trained, curves)
+    posterior = model.posterior(configs, epochs, curves)
     for _ in range(budget):
         open_ = np.flatnonzero(trained < n_epochs)
         if open_.size == 0:
@@ -85,9 +86,10 @@ def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings, budget: 
         scores = rule(posterior, open_, trained[open_] + 1)
         config = int(open_[int(np.argmax(scores))])  # ties: lower index, as the engine
         value = float(curves[config, trained[config]])
-        configs.append(config)
         trained[config] += 1
-        posterior = model.posterior(configs, trained, curves)
+        configs.append(config)
+        epochs.append(int(trained[config]))
+        posterior = model.posterior(configs, epochs, curves)
         if value > best[0]:
             best = (value, config)
         recommended.append(best[1] if settings.recommend_from == "best_observed" else
@@ -113,12 +115,12 @@ class _TransferModel:
             self.spread = spread.spread_error_scale(model_prior.curves, model_prior.observed) * \
                 spread.spread_over_tasks(model_prior.curves, model_prior.observed)
 
-    def posterior(self, configs: list[int], trained: np.ndarray,
+    def posterior(self, configs: list[int], epochs: list[int],
                   curves: np.ndarray) -> CurvePosterior:
-        configs_ = np.asarray(configs, dtype=np.int64)
-        epochs = _epochs_of(configs_, trained)
-        values = curves[configs_, epochs - 1] if configs else np.zeros(0)
-        self.transform.fit_target(configs_, epochs, values)
+        """Conditioned on the observations ``curves[configs[i], epochs[i] - 1]`` (1-based)."""
+        configs_, epochs_ = np.asarray(configs, dtype=np.int64), np.asarray(epochs, dtype=np.int64)
+        values = curves[configs_, epochs_ - 1] if configs else np.zeros(0)
+        self.transform.fit_target(configs_, epochs_, values)
         fallback = np.zeros_like(self.average)  # a cell no prior task observed: not in databases
         mean = self.transform.mean_from_model(np.where(self.count > 0, self.average, fallback))
         std = np.ones_like(mean) if self.spread is None else \
@@ -126,18 +128,8 @@ class _TransferModel:
         posterior = CurvePosterior(mean, std)
         if not self.settings.residual_correction or not configs:
             return posterior
-        return residual.correct_observed(posterior, configs_, epochs, self.transform.warp(values),
-                                         self.kernel)
-
-
-def _epochs_of(configs: np.ndarray, trained: np.ndarray) -> np.ndarray:
-    """The epoch of each query in ``configs`` (1-based), from the order of the queries."""
-    seen = np.zeros_like(trained)
-    epochs = np.empty(len(configs), dtype=np.int64)
-    for i, config in enumerate(configs):
-        seen[config] += 1
-        epochs[i] = seen[config]
-    return epochs
+        return residual.correct_observed(posterior, configs_, epochs_,
+                                         self.transform.warp(values), self.kernel)
 
 
 def _acquisition(settings, posterior, trained, seed, n_observations) -> Acquisition:
