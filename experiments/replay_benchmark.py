@@ -97,7 +97,8 @@ def _settings(method: str, overrides: dict[str, Any]):
     from at2_tune.core.settings import AT2Settings
 
     settings = AT2Settings.reference() if method == "reference" else AT2Settings()
-    return AT2Settings.from_json({**settings.to_json(), **overrides})
+    return settings.with_assignments(f"{name}={json.dumps(value)}"  # as --set: validated, merged
+                                     for name, value in overrides.items())
 
 
 def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
