@@ -110,10 +110,10 @@ class AT2Settings:
     0.55 / 0.68 / 0.83 / 0.87 vs 0.33 / 0.49 / 0.63 / 0.71, -3.4 / -6.2 / -0.9 / -0.3 vs
     -8.7 / -14.4 / -2.9 / -1.2 (the GP's latent std with its noise added; before the first
     observation the new task's scale is unknown, so no std is calibrated there). On the paper's
-    pairs (4 prior tasks) better up to 10 observations, level after 25, too wide on LCBench. The default policy ignores the standard deviations (the
-    leaders rank by the mean), so its decisions do not change; UCB, expected improvement,
-    Thompson sampling and ``calibrate`` do, and ``experiments.policy_replica`` reproduces them
-    without the GP."""
+    pairs (4 prior tasks) better up to 10 observations, level after 25, too wide on LCBench.
+    The default policy ignores the standard deviations (the leaders rank by the mean), so its
+    decisions do not change; UCB, expected improvement, Thompson sampling and ``calibrate`` do,
+    and ``experiments.policy_replica`` reproduces them without the GP."""
     transfer_weights: str = field(default="uniform", metadata=ONLINE_ONLY)
     """How ``transfer_mean="prior_average"`` weighs the prior tasks: equally (``"uniform"``),
     or by their similarity to the new task on the cells both observed (``"similar"``:
