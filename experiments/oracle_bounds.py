@@ -102,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
                         for case in cases(db, protocol)]
             columns = {key: [c[key] for c in per_case] for key in per_case[0]}
             summary.setdefault(name, {})[protocol] = {
-                key: [float(np.mean(v)), evaluation.standard_error(v)] for key, v in columns.items()}
+                key: [float(np.mean(v)), evaluation.standard_error(v)]
+                for key, v in columns.items()}
             head = f"| {name} | {protocol} | {len(per_case)} | "
             bound_lines.append(head + _cells(columns, bound_keys))
             reference_lines.append(head + _cells(columns, reference_keys))
-    table = "\n".join(bound_lines) + "\n\nReferences (not bounds): the best value seen within the " \
-        "first e epochs\n\n" + "\n".join(reference_lines) + "\n"
+    caption = "References (not bounds): the best value seen within the first e epochs"
+    table = "\n".join(bound_lines) + f"\n\n{caption}\n\n" + "\n".join(reference_lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "oracle_bounds.json").write_text(json.dumps(summary, indent=1) + "\n")
     (args.out / "oracle_bounds.md").write_text(table)
