@@ -105,19 +105,23 @@ def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> BaselineRun:
 
 
 def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int,
-                      decay: float = 0.0) -> BaselineRun:
+                      decay: float = 0.0, order: np.ndarray | None = None) -> BaselineRun:
     """Train the ``k`` best configurations by average prior rank one epoch each, in turn.
 
     With ``decay=0`` query ``i`` trains ``order[i mod k]`` for its next epoch. With ``decay >
     0`` the configuration in place ``i`` (0 = best prior rank) is owed the share ``(i + 1) **
     -decay`` (normalized) of the epochs, and each query trains the one furthest below its share
     (ties to the better place): the prior's favourite gets the most epochs. A configuration at
-    its last epoch leaves the rotation and the others continue.
+    its last epoch leaves the rotation and the others continue. ``order`` replaces the
+    average-rank order (configuration indices, best first), e.g. for a prior that did not
+    observe every configuration.
     """
     if k < 1 or decay < 0:
         raise ValueError(f"top_k_round_robin: k={k} must be at least 1 and decay={decay} at "
                          "least 0")
-    rotation = prior_order(db, task, "top_k_round_robin")[:k]
+    if order is None:
+        order = prior_order(db, task, "top_k_round_robin")
+    rotation = np.asarray(order)[:k]
     weights = (np.arange(k) + 1.0) ** -decay
     run = _Replay(db, task)
     while not run.spent:
