@@ -29,7 +29,7 @@ from at2_tune.core.acquisition import CurvePosterior
 from at2_tune.core.observations import ObservationStore
 from at2_tune.core.prior import PriorData, copula_average, mean_over_tasks
 from at2_tune.core.settings import AT2Settings
-from at2_tune.core.spread import spread_error_scale, spread_over_tasks
+from at2_tune.core.spread import pooled_spread, spread_error_scale, spread_over_tasks
 from at2_tune.core.surrogate import DTYPE, AT2Surrogate, encode_configs
 from at2_tune.errors import AT2Error
 from search_spaces import config_key
@@ -206,38 +206,56 @@ class AT2Engine:
                                         self.prior.observed)
 
     def _with_prior_average_mean(self, posterior: CurvePosterior) -> CurvePosterior:
-        """``posterior`` with the mean curve of every grid candidate replaced by its average
-        curve over the prior tasks (on the model's scale, mapped onto the new task's).
+        """``posterior`` with every candidate's mean curve replaced by its average curve over
+        the prior tasks (on the model's scale, mapped onto the new task's).
 
-        With a partially observed prior, each (config, epoch) averages the prior tasks that
-        observed it; where none did, the GP's posterior mean stays."""
-        grid = [(row, cell) for row, cell in enumerate(self._candidate_cell) if cell is not None]
-        if not grid or not self.prior.n_tasks:
+        Each (config, epoch) averages the prior tasks that observed it. Where none did (a grid
+        configuration the prior never ran, or a candidate off the grid), the prior tasks'
+        values there are the GP's (``AT2Surrogate.prior_task_means``), averaged the same way:
+        the new task's own GP posterior sits on another level before it has observations (on
+        LCBench its best predicted values were about twice the prior average's), so mixing it
+        with the prior average ranked every such candidate above every grid configuration.
+        With ``transfer_std="prior_spread"`` the std is the cell's spread over the prior tasks,
+        or its epoch's pooled spread where fewer than 2 tasks observed it, widened by the
+        error scale; with a single prior task (no spread to measure) it stays the GP's."""
+        if not self.prior.n_tasks:
             return posterior
-        rows, cells = (np.array(column) for column in zip(*grid))
-        if self.settings.transfer_mean == "prior_quantile":
-            average, count = copula_average(self.prior.curves, self.prior.observed,
-                                            self.task_weights())
-        else:
-            average, count = mean_over_tasks(self.prior.curves, self.prior.observed,
-                                             self.task_weights())  # (N, E) each
+        n_candidates, n_epochs = posterior.mean.shape
+        weights = self.task_weights()
+        average = np.full((n_candidates, n_epochs), np.nan)
+        grid = [(row, cell) for row, cell in enumerate(self._candidate_cell) if cell is not None]
+        rows, cells = (np.array(column, dtype=np.int64) for column in zip(*grid)) if grid \
+            else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if grid:
+            combine = copula_average if self.settings.transfer_mean == "prior_quantile" \
+                else mean_over_tasks
+            grid_average, count = combine(self.prior.curves, self.prior.observed, weights)
+            average[rows] = np.where(count[cells] > 0, grid_average[cells], np.nan)
+        unobserved = np.isnan(average)
+        if unobserved.any():
+            per_task = self.surrogate.prior_task_means(self._encoded)  # (T, n, E)
+            imputed, _ = mean_over_tasks(per_task, np.ones(per_task.shape, dtype=bool), weights)
+            average = np.where(unobserved, imputed, average)
         transform = self.surrogate.transform
-        mean, std = posterior.mean.copy(), posterior.std.copy()
-        mean[rows] = np.where(count[cells] > 0, transform.mean_from_model(average[cells]),
-                              mean[rows])
+        std = posterior.std
         if self.settings.transfer_std == "prior_spread":
-            deviation, error_scale = self.prior_spread
-            widened = np.abs(transform.std_from_model(error_scale * deviation[cells]))
-            std[rows] = np.where(np.isnan(widened), std[rows], widened)  # < 2 tasks: the GP's
-        return CurvePosterior(mean, std)
+            deviation, error_scale, pooled = self.prior_spread
+            spread = np.broadcast_to(np.where(pooled > 0, pooled, np.nan),
+                                     (n_candidates, n_epochs)).copy()
+            spread[rows] = np.where(np.isnan(deviation[cells]), spread[rows], deviation[cells])
+            widened = np.abs(transform.std_from_model(error_scale * spread))
+            std = np.where(np.isnan(widened), std, widened)  # 1 prior task: the GP's
+        return CurvePosterior(transform.mean_from_model(average), std)
 
     @functools.cached_property
-    def prior_spread(self) -> tuple[np.ndarray, float]:
+    def prior_spread(self) -> tuple[np.ndarray, float, np.ndarray]:
         """``(C, E)`` spread of the prior tasks around their average on the model's scale (NaN
-        where fewer than 2 observed a cell) and the error scale that widens it
-        (``at2_tune.core.spread``); it depends on the prior alone, so it is computed once."""
+        where fewer than 2 observed a cell), the error scale that widens it and the ``(E,)``
+        pooled spread of each epoch (``at2_tune.core.spread``); they depend on the prior alone,
+        so they are computed once."""
         return (spread_over_tasks(self.prior.curves, self.prior.observed),
-                spread_error_scale(self.prior.curves, self.prior.observed))
+                spread_error_scale(self.prior.curves, self.prior.observed),
+                pooled_spread(self.prior.curves, self.prior.observed))
 
     def task_weights(self) -> np.ndarray | None:
         """``(T,)`` weights of the prior tasks in the prior-average mean (``None``: equal; see

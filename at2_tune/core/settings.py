@@ -86,10 +86,11 @@ class AT2Settings:
     5.5 / 4.7 / 4.8 / 3.2 vs 5.5 / 4.7 / 3.3 / 3.2, LCBench 16.4 / 15.4 / 7.4 / 6.4 vs
     16.0 / 14.2 / 7.6 / 7.6."""
     transfer_mean: str = field(default="prior_average", metadata=ONLINE_ONLY)
-    """The posterior mean curve of a configuration of the prior grid: the GP's (``"gp"``), or
-    its average curve over the prior tasks on the new task's scale (``"prior_average"``; the
-    GP still gives the standard deviations, and ``residual_correction`` the new task's own
-    evidence), or the average of each task's Gaussian copula scores (``"prior_quantile"``:
+    """The posterior mean curve of a candidate: the GP's (``"gp"``), or its average curve over
+    the prior tasks on the new task's scale (``"prior_average"``; ``residual_correction`` adds
+    the new task's own evidence; where no prior task observed a configuration, e.g. a candidate
+    off the grid, the prior tasks' curves there are the GP's, ``AT2Surrogate.prior_task_means``),
+    or the average of each task's Gaussian copula scores (``"prior_quantile"``:
     a cell's value becomes the normal quantile of its rank within its task, so a task with a
     wide spread does not outweigh the others; the average is mapped back through the pooled
     prior values' quantiles; Salinas et al. 2020). Measured on the same cases as

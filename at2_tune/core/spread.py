@@ -44,17 +44,33 @@ def spread_over_tasks(values: np.ndarray, observed: np.ndarray,
     Returns:
         ``values.shape[1:]``; NaN where fewer than 2 tasks observed the cell.
     """
+    count, variance = _cell_variances(values, observed)
+    pooled = _pooled_variance(count, variance)
+    shrunk = np.divide((count - 1) * variance + pseudo_tasks * pooled, count - 1 + pseudo_tasks,
+                       out=np.full(variance.shape, np.nan), where=count > 1)
+    return np.sqrt(shrunk)
+
+
+def pooled_spread(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``(E,)``: the spread over tasks of a typical cell of each epoch (the root of the mean
+    sample variance of the cells at least 2 tasks observed; 0 where none did), the spread of a
+    configuration the prior tasks did not observe. Shapes as in :func:`spread_over_tasks`."""
+    return np.sqrt(_pooled_variance(*_cell_variances(values, observed)))
+
+
+def _cell_variances(values: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many tasks observed each cell, and its sample variance over them (0 below 2)."""
     count = observed.sum(axis=0)
     kept = np.where(observed, values, 0.0)
     mean = kept.sum(axis=0) / np.maximum(count, 1)
     squares = (np.where(observed, values - mean, 0.0) ** 2).sum(axis=0)
-    measured = count > 1
-    variance = np.where(measured, squares / np.maximum(count - 1, 1), 0.0)
-    cells = measured.reshape(-1, measured.shape[-1]).sum(axis=0)
-    pooled = variance.reshape(-1, variance.shape[-1]).sum(axis=0) / np.maximum(cells, 1)  # (E,)
-    shrunk = np.divide((count - 1) * variance + pseudo_tasks * pooled, count - 1 + pseudo_tasks,
-                       out=np.full(variance.shape, np.nan), where=measured)
-    return np.sqrt(shrunk)
+    return count, np.where(count > 1, squares / np.maximum(count - 1, 1), 0.0)
+
+
+def _pooled_variance(count: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """``(E,)``: the mean variance of each epoch's cells observed by at least 2 tasks."""
+    cells = (count > 1).reshape(-1, count.shape[-1]).sum(axis=0)
+    return variance.reshape(-1, variance.shape[-1]).sum(axis=0) / np.maximum(cells, 1)
 
 
 def spread_error_scale(curves: np.ndarray, observed: np.ndarray) -> float:

@@ -268,6 +268,31 @@ class AT2Surrogate:
         return CurvePosterior(self.transform.mean_from_model(mean.reshape(shape).numpy()),
                               self.transform.std_from_model(std.reshape(shape).numpy()))
 
+    @torch.no_grad()
+    def prior_task_means(self, encodings: torch.Tensor) -> np.ndarray:
+        """The posterior mean curve of configurations ``(n, d)`` on each prior task, on the
+        model's scale: ``(T, n, n_epochs)``.
+
+        What the prior tasks' curves would be at configurations they did not run, from the
+        GP's fit of those very tasks: comparable with their observed (standardized) curves,
+        unlike the new task's own posterior before it has observations (the task kernel then
+        only knows the new task's distance to the prior tasks, and its mean sits on another
+        level; ``AT2Engine`` averages these instead). Same cost as :meth:`curve_posterior`'s
+        mean, for all tasks at once.
+        """
+        n_tasks = self.target_task
+        shared, _ = self._candidate_kernel(encodings)
+        strategy = self.model.variational_strategy
+        tasks = strategy.inducing_points[:, self.layout.task_column].round().long()
+        correlation = self.model.task_kernel.task_covariance()[:n_tasks][:, tasks]  # (T, M)
+        chol_uu = inducing_cholesky(self.model)
+        weights = torch.linalg.solve_triangular(
+            chol_uu.T, strategy._variational_distribution.variational_mean[:, None],
+            upper=True)[:, 0]  # K_uu^{-1/2}^T m
+        means = self.model.mean_module.constants[:n_tasks][None, :] + \
+            shared @ (correlation.T * weights[:, None])  # (n E, T)
+        return means.T.reshape(n_tasks, encodings.shape[0], self.n_epochs).numpy()
+
     def _candidate_kernel(self, encodings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``B_*`` ``(n E, M)`` and the prior variances ``(n E,)`` of every epoch of ``encodings``."""
         key = (self._version, encodings.shape[0])

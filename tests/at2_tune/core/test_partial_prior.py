@@ -207,22 +207,43 @@ def test_online_gradient_steps_fit_the_observed_prior_cells_only(fast_settings):
     assert engine.surrogate._version == 2  # the offline fit, then one online fit
 
 
-def test_prior_average_mean_averages_observing_tasks_and_keeps_the_gp_elsewhere(conditioned):
+def test_prior_average_mean_averages_observing_tasks_and_the_gps_prior_tasks_elsewhere(
+        conditioned):
     posterior = conditioned.posterior()
-    gp = conditioned.surrogate.curve_posterior(conditioned._encoded)
+    per_task = conditioned.surrogate.prior_task_means(conditioned._encoded)  # (T, 30, E)
     transform = conditioned.surrogate.transform
     curves = conditioned.prior.curves
     # (config 0, epoch 5): tasks 1 and 2 observed it
     expected = transform.mean_from_model((curves[1, 0, 4] + curves[2, 0, 4]) / 2)
     assert posterior.mean[0, 4] == pytest.approx(float(expected), abs=1e-12)
-    # config 29 after epoch 4: no task observed it, the GP's mean stays
-    np.testing.assert_array_equal(posterior.mean[29, 4:], gp.mean[29, 4:])
-    assert not np.allclose(posterior.mean[29, :4], gp.mean[29, :4])
+    # config 29 after epoch 4: no task observed it, the GP's prior-task curves are averaged
+    imputed = transform.mean_from_model(per_task[:, 29, 4:].mean(axis=0))
+    np.testing.assert_allclose(posterior.mean[29, 4:], imputed, rtol=0, atol=1e-12)
     unobserved = [c for c in range(30) if c not in {3, 7, 12}]  # no residual correction there
     with pytest.warns(RuntimeWarning, match="Mean of empty slice"):  # config 29, epochs 5..12
         average = np.nanmean(curves[:, unobserved], axis=0)
-    expected = np.where(np.isnan(average), gp.mean[unobserved], transform.mean_from_model(average))
+    expected = transform.mean_from_model(np.where(np.isnan(average),
+                                                  per_task[:, unobserved].mean(axis=0), average))
     np.testing.assert_allclose(posterior.mean[unobserved], expected, rtol=0, atol=1e-12)
+    # the prior spread: the cell's own where 2 tasks observed it, the epoch's pooled elsewhere
+    deviation, error_scale, pooled = conditioned.prior_spread
+    scale = abs(transform.target.scale) * error_scale
+    np.testing.assert_allclose(posterior.std[29, 4:], scale * pooled[4:], rtol=1e-12)
+    assert posterior.std[0, 4] == pytest.approx(scale * deviation[0, 4], rel=1e-12)
+
+
+def test_prior_task_means_are_the_gps_posterior_means_at_the_prior_tasks(conditioned):
+    surrogate = conditioned.surrogate
+    encodings = conditioned._encoded[:4]
+    per_task = surrogate.prior_task_means(encodings)
+    assert per_task.shape == (surrogate.prior.n_tasks, 4, N_EPOCHS)
+    epochs = torch.arange(1, N_EPOCHS + 1, dtype=torch.float64).repeat(4)
+    surrogate.model.eval()
+    for task in range(surrogate.prior.n_tasks):
+        rows = surrogate.rows(encodings.repeat_interleave(N_EPOCHS, 0), task, epochs)
+        with torch.no_grad():
+            expected = surrogate.model(rows).mean.reshape(4, N_EPOCHS).numpy()
+        np.testing.assert_allclose(per_task[task], expected, rtol=1e-9, atol=1e-9)
 
 
 def test_cached_partial_prior_summary_equals_the_exact_update_over_observed_rows(conditioned):
