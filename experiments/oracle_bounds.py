@@ -41,8 +41,7 @@ PREFIX_TOP_K = 10
 
 def case_bounds(db, train_tasks, test_task: str, seed_profile: int) -> dict[str, float]:
     """``{"top-k oracle": rank, ..., "other-seed oracle": rank}`` of one case (rank 0 = best)."""
-    average_rank = np.mean([db.ranks(t, seed_profile) for t in train_tasks], axis=0)
-    order = np.argsort(average_rank, kind="stable")
+    order = _prior_order(db, train_tasks, seed_profile)
     ranks = db.ranks(test_task, seed_profile)
     bounds = {f"top-{k} oracle": float(ranks[order[:k]].min()) for k in TOP_K}
     if db.n_seeds == 2:
@@ -56,8 +55,7 @@ def prefix_references(db, train_tasks, test_task: str, seed_profile: int) -> dic
     :data:`PREFIX_EPOCHS`: the rank of the configuration with the best value within its first
     ``e`` epochs, among all configurations and among the prior's :data:`PREFIX_TOP_K` best by
     average rank (ties to the better average rank)."""
-    average_rank = np.mean([db.ranks(t, seed_profile) for t in train_tasks], axis=0)
-    order = np.argsort(average_rank, kind="stable")
+    order = _prior_order(db, train_tasks, seed_profile)
     curves, ranks = db.task_curves(test_task, seed_profile), db.ranks(test_task, seed_profile)
     references = {}
     for epochs in PREFIX_EPOCHS:
@@ -67,6 +65,12 @@ def prefix_references(db, train_tasks, test_task: str, seed_profile: int) -> dic
         references[f"top-{PREFIX_TOP_K}, first-{epochs} epochs"] = float(
             ranks[top[int(np.argmax(seen[top]))]])
     return references
+
+
+def _prior_order(db, train_tasks, seed_profile: int) -> np.ndarray:
+    """Configurations by average rank on ``train_tasks``, best first (ties: lower index)."""
+    average_rank = np.mean([db.ranks(t, seed_profile) for t in train_tasks], axis=0)
+    return np.argsort(average_rank, kind="stable")
 
 
 def cases(db, protocol: str) -> list[tuple[tuple[str, ...], str, int]]:
