@@ -18,7 +18,9 @@ Prints, per database, the rank of the recommendation among all configurations af
 10/25/50/100 queries (mean ± standard error over cases), the paired difference of AT2 with the
 best baseline, the share of cases whose best configuration is hidden and of AT2's final
 recommendations that are hidden. Each case is one JSON file under ``OUT/cases``; cases already
-there are skipped, so a run can be resumed; ``OUT/summary.md`` holds the tables.
+there are skipped, so a run can be resumed; ``OUT/summary.md`` holds the tables. With
+``--fit-cache DIR`` the offline fits are saved there, and a rerun with other online settings
+(``--set imputation_penalty=1``, ``--set leaders=3``) reuses them.
 """
 
 from __future__ import annotations
@@ -87,17 +89,18 @@ def nearest_order(db, space, train_tasks, seed_profile: int, hidden: np.ndarray)
 
 
 def run_at2(db, space, prior, curves: np.ndarray, candidates: np.ndarray, budget: int,
-            seed: int = 0, settings=None) -> tuple[list[int], float, float]:
+            seed: int = 0, settings=None, fit_cache=None) -> tuple[list[int], float, float]:
     """AT2 over ``candidates`` (configuration indices); returns the recommended configuration
-    after each query (``budget`` entries), the offline fit's seconds and the median seconds
-    per query."""
+    after each query (``budget`` entries), the seconds of the offline fit (or of loading it
+    from ``fit_cache``, a folder) and the first conditioning, and the median seconds per
+    query."""
     from at2_tune.core.engine import AT2Engine
+    from at2_tune.core.offline_cache import FitCache, prepare_engine
 
     engine = AT2Engine(space, prior, settings, seed=seed,
                        candidates=[db.configs[i] for i in candidates])
     started = time.perf_counter()
-    engine.fit_offline()
-    engine.condition()
+    prepare_engine(engine, FitCache.coerce(fit_cache))
     fit_seconds = time.perf_counter() - started
     recommended, seconds = [], []
     for _ in range(budget):
@@ -116,7 +119,7 @@ def run_at2(db, space, prior, curves: np.ndarray, candidates: np.ndarray, budget
 
 def run_case(database: str, test_task: str, seed_profile: int, methods, budget: int,
              data_dir: str | None, settings_json: dict | None = None,
-             threads: int = 1) -> dict[str, Any]:
+             threads: int = 1, fit_cache: str | None = None) -> dict[str, Any]:
     """One leave-one-task-out case: every method's ranks at the checkpoints and its trace."""
     import torch
 
@@ -150,7 +153,8 @@ def run_case(database: str, test_task: str, seed_profile: int, methods, budget: 
             prior = masked_prior(db, task.train_tasks, seed_profile, hidden)
             candidates = np.arange(db.n_configs) if method == "at2" else np.flatnonzero(~hidden)
             recommended, fit_seconds, query_seconds = run_at2(db, space, prior, curves,
-                                                              candidates, budget, 0, settings)
+                                                              candidates, budget, 0, settings,
+                                                              fit_cache)
             result["seconds"][method] = {"fit": fit_seconds, "median_query": query_seconds}
         result["recommended"][method] = recommended
     result["ranks"] = {m: [int(ranks[r[q - 1]]) for q in evaluation.checkpoints_for(budget)]
@@ -202,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON")
+    parser.add_argument("--fit-cache", metavar="DIR",
+                        help="reuse offline fits saved in DIR (and save new ones there): runs "
+                             "that differ only in online settings share one fit")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path, default=Path("results/held_out_configs"))
     args = parser.parse_args(argv)
@@ -231,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not path.exists():
                     todo.append((path, (name, test_task, profile, methods, args.budget,
                                         args.data_dir, settings.to_json(),
-                                        max(1, 2 // args.jobs))))
+                                        max(1, 2 // args.jobs), args.fit_cache)))
     print(f"{len(todo)} cases to run, {sum(map(len, planned.values())) - len(todo)} already "
           f"in {cases_dir}", flush=True)
     with ProcessPoolExecutor(max_workers=args.jobs,

@@ -35,6 +35,10 @@ from at2_tune.errors import AT2Error
 from search_spaces import config_key
 
 STATE_VERSION = 3
+IMPUTATION_FOLDS = 5
+"""Folds of the observed grid configurations in ``AT2Engine.imputation_error``."""
+IMPUTATION_SEED = 7411
+"""Mixed with the engine's seed to draw those folds (the same folds for the same seed)."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,9 @@ class AT2Engine:
         if unobserved.any():
             per_task = self.surrogate.prior_task_means(self._encoded)  # (T, n, E)
             imputed, _ = mean_over_tasks(per_task, np.ones(per_task.shape, dtype=bool), weights)
+            penalty = self.settings.imputation_penalty
+            if penalty:
+                imputed = imputed - penalty * self.imputation_error
             average = np.where(unobserved, imputed, average)
         transform = self.surrogate.transform
         std = posterior.std
@@ -242,10 +249,39 @@ class AT2Engine:
             deviation, error_scale, pooled = self.prior_spread
             spread = np.broadcast_to(np.where(pooled > 0, pooled, np.nan),
                                      (n_candidates, n_epochs)).copy()
+            if unobserved.any() and self.settings.imputation_penalty:
+                spread = np.where(unobserved, np.hypot(spread, self.imputation_error), spread)
             spread[rows] = np.where(np.isnan(deviation[cells]), spread[rows], deviation[cells])
             widened = np.abs(transform.std_from_model(error_scale * spread))
             std = np.where(np.isnan(widened), std, widened)  # 1 prior task: the GP's
         return CurvePosterior(transform.mean_from_model(average), std)
+
+    @functools.cached_property
+    def imputation_error(self) -> np.ndarray:
+        """``(E,)`` RMS error, on the model's scale, of the GP's average of the prior tasks'
+        curves at configurations no prior task observed, measured by cross-validation.
+
+        The observed grid configurations are split into ``IMPUTATION_FOLDS`` seeded folds; for
+        each, the GP's q(u) is refitted without the fold's cells
+        (``AT2Surrogate.held_out_prior_means``, hyperparameters as fitted) and its average over
+        the prior tasks is compared with the average of their observed values there. Zero
+        with fewer than 2 observed configurations (nothing to hold out). Depends on the prior
+        and the offline fit alone, so it is computed once, when first needed."""
+        count = self.prior.observed.any(axis=2).sum(axis=0)  # (C,) tasks that ran each config
+        configs = np.flatnonzero(count > 0)
+        if configs.size < 2:
+            return np.zeros(self.n_epochs)
+        rng = np.random.default_rng([self.seed, IMPUTATION_SEED])
+        folds = np.array_split(rng.permutation(configs), min(IMPUTATION_FOLDS, configs.size))
+        squared, cells = np.zeros(self.n_epochs), np.zeros(self.n_epochs)
+        for fold in folds:
+            per_task = self.surrogate.held_out_prior_means(fold)  # (T, f, E)
+            imputed = per_task.mean(axis=0)
+            truth, seen = mean_over_tasks(self.prior.curves[:, fold], self.prior.observed[:, fold])
+            error = np.where(seen > 0, imputed - np.nan_to_num(truth), 0.0)
+            squared += (error ** 2).sum(axis=0)
+            cells += (seen > 0).sum(axis=0)
+        return np.sqrt(np.divide(squared, cells, out=np.zeros_like(squared), where=cells > 0))
 
     @functools.cached_property
     def prior_spread(self) -> tuple[np.ndarray, float, np.ndarray]:

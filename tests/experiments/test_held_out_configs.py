@@ -1,5 +1,6 @@
 """The held-out-configurations protocol against values computed by hand on the release."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -76,6 +77,22 @@ def test_a_case_runs_every_method_on_the_masked_prior(lcbench, release_dir):
     assert not hidden[case["recommended"]["at2-observed"]].any()
     assert len(case["recommended"]["at2"]) == 12
     assert case["seconds"]["at2"]["fit"] > 0
+
+
+def test_a_fit_cache_is_shared_by_runs_that_differ_in_online_settings(lcbench, release_dir,
+                                                                     tmp_path):
+    test_task, cache = lcbench.tasks[1], tmp_path / "fits"
+    fresh = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), TINY.to_json(),
+                     fit_cache=str(cache))
+    assert len(list(cache.glob("*.pt"))) == 1
+    again = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), TINY.to_json(),
+                     fit_cache=str(cache))
+    assert again["recommended"] == fresh["recommended"]  # the saved fit decides the same
+    online = dataclasses.replace(TINY, leaders=2).to_json()
+    other = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), online,
+                     fit_cache=str(cache))
+    assert len(list(cache.glob("*.pt"))) == 1  # no second fit for an online-only setting
+    assert len(other["recommended"]["at2"]) == 10
 
 
 def test_main_writes_the_summary_and_skips_cases_it_has(release_dir, tmp_path, capsys):

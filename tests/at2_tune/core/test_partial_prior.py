@@ -7,6 +7,7 @@ The partial prior below is the synthetic prior (3 tasks, 30 configs, 12 epochs) 
 """
 
 import copy
+import dataclasses
 
 import gpytorch
 import numpy as np
@@ -232,6 +233,28 @@ def test_prior_average_mean_averages_observing_tasks_and_the_gps_prior_tasks_els
     assert posterior.std[0, 4] == pytest.approx(scale * deviation[0, 4], rel=1e-12)
 
 
+def test_imputation_penalty_lowers_unobserved_cells_by_their_cross_validated_error(
+        conditioned, frozen_settings):
+    penalized = _engine(dataclasses.replace(frozen_settings, imputation_penalty=1.5))
+    target = synthetic.toy_target(CONFIGS)
+    for candidate, epoch in TARGET_PAIRS:
+        penalized.observe(candidate, epoch, float(target[candidate, epoch - 1]))
+    penalized.condition()
+    plain, lowered = conditioned.posterior(), penalized.posterior()
+    error = penalized.imputation_error
+    assert error.shape == (N_EPOCHS,) and (error[4:] > 0.01).all()
+    transform = penalized.surrogate.transform
+    shift = transform.mean_from_model(1.5 * error[4:]) - transform.mean_from_model(0.0)
+    np.testing.assert_allclose(lowered.mean[29, 4:], plain.mean[29, 4:] - shift, atol=1e-9)
+    np.testing.assert_allclose(lowered.mean[:29], plain.mean[:29], atol=1e-12)  # observed cells
+    np.testing.assert_allclose(lowered.mean[29, :4], plain.mean[29, :4], atol=1e-12)
+    _, error_scale, pooled = penalized.prior_spread
+    scale = abs(transform.target.scale) * error_scale
+    np.testing.assert_allclose(lowered.std[29, 4:], scale * np.hypot(pooled[4:], error[4:]),
+                               rtol=1e-12)
+    np.testing.assert_allclose(lowered.std[:29], plain.std[:29], rtol=1e-12)
+
+
 def test_prior_task_means_are_the_gps_posterior_means_at_the_prior_tasks(conditioned):
     surrogate = conditioned.surrogate
     encodings = conditioned._encoded[:4]
@@ -244,6 +267,49 @@ def test_prior_task_means_are_the_gps_posterior_means_at_the_prior_tasks(conditi
         with torch.no_grad():
             expected = surrogate.model(rows).mean.reshape(4, N_EPOCHS).numpy()
         np.testing.assert_allclose(per_task[task], expected, rtol=1e-9, atol=1e-9)
+
+
+def test_held_out_prior_means_are_the_gps_curves_refitted_without_those_configs(frozen_settings):
+    full = synthetic.toy_prior(configs=CONFIGS)
+    curves = full.curves.copy()
+    curves[:, 25:] = np.nan  # no prior task ran configs 25..29
+    engine = _engine(frozen_settings, PriorData(full.tasks, full.configs, curves, "toy, 5 unrun"))
+    engine.fit_offline()
+    engine.condition()  # no new-task data: q(u) is the optimum given the prior cells
+    surrogate = engine.surrogate
+    before = engine.posterior()
+    unrun = np.arange(25, 30)
+    # configs no task observed: holding them out changes nothing
+    np.testing.assert_allclose(surrogate.held_out_prior_means(unrun),
+                               surrogate.prior_task_means(engine._encoded[25:]),
+                               rtol=1e-7, atol=1e-7)
+    # observed configs held out: the curves move, and the model's state is put back
+    held_out = surrogate.held_out_prior_means(np.array([0, 1]))
+    in_sample = surrogate.prior_task_means(engine._encoded[:2])
+    assert np.abs(held_out - in_sample).max() > 1e-3
+    engine._stale = True
+    engine.condition()
+    after = engine.posterior()
+    np.testing.assert_array_equal(before.mean, after.mean)
+    np.testing.assert_array_equal(before.std, after.std)
+    # the cross-validated error: per epoch, over the 25 observed configs, 5 seeded folds
+    error = engine.imputation_error
+    assert error.shape == (N_EPOCHS,) and (error > 0).all()
+    np.testing.assert_allclose(error, _engine_error(frozen_settings, engine), rtol=1e-12)
+    observed_average = engine.prior.curves[:, :25].mean(axis=0)
+    # no worse than predicting every held-out configuration at the others' average
+    assert (error <= observed_average.std(axis=0) + 1e-3).all()
+
+
+def _engine_error(settings, fitted: AT2Engine) -> np.ndarray:
+    """The imputation error recomputed by hand from the held-out curves of the same folds."""
+    from at2_tune.core import engine as engine_module
+
+    rng = np.random.default_rng([fitted.seed, engine_module.IMPUTATION_SEED])
+    folds = np.array_split(rng.permutation(np.arange(25)), engine_module.IMPUTATION_FOLDS)
+    errors = [fitted.surrogate.held_out_prior_means(fold).mean(axis=0)
+              - fitted.prior.curves[:, fold].mean(axis=0) for fold in folds]
+    return np.sqrt((np.concatenate(errors) ** 2).mean(axis=0))
 
 
 def test_cached_partial_prior_summary_equals_the_exact_update_over_observed_rows(conditioned):
