@@ -354,11 +354,25 @@ class AT2Engine:
             rng = np.random.default_rng([self.seed, len(self.observations)])
             return acq.CurveThompson(rng.standard_normal(self.n_candidates))
         contenders = tuple(c for c in range(self.n_candidates) if c not in self.failed)
+        if name == "leaders" and s.unobserved_candidates == "after_observed":
+            contenders = self._prior_observed_first(contenders)
         if name == "leaders":
             trained = np.array([self.next_epoch(c) - 1 for c in range(self.n_candidates)])
             return acq.LeadersRoundRobin(contenders, trained, s.leaders, s.leaders_decay)
         incumbent = float(self.posterior().mean[self._recommendable()].max())
         return acq.BestFutureEI(incumbent)
+
+    def _prior_observed_first(self, contenders: tuple[int, ...]) -> tuple[int, ...]:
+        """The contenders some prior task trained (``unobserved_candidates="after_observed"``),
+        or all of them when fewer than ``settings.leaders`` of those are still open."""
+        ran = self.prior.observed.any(axis=(0, 2)) if self.prior.n_tasks else None
+        if ran is None:
+            return contenders
+        observed = tuple(c for c in contenders if self._candidate_cell[c] is not None
+                         and ran[self._candidate_cell[c]])
+        open_ = set(self.open_candidates())
+        return observed if sum(c in open_ for c in observed) >= self.settings.leaders \
+            else contenders
 
     def score(self, candidates: Sequence[int], epochs: Sequence[int]) -> np.ndarray:
         """Acquisition value of training each candidate for its given next epoch: ``(k,)``."""

@@ -293,7 +293,8 @@ def test_online_only_settings_are_marked_on_their_fields():
                       "transfer_mean", "residual_correction", "online_update", "online_steps",
                       "online_epochs", "scale_target", "calibrate", "transfer_weights",
                       "similarity_temperature", "similarity_cells", "residual_kernel",
-                      "transfer_std", "imputation_penalty"}
+                      "transfer_std", "imputation_penalty",
+                      "unobserved_candidates"}
 
 
 def test_repeated_candidates_are_refused(two_task_prior, fast_settings):

@@ -443,3 +443,33 @@ def test_full_prior_rows_and_summary_keep_the_full_grid_path(frozen_settings):
     assert torch.equal(values, torch.as_tensor(surrogate.prior.curves).reshape(-1))
     summary = surrogate.prior_summary()
     assert summary.roots.shape[0] == 1 and summary.groups.tolist() == [0, 0, 0]
+
+
+def test_unobserved_candidates_wait_for_the_prior_observed_ones_after_observed(frozen_settings):
+    full = synthetic.toy_prior(configs=CONFIGS)
+    curves = full.curves.copy()
+    curves[:, 25:] = np.nan  # no prior task ran configs 25..29
+    prior = PriorData(full.tasks, full.configs, curves, "toy, 5 unrun")
+    assert frozen_settings.unobserved_candidates == "after_observed"  # the default
+    waiting = frozen_settings
+    compete = AT2Engine(synthetic.TOY_SPACE, prior,
+                        dataclasses.replace(frozen_settings, unobserved_candidates="compete"),
+                        seed=0)
+    engine = AT2Engine(synthetic.TOY_SPACE, prior, waiting, seed=0)
+    for e in (compete, engine):
+        e.fit_offline()
+        e.condition()
+    assert compete.acquisition().contenders == tuple(range(30))
+    assert engine.acquisition().contenders == tuple(range(25))
+    target = synthetic.toy_target(CONFIGS)
+    for _ in range(15):
+        query = engine.next_query()
+        assert query.candidate < 25
+        value = float(target[query.candidate, query.epoch - 1])
+        engine.observe(query.candidate, query.epoch, value)
+        engine.condition()
+    # fewer than `leaders` (4) prior-observed candidates: every candidate contends
+    few = AT2Engine(synthetic.TOY_SPACE, prior, waiting, seed=0, candidates=CONFIGS[22:])
+    few.fit_offline()
+    few.condition()
+    assert few.acquisition().contenders == tuple(range(8))
