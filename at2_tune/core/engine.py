@@ -257,6 +257,11 @@ class AT2Engine:
         return CurvePosterior(transform.mean_from_model(average), std)
 
     @functools.cached_property
+    def prior_trained(self) -> np.ndarray:
+        """``(C,)`` bool: the grid configurations some prior task observed at some epoch."""
+        return self.prior.observed.any(axis=(0, 2))
+
+    @functools.cached_property
     def imputation_error(self) -> np.ndarray:
         """``(E,)`` RMS error, on the model's scale, of the GP's average of the prior tasks'
         curves at configurations no prior task observed, measured by cross-validation.
@@ -267,8 +272,7 @@ class AT2Engine:
         the prior tasks is compared with the average of their observed values there. Zero
         with fewer than 2 observed configurations (nothing to hold out). Depends on the prior
         and the offline fit alone, so it is computed once, when first needed."""
-        count = self.prior.observed.any(axis=2).sum(axis=0)  # (C,) tasks that ran each config
-        configs = np.flatnonzero(count > 0)
+        configs = np.flatnonzero(self.prior_trained)
         if configs.size < 2:
             return np.zeros(self.n_epochs)
         rng = np.random.default_rng([self.seed, IMPUTATION_SEED])
@@ -354,9 +358,9 @@ class AT2Engine:
             rng = np.random.default_rng([self.seed, len(self.observations)])
             return acq.CurveThompson(rng.standard_normal(self.n_candidates))
         contenders = tuple(c for c in range(self.n_candidates) if c not in self.failed)
-        if name == "leaders" and s.unobserved_candidates == "after_observed":
-            contenders = self._prior_observed_first(contenders)
         if name == "leaders":
+            if s.unobserved_candidates == "after_observed":
+                contenders = self._prior_observed_first(contenders)
             trained = np.array([self.next_epoch(c) - 1 for c in range(self.n_candidates)])
             return acq.LeadersRoundRobin(contenders, trained, s.leaders, s.leaders_decay)
         incumbent = float(self.posterior().mean[self._recommendable()].max())
@@ -365,11 +369,10 @@ class AT2Engine:
     def _prior_observed_first(self, contenders: tuple[int, ...]) -> tuple[int, ...]:
         """The contenders some prior task trained (``unobserved_candidates="after_observed"``),
         or all of them when fewer than ``settings.leaders`` of those are still open."""
-        ran = self.prior.observed.any(axis=(0, 2)) if self.prior.n_tasks else None
-        if ran is None:
+        if not self.prior.n_tasks:
             return contenders
         observed = tuple(c for c in contenders if self._candidate_cell[c] is not None
-                         and ran[self._candidate_cell[c]])
+                         and self.prior_trained[self._candidate_cell[c]])
         open_ = set(self.open_candidates())
         return observed if sum(c in open_ for c in observed) >= self.settings.leaders \
             else contenders
