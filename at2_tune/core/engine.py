@@ -236,12 +236,13 @@ class AT2Engine:
             grid_average, count = combine(self.prior.curves, self.prior.observed, weights)
             average[rows] = np.where(count[cells] > 0, grid_average[cells], np.nan)
         unobserved = np.isnan(average)
+        penalty = self.settings.imputation_penalty
+        error = self.imputation_error if penalty and unobserved.any() else None
         if unobserved.any():
             per_task = self.surrogate.prior_task_means(self._encoded)  # (T, n, E)
             imputed, _ = mean_over_tasks(per_task, np.ones(per_task.shape, dtype=bool), weights)
-            penalty = self.settings.imputation_penalty
-            if penalty:
-                imputed = imputed - penalty * self.imputation_error
+            if error is not None:
+                imputed = imputed - penalty * error
             average = np.where(unobserved, imputed, average)
         transform = self.surrogate.transform
         std = posterior.std
@@ -249,8 +250,8 @@ class AT2Engine:
             deviation, error_scale, pooled = self.prior_spread
             spread = np.broadcast_to(np.where(pooled > 0, pooled, np.nan),
                                      (n_candidates, n_epochs)).copy()
-            if unobserved.any() and self.settings.imputation_penalty:
-                spread = np.where(unobserved, np.hypot(spread, self.imputation_error), spread)
+            if error is not None:
+                spread = np.where(unobserved, np.hypot(spread, error), spread)
             spread[rows] = np.where(np.isnan(deviation[cells]), spread[rows], deviation[cells])
             widened = np.abs(transform.std_from_model(error_scale * spread))
             std = np.where(np.isnan(widened), std, widened)  # 1 prior task: the GP's
