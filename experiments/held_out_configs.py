@@ -12,7 +12,11 @@ configuration, at the average prior rank of its nearest observed one
 (``search_spaces.nearest``; ties to the observed one). AT2 (default settings) predicts a hidden
 configuration's curve with its GP (the hyperparameter kernel) and an observed one's with the
 prior average, as it does in live tuning; ``at2-observed`` is AT2 restricted to the observed
-half (what it does without the GP's reach, ``--methods`` to include it).
+half (what it does without the GP's reach, ``--methods`` to include it), and ``at2-replica``
+the same decisions without any fit (``experiments.policy_replica`` on the observed half: under the
+default ``unobserved_candidates="after_observed"`` AT2 trains a hidden configuration only once
+fewer than ``leaders`` observed ones are open, which 100 queries never reach, so it decides as
+``at2-observed``; seconds for all cases, for trying online settings with ``--set``).
 
 Prints, per database, the rank of the recommendation among all configurations after
 10/25/50/100 queries (mean ± standard error over cases), the paired difference of AT2 with the
@@ -39,7 +43,7 @@ import numpy as np
 from at2_tune import evaluation
 
 METHODS = ("at2", "top4-weighted", "top4-weighted-nn")
-OPTIONAL = ("at2-observed",)
+OPTIONAL = ("at2-observed", "at2-replica")
 HIDDEN_SHARE = 0.5
 
 
@@ -117,6 +121,22 @@ def run_at2(db, space, prior, curves: np.ndarray, candidates: np.ndarray, budget
     return recommended, fit_seconds, float(np.median(seconds))
 
 
+def replica_on_observed(db, train_tasks, seed_profile: int, hidden: np.ndarray,
+                        curves: np.ndarray, budget: int, settings) -> list[int]:
+    """AT2's recommendations over the observed configurations, from
+    ``experiments.policy_replica`` (no fit): what ``at2-observed`` recommends."""
+    from at2_tune.core.prior import PriorData
+    from experiments.policy_replica import replay
+
+    observed = np.flatnonzero(~hidden)
+    full = PriorData.from_database(db, train_tasks, seed_profile)
+    prior = PriorData(full.tasks, tuple(full.configs[i] for i in observed),
+                      full.curves[:, observed], f"{full.source}, observed half")
+    _, recommended = replay(prior, curves[observed], settings, budget)
+    recommended += recommended[-1:] * (budget - len(recommended))
+    return [int(observed[r]) for r in recommended]
+
+
 def run_case(database: str, test_task: str, seed_profile: int, methods, budget: int,
              data_dir: str | None, settings_json: dict | None = None,
              threads: int = 1, fit_cache: str | None = None) -> dict[str, Any]:
@@ -149,6 +169,9 @@ def run_case(database: str, test_task: str, seed_profile: int, methods, budget: 
         elif method == "top4-weighted-nn":
             order = nearest_order(db, space, task.train_tasks, seed_profile, hidden)
             recommended = top_k_round_robin(db, task, 4, 0.5, order).recommended
+        elif method == "at2-replica":
+            recommended = replica_on_observed(db, task.train_tasks, seed_profile, hidden,
+                                              curves, budget, settings)
         else:
             prior = masked_prior(db, task.train_tasks, seed_profile, hidden)
             candidates = np.arange(db.n_configs) if method == "at2" else np.flatnonzero(~hidden)
@@ -178,11 +201,11 @@ def summarize(cases: list[dict[str, Any]], methods) -> str:
     lines += [f"| {m} | " + " | ".join(cell(r[:, i]) for i in range(len(checkpoints))) + " |"
               for m, r in ranks.items()]
     baselines = [m for m in methods if not m.startswith("at2")]
-    if "at2" in ranks and baselines:
+    for at2 in [m for m in ("at2", "at2-replica") if m in ranks] if baselines else []:
         best = [min(baselines, key=lambda m: ranks[m][:, i].mean())
                 for i in range(len(checkpoints))]
-        lines.append("| at2 - best baseline | " + " | ".join(
-            f"{cell(ranks['at2'][:, i] - ranks[b][:, i])} ({b})" for i, b in enumerate(best))
+        lines.append(f"| {at2} - best baseline | " + " | ".join(
+            f"{cell(ranks[at2][:, i] - ranks[b][:, i])} ({b})" for i, b in enumerate(best))
             + " |")
     best_hidden = np.mean([c["best_hidden"] for c in cases])
     lines.append(f"\n{len(cases)} cases; the best configuration is hidden in {best_hidden:.0%}.")

@@ -3,22 +3,25 @@
     python -m experiments.policy_replica --database lcbench --set 'residual_kernel="prior"'
     python -m experiments.policy_replica --set 'acquisition="expected_improvement"'
 
-With prior tasks and only the prior grid's configurations as candidates (the replay protocol),
-AT2's posterior does not depend on the GP: with ``transfer_mean="prior_average"`` the mean is the
-prior tasks' average curve mapped onto the new task's scale, each observed curve corrected by its
-own residuals, and with ``transfer_std="prior_spread"`` the std is the prior tasks' spread, which
-the residual correction narrows. :func:`replay` computes the engine's decisions from the same
-pieces (``OutputTransform``, ``mean_over_tasks``, ``spread``, ``residual.correct_observed``, the
-acquisition classes) with no offline fit: about a minute for all 89 leave-one-task-out cases
-instead of an hour of fits, for trying policy variants. The leaders ignore the std, so they are
-replicated with either ``transfer_std``; the acquisitions that use it (UCB, expected improvement,
-Thompson sampling) only with ``"prior_spread"``. ``tests/experiments/test_policy_replica.py``
-checks that queries and recommendations equal the engine's; confirm a finding with
+With prior tasks and only the prior grid's configurations as candidates (the replay protocol), AT2's
+posterior does not depend on the GP: with ``transfer_mean="prior_average"`` the mean is the prior
+tasks' average curve mapped onto the new task's scale (with ``"prior_quantile"`` their Gaussian
+copula average), each observed curve corrected by its own residuals, and with
+``transfer_std="prior_spread"`` the std is the prior tasks' spread, which the residual correction
+narrows. :func:`replay` computes the engine's decisions from the same pieces (``OutputTransform``,
+``mean_over_tasks`` or ``copula_average``, ``spread``, ``residual.correct_observed``, the
+acquisition classes) with no offline fit: about a minute for all 89 leave-one-task-out cases instead
+of an hour of fits, for trying policy variants. The leaders ignore the std, so they are replicated
+with either ``transfer_std``; the acquisitions that use it (UCB, expected improvement, Thompson
+sampling) only with ``"prior_spread"``. ``tests/experiments/test_policy_replica.py`` checks that
+queries and recommendations equal the engine's; confirm a finding with
 ``experiments.replay_benchmark`` before relying on it.
 
-Prints, per database, the rank of the recommendation after 10/25/50/100 queries (mean ±
-standard error over the leave-one-task-out cases) next to the model-free transfer baselines, and
-the paired difference with the best of them; ``--out FILE.json`` keeps the per-case ranks.
+Prints, per database and protocol (``--protocol loo``, the default; ``pairs``; ``subsets``, random
+priors of each of ``--prior-sizes`` tasks, ``experiments.protocols``), the rank of the
+recommendation after 10/25/50/100 queries (mean ± standard error over the cases) next to the
+model-free transfer baselines, and the paired difference with the best of them; ``--out
+FILE.json`` keeps the per-case ranks.
 """
 
 from __future__ import annotations
@@ -35,15 +38,18 @@ from at2_tune.baselines import BY_NAME
 from at2_tune.core import residual, spread
 from at2_tune.core.acquisition import (Acquisition, BestFutureEI, BestFutureUCB, CurvePosterior,
                                        CurveThompson, LeadersRoundRobin, NextEpochUCB)
-from at2_tune.core.prior import PriorData, mean_over_tasks
+from at2_tune.core.prior import PriorData, copula_average, mean_over_tasks
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.transform import OutputTransform
+from at2_tune.errors import AT2Error
+from experiments import protocols
 
 BASELINES = ("zero-shot", "top3", "top5", "top4-weighted")
 STD_ACQUISITIONS = ("next_epoch", "best_future", "expected_improvement", "thompson")
 """Acquisitions that use the posterior std: replicated only with ``transfer_std="prior_spread"``
 (then the std of a grid configuration does not come from the GP either)."""
-REQUIRED = {"transfer_mean": ("prior_average",), "transfer_weights": ("uniform",),
+REQUIRED = {"transfer_mean": ("prior_average", "prior_quantile"),
+            "transfer_weights": ("uniform",),
             "calibrate": (False,)}
 """Settings under which the engine's decisions on the grid do not depend on the GP."""
 
@@ -98,16 +104,19 @@ def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings, budget: 
 
 
 class _TransferModel:
-    """The engine's posterior on the grid from the prior alone: the prior average mapped onto
-    the new task, ``transfer_std="prior_spread"``'s std (ones otherwise: unused), and the
-    residual correction."""
+    """The engine's posterior on the grid from the prior alone: the prior average (or copula
+    average, ``transfer_mean="prior_quantile"``) mapped onto the new task,
+    ``transfer_std="prior_spread"``'s std (ones otherwise: unused), and the residual
+    correction."""
 
     def __init__(self, prior: PriorData, settings: AT2Settings) -> None:
         self.settings = settings
         self.transform = OutputTransform(prior, settings.standardize_prior, settings.scale_target,
                                          settings.output_warp)
         model_prior = self.transform.prior
-        self.average, self.count = mean_over_tasks(model_prior.curves, model_prior.observed)
+        combine = copula_average if settings.transfer_mean == "prior_quantile" \
+            else mean_over_tasks
+        self.average, self.count = combine(model_prior.curves, model_prior.observed)
         self.kernel = residual.residual_kernel(settings.residual_kernel, model_prior.curves,
                                                model_prior.observed)
         self.spread = None
@@ -161,16 +170,23 @@ def _best_predicted(posterior, candidates) -> int:
 
 
 def loo_ranks(db, settings: AT2Settings, budget: int = 100) -> dict[str, np.ndarray]:
-    """Ranks at :data:`evaluation.CHECKPOINTS` for the replica and :data:`BASELINES`, every
-    leave-one-task-out case: ``{method: (n_cases, n_checkpoints)}``."""
+    """:func:`case_ranks` of every leave-one-task-out case."""
+    return case_ranks(db, settings, protocols.cases(db, "loo"), budget)
+
+
+def case_ranks(db, settings: AT2Settings, cases: list[protocols.Case],
+               budget: int = 100) -> dict[str, np.ndarray]:
+    """Ranks at :data:`evaluation.CHECKPOINTS` for the replica and :data:`BASELINES` on every
+    case and seed profile: ``{method: (n_cases * n_profiles, n_checkpoints)}``."""
     from at2_tune.replay import resolve_task
 
     checkpoints = evaluation.checkpoints_for(budget)
     out: dict[str, list[list[int]]] = {m: [] for m in ("replica",) + BASELINES}
-    for test_task in db.tasks:
+    for case in cases:
+        test_task = case.test_task
         for profile in range(db.n_seeds):
-            task = resolve_task(db, train_tasks=db.tasks_excluding([test_task]),
-                                test_task=test_task, seed_profile=profile, budget=budget)
+            task = resolve_task(db, train_tasks=case.train_tasks, test_task=test_task,
+                                seed_profile=profile, budget=budget)
             ranks = db.ranks(test_task, profile)
             prior = PriorData.from_database(db, task.train_tasks, profile)
             _, recommended = replay(prior, db.task_curves(test_task, profile), settings, budget)
@@ -205,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", action="append", choices=("hyperrec", "lcbench"))
+    parser.add_argument("--protocol", action="append", choices=protocols.PROTOCOLS,
+                        help="repeatable (default: loo)")
+    parser.add_argument("--prior-sizes", default=",".join(map(str, protocols.PRIOR_SIZES)),
+                        metavar="K,...", help="prior tasks per case (subsets protocol)")
+    parser.add_argument("--draws", type=int, default=protocols.DRAWS,
+                        help="random priors of each size per test task (subsets protocol)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON")
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--data-dir")
@@ -215,16 +237,32 @@ def main(argv: list[str] | None = None) -> int:
         check_settings(settings)
     except ValueError as exc:
         parser.error(f"--set: {exc}")
-    results = {}
+    results: dict[str, dict] = {}
     for name in args.database or ("hyperrec", "lcbench"):
         db = load_database(name, args.data_dir)
-        ranks = loo_ranks(db, settings, args.budget)
-        print(f"## {name}, leave-one-task-out ({len(ranks['replica'])} cases), rank\n")
-        print(table(ranks, evaluation.checkpoints_for(args.budget)) + "\n")
-        results[name] = {m: v.tolist() for m, v in ranks.items()}
+        for protocol in args.protocol or ["loo"]:
+            try:
+                sizes = [int(k) for k in args.prior_sizes.split(",") if k.strip()]
+                by_protocol = _grouped(protocols.cases(db, protocol, prior_sizes=sizes,
+                                                       draws=args.draws))
+            except (AT2Error, ValueError) as exc:
+                parser.error(f"--prior-sizes / --draws: {exc}")
+            for label, cases in by_protocol.items():
+                ranks = case_ranks(db, settings, cases, args.budget)
+                print(f"## {name}, {label} ({len(ranks['replica'])} cases), rank\n")
+                print(table(ranks, evaluation.checkpoints_for(args.budget)) + "\n")
+                results.setdefault(name, {})[label] = {m: v.tolist() for m, v in ranks.items()}
     if args.out:
         args.out.write_text(json.dumps({"settings": settings.to_json(), "ranks": results}))
     return 0
+
+
+def _grouped(cases: list[protocols.Case]) -> dict[str, list[protocols.Case]]:
+    """``cases`` by protocol label (``subsets-K`` apart for each size), in order."""
+    grouped: dict[str, list[protocols.Case]] = {}
+    for case in cases:
+        grouped.setdefault(case.protocol, []).append(case)
+    return grouped
 
 
 if __name__ == "__main__":

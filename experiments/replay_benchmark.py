@@ -1,13 +1,15 @@
-"""Replay benchmark: AT2 vs its no-transfer ablation vs cheap baselines, on two protocols.
+"""Replay benchmark: AT2 vs its no-transfer ablation vs cheap baselines, on three protocols.
 
     python -m experiments.replay_benchmark --database hyperrec --protocol loo --jobs 2 --out results/bench
     python -m experiments.replay_benchmark --database hyperrec --protocol loo --out results/bench --report-only
 
 Protocols: ``pairs``, the paper's train/test pairs of each database (``--pairs``); ``loo``, every
-task of the database (or those of ``--tasks``) as the test task with all the other tasks as
-prior tasks. A case is a test task with one seed profile. A run is one method with one seed on
-one case: AT2 and no-transfer run every seed of ``--seeds``, the random baselines (screening,
-successive-halving) the seeds 0..N-1 of ``--baseline-seeds``, the other baselines once.
+task of the database (or those of ``--tasks``) as the test task with all the other tasks as prior
+tasks; ``subsets``, every such task with seeded random subsets of the other tasks as prior
+(``--prior-sizes``, ``--draws``; ``experiments.protocols``), each size reported as its own protocol
+``subsets-K``. A case is a test task (with its prior) and one seed profile. A run is one method with
+one seed on one case: AT2 and no-transfer run every seed of ``--seeds``, the random baselines
+(screening, successive-halving) the seeds 0..N-1 of ``--baseline-seeds``, the other baselines once.
 
 Each run is written to ``OUT/runs/<run key>.json`` when it finishes (recommended and trained
 configuration per query, the recommendation's rank and normalized regret per query, configs
@@ -47,6 +49,7 @@ from tqdm import tqdm
 
 from at2_tune import baselines, evaluation
 from at2_tune.errors import AT2Error
+from experiments import protocols
 
 BASELINES = baselines.BY_NAME
 """The baselines by method name; each is called with (database, task, numpy Generator)."""
@@ -156,12 +159,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", action="append", choices=["hyperrec", "lcbench"],
                         help="repeatable (default: both)")
-    parser.add_argument("--protocol", action="append", choices=["pairs", "loo"],
+    parser.add_argument("--protocol", action="append", choices=protocols.PROTOCOLS,
                         help="pairs: the paper's train/test pairs; loo: every task as test task "
-                             "with all the others as prior tasks (repeatable; default: pairs)")
+                             "with all the others as prior tasks; subsets: every task as test "
+                             "task with random subsets of the others as prior tasks "
+                             "(repeatable; default: pairs)")
     parser.add_argument("--pairs", default="0,1,2,3,4", help="pair numbers (pairs protocol)")
     parser.add_argument("--tasks", default=None, metavar="NAME,...",
-                        help="test tasks of the loo protocol (default: every task)")
+                        help="test tasks of the loo and subsets protocols (default: every task)")
+    parser.add_argument("--prior-sizes", default=",".join(map(str, protocols.PRIOR_SIZES)),
+                        metavar="K,...", help="prior tasks per case (subsets protocol)")
+    parser.add_argument("--draws", type=int, default=protocols.DRAWS,
+                        help="random priors of each size per test task (subsets protocol)")
     parser.add_argument("--seed-profiles", default=None, metavar="P,...",
                         help="seed profiles of the test task (default: all the database has: "
                              "0,1 for HyperRec, 0 for LCBench)")
@@ -200,14 +209,11 @@ def _ints(text: str) -> list[int]:
     return [int(item) for item in text.split(",") if item.strip()]
 
 
-def _cases(db, protocol: str, args: argparse.Namespace) -> list[tuple[tuple[str, ...], str]]:
-    """(prior tasks, test task) of every case of ``protocol`` in ``db``."""
-    if protocol == "pairs":
-        return [(pair.train_tasks, pair.test_task)
-                for pair in (db.pair(i) for i in _ints(args.pairs))]
-    tests = db.tasks if args.tasks is None else \
-        [t for t in args.tasks.split(",") if t in db.tasks]
-    return [(db.tasks_excluding([test]), test) for test in tests]
+def _cases(db, protocol: str, args: argparse.Namespace) -> list[protocols.Case]:
+    """Every case of ``protocol`` in ``db`` that the options name."""
+    return protocols.cases(db, protocol, pairs=_ints(args.pairs),
+                           tasks=None if args.tasks is None else args.tasks.split(","),
+                           prior_sizes=_ints(args.prior_sizes), draws=args.draws)
 
 
 def plan(args: argparse.Namespace) -> list[Job]:
@@ -235,7 +241,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
             raise AT2Error(f"{name} has seed profiles 0..{db.n_seeds - 1}; none of "
                            f"--seed-profiles {args.seed_profiles} exists")
         for protocol in args.protocol or ["pairs"]:
-            for train_tasks, test_task in _cases(db, protocol, args):
+            for case in _cases(db, protocol, args):
                 for profile in profiles:
                     for method in methods:
                         if method in evaluation.AT2_METHODS:
@@ -244,9 +250,9 @@ def plan(args: argparse.Namespace) -> list[Job]:
                             seeds = range(args.baseline_seeds if method in RANDOM_BASELINES else 1)
                         for seed in seeds:
                             jobs.append(Job(
-                                name, protocol, f"{test_task}@sp{profile}", test_task, profile,
-                                () if method in WITHOUT_PRIOR else tuple(train_tasks), method,
-                                seed, args.budget,
+                                name, case.protocol, f"{case.name}@sp{profile}", case.test_task,
+                                profile, () if method in WITHOUT_PRIOR else case.train_tasks,
+                                method, seed, args.budget,
                                 args.overrides if method in evaluation.AT2_METHODS else {}))
     jobs.sort(key=lambda j: j.method not in evaluation.AT2_METHODS)
     return jobs

@@ -27,7 +27,8 @@ from at2_tune.core import acquisition as acq
 from at2_tune.core import residual
 from at2_tune.core.acquisition import CurvePosterior
 from at2_tune.core.observations import ObservationStore
-from at2_tune.core.prior import PriorData, copula_average, mean_over_tasks
+from at2_tune.core.prior import (PriorData, copula_average, copula_imputed_average,
+                                 mean_over_tasks)
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.spread import pooled_spread, spread_error_scale, spread_over_tasks
 from at2_tune.core.surrogate import DTYPE, AT2Surrogate, encode_configs
@@ -215,7 +216,9 @@ class AT2Engine:
 
         Each (config, epoch) averages the prior tasks that observed it. Where none did (a grid
         configuration the prior never ran, or a candidate off the grid), the prior tasks'
-        values there are the GP's (``AT2Surrogate.prior_task_means``), averaged the same way:
+        values there are the GP's (``AT2Surrogate.prior_task_means``), averaged the same way
+        (with ``"prior_quantile"`` each is scored among its task's observed values,
+        ``prior.copula_imputed_average``):
         the new task's own GP posterior sits on another level before it has observations (on
         LCBench its best predicted values were about twice the prior average's), so mixing it
         with the prior average ranked every such candidate above every grid configuration.
@@ -230,9 +233,9 @@ class AT2Engine:
         grid = [(row, cell) for row, cell in enumerate(self._candidate_cell) if cell is not None]
         rows, cells = (np.array(column, dtype=np.int64) for column in zip(*grid)) if grid \
             else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        quantile = self.settings.transfer_mean == "prior_quantile"
         if grid:
-            combine = copula_average if self.settings.transfer_mean == "prior_quantile" \
-                else mean_over_tasks
+            combine = copula_average if quantile else mean_over_tasks
             grid_average, count = combine(self.prior.curves, self.prior.observed, weights)
             average[rows] = np.where(count[cells] > 0, grid_average[cells], np.nan)
         unobserved = np.isnan(average)
@@ -240,7 +243,12 @@ class AT2Engine:
         error = self.imputation_error if penalty and unobserved.any() else None
         if unobserved.any():
             per_task = self.surrogate.prior_task_means(self._encoded)  # (T, n, E)
-            imputed, _ = mean_over_tasks(per_task, np.ones(per_task.shape, dtype=bool), weights)
+            if quantile:
+                imputed = copula_imputed_average(per_task, self.prior.curves,
+                                                 self.prior.observed, weights)
+            else:
+                imputed, _ = mean_over_tasks(per_task, np.ones(per_task.shape, dtype=bool),
+                                             weights)
             if error is not None:
                 imputed = imputed - penalty * error
             average = np.where(unobserved, imputed, average)

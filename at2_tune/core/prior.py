@@ -177,19 +177,57 @@ def copula_average(values: np.ndarray, observed: np.ndarray,
     Returns:
         ``(value, count)`` of shape ``values.shape[1:]``; NaN where no task observed the cell.
     """
-    import torch
-
     scores = np.full(values.shape, np.nan)
     for task in range(values.shape[0]):
         mask = observed[task]
         ranks = _average_ranks(values[task][mask])
-        scores[task][mask] = torch.special.ndtri(
-            torch.as_tensor((ranks + 0.5) / ranks.size)).numpy()
+        scores[task][mask] = _normal_quantile((ranks + 0.5) / ranks.size)
     mean, count = mean_over_tasks(scores, observed, weights)
-    pooled = np.sort(values[observed])
-    level = torch.special.ndtr(torch.as_tensor(np.nan_to_num(mean))).numpy()
-    mapped = np.quantile(pooled, level)
-    return np.where(count > 0, mapped, np.nan), count
+    return np.where(count > 0, _from_copula(mean, values[observed]), np.nan), count
+
+
+def copula_imputed_average(imputed: np.ndarray, values: np.ndarray, observed: np.ndarray,
+                           weights: np.ndarray | None = None) -> np.ndarray:
+    """:func:`copula_average` for cells the tasks did not observe, given a value per task there.
+
+    Each of task ``t``'s ``imputed`` values (e.g. the GP's curves of the prior tasks at a
+    configuration none of them trained) becomes ``Phi^-1(m / n)``, with ``m`` the number of the
+    ``n`` values the task observed below it plus half of those equal to it, kept within
+    ``[1/2, n - 1/2]``: a value the task observed scores as its cell does in
+    :func:`copula_average`, one above (below) all of them as its best (worst) cell. The
+    (weighted) mean over the tasks is mapped back through the same quantiles, so imputed and
+    observed cells sit on one scale.
+
+    Args:
+        imputed: ``(T, ...)`` one value per task and cell.
+        values, observed: ``(T, C, E)`` the tasks' curves and which cells they observed.
+    Returns:
+        ``imputed.shape[1:]`` values.
+    """
+    scores = np.empty(imputed.shape)
+    for task in range(values.shape[0]):
+        reference = np.sort(values[task][observed[task]])
+        below = np.searchsorted(reference, imputed[task], side="left")
+        up_to = np.searchsorted(reference, imputed[task], side="right")
+        middle = np.clip((below + up_to) / 2, 0.5, reference.size - 0.5)
+        scores[task] = _normal_quantile(middle / reference.size)
+    mean, _ = mean_over_tasks(scores, np.ones(scores.shape, dtype=bool), weights)
+    return _from_copula(mean, values[observed])
+
+
+def _normal_quantile(level: np.ndarray) -> np.ndarray:
+    import torch
+
+    return torch.special.ndtri(torch.as_tensor(np.asarray(level, dtype=float))).numpy()
+
+
+def _from_copula(mean_score: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    """Mean copula scores mapped back to values through the quantiles of ``pooled`` values
+    (NaN scores: anything, the callers mask them)."""
+    import torch
+
+    level = torch.special.ndtr(torch.as_tensor(np.nan_to_num(mean_score))).numpy()
+    return np.quantile(np.sort(pooled), level)
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:

@@ -62,8 +62,8 @@ def test_the_orders_rank_observed_configurations_among_themselves_and_snap_hidde
 def test_a_case_runs_every_method_on_the_masked_prior(lcbench, release_dir):
     test_task = lcbench.tasks[0]
     case = run_case("lcbench", test_task, 0, ["top4-weighted", "top4-weighted-nn", "at2",
-                                              "at2-observed"], 12, str(release_dir),
-                    TINY.to_json())
+                                              "at2-observed", "at2-replica"], 12,
+                    str(release_dir), TINY.to_json())
     hidden = hidden_configs(lcbench.n_configs, lcbench.task_index(test_task))
     ranks = lcbench.ranks(test_task, 0)
     assert case["hidden"] == np.flatnonzero(hidden).tolist()
@@ -75,6 +75,11 @@ def test_a_case_runs_every_method_on_the_masked_prior(lcbench, release_dir):
     assert case["recommended"]["top4-weighted"] == expected
     assert case["ranks"]["top4-weighted"] == [int(ranks[expected[9]])]  # checkpoint 10 only
     assert not hidden[case["recommended"]["at2-observed"]].any()
+    # the fit-free replica decides as AT2 over the observed half, and so as AT2 over all (the
+    # hidden half waits for the observed one under the default unobserved_candidates)
+    assert case["recommended"]["at2-replica"] == case["recommended"]["at2-observed"] == \
+        case["recommended"]["at2"]
+    assert len(set(case["recommended"]["at2"])) >= 2  # a real comparison: the pick moves
     assert len(case["recommended"]["at2"]) == 12
     assert case["seconds"]["at2"]["fit"] > 0
 

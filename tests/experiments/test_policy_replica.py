@@ -1,6 +1,7 @@
 """The fit-free replica makes the engine's decisions, query by query."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -29,6 +30,7 @@ def _engine_run(db, prior, curves, settings, budget):
 
 @pytest.mark.parametrize("changes", [
     {"residual_kernel": "fixed"}, {"residual_kernel": "prior"},
+    {"transfer_mean": "prior_quantile"},
     {"acquisition": "expected_improvement", "recommend_from": "observed"},
     {"acquisition": "thompson", "recommend_from": "all", "residual_kernel": "fixed"}])
 def test_replica_queries_and_recommendations_equal_the_engines(hyperrec, changes):
@@ -57,6 +59,20 @@ def test_leave_one_task_out_table_has_every_case_and_the_paired_difference(lcben
     assert {m: v.shape for m, v in ranks.items()} == {m: (35, 1) for m in ranks}
     text = table(ranks, (10,))
     assert "| replica - best baseline |" in text and "(top3)" in text
+
+
+def test_subsets_protocol_prints_a_table_per_prior_size(release_dir, tmp_path, capsys):
+    out = tmp_path / "ranks.json"
+    assert main(["--database", "lcbench", "--protocol", "subsets", "--prior-sizes", "3,6",
+                 "--draws", "1", "--budget", "10", "--data-dir", str(release_dir),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "## lcbench, subsets-3 (35 cases)" in printed and "## lcbench, subsets-6 (35 cases)" \
+        in printed
+    results = json.loads(out.read_text())["ranks"]["lcbench"]
+    assert set(results) == {"subsets-3", "subsets-6"}
+    assert {len(v) for r in results.values() for v in r.values()} == {35}
+    assert results["subsets-3"]["top3"] != results["subsets-6"]["top3"]  # other priors
 
 
 @pytest.mark.parametrize("assignment, message", [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from at2_tune import evaluation
+from experiments import protocols
 from experiments.replay_benchmark import main
 
 
@@ -93,3 +94,29 @@ def test_bad_options_are_one_line_errors(release_dir, tmp_path, capsys):
     assert "setting 'betta=1': expected FIELD=JSON with FIELD one of" in capsys.readouterr().err
     assert main(common + ["--report-only", "--methods", "zero-shot"]) == 1
     assert "no run file" in capsys.readouterr().err
+    assert main(common + ["--protocol", "subsets", "--prior-sizes", "27"]) == 2
+    assert "prior size 27 is not between 1 and 26" in capsys.readouterr().err
+
+
+def test_subsets_protocol_reports_each_prior_size_apart(lcbench, release_dir, tmp_path):
+    out = tmp_path / "bench"
+    argv = ["--database", "lcbench", "--protocol", "subsets", "--prior-sizes", "2,5",
+            "--draws", "2", "--tasks", "adult", "--methods", "zero-shot,screening",
+            "--baseline-seeds", "1", "--budget", "10", "--jobs", "1",
+            "--data-dir", str(release_dir), "--out", str(out)]
+    assert main(argv) == 0
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    zero_shot = {tuple(r["train_tasks"]): r for r in runs if r["method"] == "zero-shot"}
+    expected = {c.train_tasks: c for c in protocols.cases(
+        lcbench, "subsets", tasks=["adult"], prior_sizes=(2, 5), draws=2)}
+    assert set(zero_shot) == set(expected) and len(expected) == 4
+    for prior, run in zero_shot.items():
+        assert run["recommended"] == [_prior_order(lcbench, prior)[0]] * 10
+    assert [r["method"] for r in runs].count("screening") == 1  # no prior: one run for all
+    summary = json.loads((out / "summary.json").read_text())["lcbench"]
+    assert set(summary) == {"subsets-2", "subsets-5"}
+    for size in (2, 5):
+        entry = summary[f"subsets-{size}"]
+        assert entry["zero-shot"]["cases"] == 2 and entry["screening"]["cases"] == 2
+        ranks = [r["ranks"][9] for p, r in zero_shot.items() if len(p) == size]
+        assert entry["zero-shot"]["rank@10"] == pytest.approx(np.mean(ranks))

@@ -47,14 +47,18 @@ def _engine(settings, prior=None) -> AT2Engine:
                      seed=0)
 
 
-@pytest.fixture(scope="module")
-def conditioned(frozen_settings) -> AT2Engine:
-    engine = _engine(frozen_settings)
+def _conditioned(settings) -> AT2Engine:
+    engine = _engine(settings)
     target = synthetic.toy_target(CONFIGS)
     for candidate, epoch in TARGET_PAIRS:
         engine.observe(candidate, epoch, float(target[candidate, epoch - 1]))
     engine.condition()
     return engine
+
+
+@pytest.fixture(scope="module")
+def conditioned(frozen_settings) -> AT2Engine:
+    return _conditioned(frozen_settings)
 
 
 # ---------------------------------------------------------------- PriorData
@@ -208,8 +212,29 @@ def test_online_gradient_steps_fit_the_observed_prior_cells_only(fast_settings):
     assert engine.surrogate._version == 2  # the offline fit, then one online fit
 
 
+def test_prior_quantile_mean_scores_observed_and_imputed_cells_on_one_scale(conditioned):
+    from at2_tune.core.prior import copula_average, copula_imputed_average
+
+    assert conditioned.settings.transfer_mean == "prior_quantile"  # the default
+    posterior = conditioned.posterior()
+    per_task = conditioned.surrogate.prior_task_means(conditioned._encoded)  # (T, 30, E)
+    transform = conditioned.surrogate.transform
+    prior = conditioned.prior
+    copula, count = copula_average(prior.curves, prior.observed)
+    imputed = copula_imputed_average(per_task, prior.curves, prior.observed)
+    expected = transform.mean_from_model(np.where(count > 0, copula, imputed))
+    unobserved = [c for c in range(30) if c not in {3, 7, 12}]  # no residual correction there
+    np.testing.assert_allclose(posterior.mean[unobserved], expected[unobserved], rtol=0,
+                               atol=1e-12)
+    assert (count[29, 4:] == 0).all() and (count[29, :4] > 0).all()  # config 29: both kinds
+    # an imputed cell is ranked among the observed ones: not above the best observed cell
+    assert posterior.mean[29, 4:].max() <= transform.mean_from_model(np.nanmax(copula)) + 1e-12
+
+
 def test_prior_average_mean_averages_observing_tasks_and_the_gps_prior_tasks_elsewhere(
-        conditioned):
+        frozen_settings):
+    conditioned = _conditioned(dataclasses.replace(frozen_settings,
+                                                   transfer_mean="prior_average"))
     posterior = conditioned.posterior()
     per_task = conditioned.surrogate.prior_task_means(conditioned._encoded)  # (T, 30, E)
     transform = conditioned.surrogate.transform

@@ -22,7 +22,8 @@ def test_weighted_mean_over_tasks_by_hand() -> None:
 
 def test_the_task_like_the_new_one_gets_the_weight(toy, frozen_settings) -> None:
     space, prior, target = toy  # the target is like the last prior task (toy2)
-    settings = dataclasses.replace(frozen_settings, transfer_weights="similar")
+    settings = dataclasses.replace(frozen_settings, transfer_weights="similar",
+                                   transfer_mean="prior_average")
     engine = AT2Engine(space, prior, settings, seed=0)
     assert engine.task_weights() is None  # nothing matched yet: equal weights
     for candidate in range(8):
@@ -41,6 +42,19 @@ def test_the_task_like_the_new_one_gets_the_weight(toy, frozen_settings) -> None
     mean = engine.posterior().mean
     expected = engine.surrogate.transform.mean_from_model(average[20])
     np.testing.assert_allclose(mean[20], expected)
+    # and the weighted copula average with transfer_mean="prior_quantile"
+    from at2_tune.core.prior import copula_average
+
+    quantile = AT2Engine(space, prior, dataclasses.replace(settings,
+                                                           transfer_mean="prior_quantile"), seed=0)
+    for candidate in range(8):
+        for epoch in (1, 2, 3):
+            quantile.observe(candidate, epoch, float(target[candidate, epoch - 1]))
+    quantile.condition()
+    np.testing.assert_allclose(quantile.task_weights(), weights)  # same fit, same weights
+    copula, _ = copula_average(engine.prior.curves, engine.prior.observed, weights)
+    np.testing.assert_allclose(quantile.posterior().mean[20],
+                               quantile.surrogate.transform.mean_from_model(copula[20]))
 
 
 def test_copula_average_counts_only_each_tasks_ordering() -> None:
@@ -62,3 +76,37 @@ def test_copula_average_counts_only_each_tasks_ordering() -> None:
     flipped = np.stack([small, -100 * small])
     middle, _ = copula_average(flipped, ~np.isnan(flipped))
     np.testing.assert_allclose(middle, np.median(np.sort(flipped.reshape(-1))))
+
+
+def test_copula_imputed_values_sit_on_the_observed_cells_scale() -> None:
+    from at2_tune.core.prior import copula_average, copula_imputed_average
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(3, 40, 5)) * np.array([1.0, 10.0, 0.1])[:, None, None]
+    observed = np.ones(values.shape, dtype=bool)
+    observed[:, 30:] = False  # 10 configurations no task observed
+    average, _ = copula_average(values, observed)
+    # imputing an observed configuration's own values gives its copula average
+    imputed = copula_imputed_average(values[:, :30], values, observed)
+    np.testing.assert_allclose(imputed, average[:30])
+    # a value above everything a task observed scores as that task's best cell
+    best = np.stack([np.full((1, 5), values[t][observed[t]].max()) for t in range(3)])
+    above = copula_imputed_average(best + 1.0, values, observed)
+    np.testing.assert_allclose(above, copula_imputed_average(best, values, observed))
+    n = observed[0].sum()
+    np.testing.assert_allclose(above, np.quantile(np.sort(values[observed]), (n - 0.5) / n))
+    # between two observed values: between their scores
+    task_values = np.sort(values[0][observed[0]])
+    between = np.stack([np.full((1, 1), (task_values[99] + task_values[100]) / 2)] * 3)
+    low, high = (copula_imputed_average(np.stack([np.full((1, 1), task_values[i])] * 3),
+                                        values, observed) for i in (99, 100))
+    assert low < copula_imputed_average(between, values, observed) < high
+    # each task's ordering counts, not its scale: the 10x task alone cannot lift a cell
+    middle = np.stack([np.full((1, 5), np.median(values[t][observed[t]])) for t in range(3)])
+    middle[1] += 1000.0  # far above the 10x task's values, but its score saturates
+    lifted = copula_imputed_average(middle, values, observed)
+    pooled = np.sort(values[observed])
+    from scipy.stats import norm
+    level = norm.cdf(norm.ppf((n - 0.5) / n) / 3)  # scores: about 0, 0 and the best cell's
+    np.testing.assert_allclose(lifted, np.quantile(pooled, level), rtol=0.02)
+    assert (lifted < pooled.max()).all() and middle.mean(axis=0).min() > 300  # the mean's
