@@ -235,8 +235,8 @@ class AT2Engine:
             else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         quantile = self.settings.transfer_mean == "prior_quantile"
         if grid:
-            combine = copula_average if quantile else mean_over_tasks
-            grid_average, count = combine(self.prior.curves, self.prior.observed, weights)
+            grid_average, count = self._uniform_grid_average if weights is None else \
+                self._grid_average(weights)
             average[rows] = np.where(count[cells] > 0, grid_average[cells], np.nan)
         unobserved = np.isnan(average)
         penalty = self.settings.imputation_penalty
@@ -264,6 +264,19 @@ class AT2Engine:
             widened = np.abs(transform.std_from_model(error_scale * spread))
             std = np.where(np.isnan(widened), std, widened)  # 1 prior task: the GP's
         return CurvePosterior(transform.mean_from_model(average), std)
+
+    def _grid_average(self, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(C, E)`` the prior tasks' (copula) average of every grid cell and how many
+        observed it (``settings.transfer_mean``)."""
+        combine = copula_average if self.settings.transfer_mean == "prior_quantile" \
+            else mean_over_tasks
+        return combine(self.prior.curves, self.prior.observed, weights)
+
+    @functools.cached_property
+    def _uniform_grid_average(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_grid_average` with equal task weights: it depends on the prior alone, so
+        it is computed once (the copula ranks every task's cells)."""
+        return self._grid_average(None)
 
     @functools.cached_property
     def prior_trained(self) -> np.ndarray:
