@@ -203,3 +203,63 @@ def test_no_argument_searcher_defaults_to_the_hyperrec_space_and_database(releas
     assert space.name == "hyperrec" and prior.n_tasks == 27 and prior.n_configs == 100
     assert searcher.metric == "val_acc" and searcher.mode == "max"
 
+
+def _user_prior_run(tmp_path, fast_settings, unobserved_candidates: str):
+    """A run with a 3-task user database of 4 configurations (6 epochs each) plus 6 samples of
+    the space, one trial at a time; its searcher and the candidates the prior trained."""
+    from at2_tune.databases.user import UserDatabase, UserTask, write_user_database
+    from tests.at2_tune.synthetic_prior import TOY_SPACE, toy_configs, toy_prior
+
+    def toy_target(config):  # the synthetic prior's new task, resumable; Ray pickles it by value
+        import json
+        import os
+        import tempfile
+
+        start = 0
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                start = json.load(open(os.path.join(directory, "epoch.json")))
+        peak = (0.9 - 0.12 * (math.log10(config["lr"]) - math.log10(3e-2)) ** 2
+                + 0.05 * config["width"] + 0.03 * (config["optimizer"] == "adam"))
+        for epoch in range(start + 1, 7):
+            rise = 1 - math.exp(-(0.2 + 0.6 * config["width"]) * epoch)
+            value = min(max(peak, 0.05), 0.98) * rise
+            with tempfile.TemporaryDirectory() as directory:
+                with open(os.path.join(directory, "epoch.json"), "w") as handle:
+                    json.dump(epoch, handle)
+                tune.report({"val_acc": value},
+                            checkpoint=tune.Checkpoint.from_directory(directory))
+
+    prior = toy_prior(3, toy_configs(4, seed=1)).with_epochs(6)  # seed 0: the samples below
+    folder = tmp_path / f"db-{unobserved_candidates}"
+    write_user_database(UserDatabase(TOY_SPACE, "val_acc", "max", "training_iteration",
+                                     tuple(UserTask(t, "toy", 4) for t in prior.tasks),
+                                     prior.configs, prior.curves), folder)
+    settings = dataclasses.replace(fast_settings, unobserved_candidates=unobserved_candidates)
+    searcher = AT2Searcher(TOY_SPACE, prior=str(folder), n_candidates=6, budget_epochs=30,
+                           fit_cache=None, seed=0, settings=settings)
+    _run(toy_target, searcher, tmp_path / unobserved_candidates, concurrency=1)
+    engine = searcher.coordinator.engine
+    grid = {config_key(c) for c in prior.configs}
+    on_grid = {c for c in range(engine.n_candidates) if config_key(engine.candidates[c]) in grid}
+    assert engine.n_candidates == 10 and len(on_grid) == 4
+    assert searcher.coordinator.epochs_observed == 30
+    return searcher, on_grid
+
+
+def test_samples_of_the_space_wait_for_the_user_priors_configurations(tmp_path, fast_settings):
+    searcher, on_grid = _user_prior_run(tmp_path, fast_settings, "after_observed")
+    finished: set[int] = set()  # grid candidates trained for all 6 epochs so far
+    samples_seen = 0
+    for row in searcher.coordinator.trace:
+        if row.candidate in on_grid:
+            finished |= {row.candidate} if row.epoch == 6 else set()
+        else:  # a sample: only once fewer than `leaders` (4) grid candidates are open
+            assert len(on_grid) - len(finished) < 4, (row, finished)
+            samples_seen += 1
+    assert finished and samples_seen > 0  # the rule was reached, then let them in
+    competing, _ = _user_prior_run(tmp_path, fast_settings, "compete")
+    first_sample = next(i for i, r in enumerate(competing.coordinator.trace)
+                        if r.candidate not in on_grid)
+    assert first_sample < 6  # competing from the start, before any grid configuration finished
