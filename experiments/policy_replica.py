@@ -37,7 +37,8 @@ from at2_tune import evaluation
 from at2_tune.baselines import BY_NAME
 from at2_tune.core import residual, spread
 from at2_tune.core.acquisition import (Acquisition, BestFutureEI, BestFutureUCB, CurvePosterior,
-                                       CurveThompson, LeadersRoundRobin, NextEpochUCB)
+                                       CurveThompson, LeadersRoundRobin, NextEpochUCB,
+                                       RandomHorizonPI)
 from at2_tune.core.prior import PriorData, copula_average, mean_over_tasks
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.transform import OutputTransform
@@ -45,7 +46,7 @@ from at2_tune.errors import AT2Error
 from experiments import protocols
 
 BASELINES = ("zero-shot", "top3", "top5", "top4-weighted")
-STD_ACQUISITIONS = ("next_epoch", "best_future", "expected_improvement", "thompson")
+STD_ACQUISITIONS = ("next_epoch", "best_future", "expected_improvement", "thompson", "mf_pi")
 """Acquisitions that use the posterior std: replicated only with ``transfer_std="prior_spread"``
 (then the std of a grid configuration does not come from the GP either)."""
 REQUIRED = {"transfer_mean": ("prior_average", "prior_quantile"),
@@ -154,8 +155,11 @@ def _acquisition(settings, posterior, trained, seed, n_observations) -> Acquisit
     if name == "leaders":
         return LeadersRoundRobin(tuple(range(len(trained))), trained, settings.leaders,
                                  settings.leaders_decay)
-    candidates = _recommendable(settings, trained)
-    return BestFutureEI(float(posterior.mean[candidates].max()))
+    incumbent = float(posterior.mean[_recommendable(settings, trained)].max())
+    if name == "mf_pi":
+        return RandomHorizonPI.draw(np.random.default_rng([seed, n_observations]), posterior,
+                                    incumbent, bounded=settings.output_warp == "log_error")
+    return BestFutureEI(incumbent)
 
 
 def _recommendable(settings, trained) -> np.ndarray:

@@ -92,6 +92,37 @@ class CurveThompson(Acquisition):
         return np.where(posterior.remaining(next_epochs), sample, -np.inf).max(axis=1)
 
 
+@dataclass(frozen=True)
+class RandomHorizonPI(Acquisition):
+    """ifBO's MF-PI with a random horizon and threshold (Rakotoarison et al., 2024): the
+    probability that the candidate, trained ``horizon`` epochs beyond what it has (at most to the
+    last epoch), is above ``threshold``. Horizon and threshold are drawn per decision
+    (:meth:`draw`), the same for every candidate, so that some decisions favour a short, likely
+    gain and others a long shot."""
+
+    horizon: int
+    threshold: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, posterior: CurvePosterior, incumbent: float,
+             bounded: bool) -> "RandomHorizonPI":
+        """ifBO's draw: a horizon uniform on ``1..n_epochs`` and the threshold ``incumbent +
+        (ceiling - incumbent) * 10 ** u``, ``u`` uniform on [-4, -1] (0.01% to 10% of the way
+        from the incumbent to the ceiling). The ceiling is 1 for values ``bounded`` in [0, 1]
+        (accuracies), else the highest ``mean + 3 std`` of the posterior."""
+        horizon = int(rng.integers(1, posterior.n_epochs + 1))
+        ceiling = 1.0 if bounded else float((posterior.mean + 3.0 * posterior.std).max())
+        gap = max(ceiling - incumbent, 0.0)
+        return cls(horizon, float(incumbent + gap * 10.0 ** rng.uniform(-4.0, -1.0)))
+
+    def __call__(self, posterior, candidates, next_epochs):
+        rows = np.asarray(candidates)
+        columns = np.minimum(np.asarray(next_epochs) - 2 + self.horizon, posterior.n_epochs - 1)
+        mean, std = posterior.mean[rows, columns], posterior.std[rows, columns]
+        z = (mean - self.threshold) / np.maximum(std, 1e-12)
+        return torch.special.ndtr(torch.as_tensor(z)).numpy()
+
+
 def expected_improvement(mean: np.ndarray, std: np.ndarray, incumbent: float) -> np.ndarray:
     """``E[max(0, f - incumbent)]`` for ``f ~ N(mean, std^2)``, elementwise."""
     mean_t, std_t = torch.as_tensor(mean), torch.as_tensor(std).clamp_min(1e-12)

@@ -386,6 +386,10 @@ class AT2Engine:
             trained = np.array([self.next_epoch(c) - 1 for c in range(self.n_candidates)])
             return acq.LeadersRoundRobin(contenders, trained, s.leaders, s.leaders_decay)
         incumbent = float(self.posterior().mean[self._recommendable()].max())
+        if name == "mf_pi":  # drawn from (seed, observations so far), as Thompson's draws
+            rng = np.random.default_rng([self.seed, len(self.observations)])
+            return acq.RandomHorizonPI.draw(rng, self.posterior(), incumbent,
+                                            bounded=s.output_warp == "log_error")
         return acq.BestFutureEI(incumbent)
 
     def _prior_observed_first(self, contenders: tuple[int, ...]) -> tuple[int, ...]:

@@ -55,14 +55,17 @@ class AT2Settings:
     epoch's value), ``"best_future"`` (the highest UCB over the candidate's remaining epochs,
     i.e. how good the configuration can still get), ``"expected_improvement"`` (the highest
     expected improvement over the recommendation's predicted best value, over the remaining
-    epochs), ``"thompson"`` (Thompson sampling of whole curves, ``acquisition.CurveThompson``)
-    or ``"leaders"`` (``acquisition.LeadersRoundRobin``). Measured with the calibrated std
+    epochs), ``"thompson"`` (Thompson sampling of whole curves, ``acquisition.CurveThompson``),
+    ``"mf_pi"`` (ifBO's probability of improvement at a random horizon over a random threshold,
+    ``acquisition.RandomHorizonPI``) or ``"leaders"`` (``acquisition.LeadersRoundRobin``). Measured with the calibrated std
     (``transfer_std="prior_spread"``; 2026-12-01, ``experiments.policy_replica``, equal to the
     engine, leave-one-task-out, rank @10/25/50/100): leaders HyperRec 2.9 / 3.2 / 3.1 / 2.9,
     LCBench 12.4 / 8.5 / 7.0 / 6.0; ``"best_future"`` 3.7 / 3.4 / 3.4 / 3.2 and 12.6 / 12.3 /
     11.6 / 7.9; ``"expected_improvement"`` 5.9 / 5.5 / 5.3 / 3.3 and 13.0 / 10.5 / 6.9 / 5.6;
     ``"thompson"`` 9.9 / 10.4 / 10.7 / 8.7 and 37.8 / 19.1 / 10.4 / 6.9; ``"next_epoch"``
-    11.8 / 11.8 / 11.8 / 9.7 and 22.2 / 22.2 / 22.2 / 16.5."""
+    11.8 / 11.8 / 11.8 / 9.7 and 22.2 / 22.2 / 22.2 / 16.5; ``"mf_pi"`` (2026-12-02, with the
+    copula average, whose leaders give 3.1 / 3.0 / 3.2 / 2.8 and 12.1 / 9.5 / 6.6 / 5.4) 4.4 /
+    3.3 / 2.8 / 2.8 and 14.1 / 12.8 / 10.7 / 7.5."""
     residual_correction: bool = field(default=True, metadata=ONLINE_ONLY)
     """Correct each observed configuration's curve by its residuals from the GP's prediction
     (``at2_tune.core.residual``): the sparse GP alone cannot reproduce observed curves."""
@@ -220,7 +223,7 @@ class AT2Settings:
 
     def __post_init__(self) -> None:
         choices = {"acquisition": ("auto", "next_epoch", "best_future", "expected_improvement",
-                                   "leaders", "thompson"),
+                                   "leaders", "thompson", "mf_pi"),
                    "recommend_from": ("all", "observed", "best_observed"),
                    "output_warp": ("none", "log_error"),
                    "online_update": ("exact", "gradient"),

@@ -32,7 +32,8 @@ def _engine_run(db, prior, curves, settings, budget):
     {"residual_kernel": "fixed"}, {"residual_kernel": "prior"},
     {"transfer_mean": "prior_quantile"},
     {"acquisition": "expected_improvement", "recommend_from": "observed"},
-    {"acquisition": "thompson", "recommend_from": "all", "residual_kernel": "fixed"}])
+    {"acquisition": "thompson", "recommend_from": "all", "residual_kernel": "fixed"},
+    {"acquisition": "mf_pi", "recommend_from": "observed"}])
 def test_replica_queries_and_recommendations_equal_the_engines(hyperrec, changes):
     pair = hyperrec.pair(1)
     prior = PriorData.from_database(hyperrec, pair.train_tasks, seed_profile=0)

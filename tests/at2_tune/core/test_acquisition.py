@@ -60,6 +60,28 @@ def test_leaders_are_taken_among_contenders_only():
     assert np.argmax(score) == 1  # candidate 0 (the best) failed: not a contender
 
 
+def test_random_horizon_pi_reads_the_epoch_horizon_epochs_ahead_capped_at_the_last():
+    rule = acq.RandomHorizonPI(horizon=2, threshold=0.35)
+    score = rule(POSTERIOR, np.array([0, 1, 2]), np.array([1, 3, 4]))
+    # candidate 0 has 0 epochs: epoch 2; 1 has 2: epoch 4; 2 has 3: epoch 5 -> the last (4)
+    np.testing.assert_allclose(score, stats.norm.cdf([(0.3 - 0.35) / 0.1, (0.4 - 0.35) / 0.05,
+                                                      (0.3 - 0.35) / 0.5]), rtol=1e-10)
+
+
+def test_random_horizon_pi_draws_ifbos_horizon_and_threshold():
+    draws = [acq.RandomHorizonPI.draw(np.random.default_rng(seed), POSTERIOR, 0.6, bounded=True)
+             for seed in range(200)]
+    horizons = {d.horizon for d in draws}
+    gaps = np.array([(d.threshold - 0.6) / 0.4 for d in draws])  # the way to the ceiling 1
+    assert horizons == {1, 2, 3, 4}
+    assert gaps.min() >= 1e-4 and gaps.max() <= 0.1 and np.median(gaps) < 0.01  # log-uniform
+    unbounded = acq.RandomHorizonPI.draw(np.random.default_rng(0), POSTERIOR, 0.6, bounded=False)
+    ceiling = (MEAN + 3 * STD).max()  # 0.3 + 1.5
+    assert unbounded.threshold == pytest.approx(0.6 + (ceiling - 0.6) * (draws[0].threshold - 0.6)
+                                                / 0.4)
+    assert acq.RandomHorizonPI.draw(np.random.default_rng(0), POSTERIOR, 0.6, True) == draws[0]
+
+
 def test_curve_thompson_scores_the_best_drawn_value_of_the_remaining_epochs():
     draws = np.array([1.0, -2.0, 0.5])
     score = acq.CurveThompson(draws)(POSTERIOR, np.array([0, 1, 2]), np.array([1, 2, 4]))
