@@ -139,7 +139,8 @@ class _TransferModel:
         if not self.settings.residual_correction or not configs:
             return posterior
         return residual.correct_observed(posterior, configs_, epochs_,
-                                         self.transform.warp(values), self.kernel)
+                                         self.transform.warp(values), self.kernel,
+                                         self.settings.residual_min_epochs)
 
 
 def _acquisition(settings, posterior, trained, seed, n_observations) -> Acquisition:

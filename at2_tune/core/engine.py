@@ -201,7 +201,7 @@ class AT2Engine:
         return residual.correct_observed(posterior, np.asarray(candidates, dtype=np.int64),
                                          epochs.numpy().astype(np.int64),
                                          self.surrogate.transform.warp(values),
-                                         self.residual_kernel)
+                                         self.residual_kernel, self.settings.residual_min_epochs)
 
     @functools.cached_property
     def residual_kernel(self) -> residual.ResidualKernel | None:

@@ -120,18 +120,26 @@ def residual_kernel(name: str, curves: np.ndarray, observed: np.ndarray) -> Resi
 
 
 def correct_observed(posterior: CurvePosterior, candidates: np.ndarray, epochs: np.ndarray,
-                     values: np.ndarray, kernel: ResidualKernel | None = None) -> CurvePosterior:
+                     values: np.ndarray, kernel: ResidualKernel | None = None,
+                     min_epochs: int = 1) -> CurvePosterior:
     """The posterior with every observed candidate's curve conditioned on its own residuals.
 
     Args:
         posterior: the transfer posterior, ``(n_candidates, n_epochs)``.
         candidates, epochs, values: ``(k,)`` observations (1-based epochs, values on the
             posterior's scale).
+        min_epochs: a candidate with fewer observed epochs keeps its transfer posterior, and
+            its observations take no part (``AT2Settings.residual_min_epochs``).
     """
+    candidates, epochs = np.asarray(candidates), np.asarray(epochs)
+    values = np.asarray(values, dtype=float)
+    if min_epochs > 1 and len(candidates):
+        _, index, counts = np.unique(candidates, return_inverse=True, return_counts=True)
+        kept = counts[index] >= min_epochs
+        candidates, epochs, values = candidates[kept], epochs[kept], values[kept]
     if len(values) == 0:
         return posterior
-    candidates, epochs = np.asarray(candidates), np.asarray(epochs)
-    residuals = np.asarray(values, dtype=float) - posterior.mean[candidates, epochs - 1]
+    residuals = values - posterior.mean[candidates, epochs - 1]
     variance = max(float(np.mean(residuals ** 2)), MIN_VARIANCE)
     mean, std = posterior.mean.copy(), posterior.std.copy()
     n_epochs = posterior.n_epochs

@@ -88,6 +88,19 @@ class AT2Settings:
     (4 prior tasks, few residuals to measure the noise on) it is not better: HyperRec
     5.5 / 4.7 / 4.8 / 3.2 vs 5.5 / 4.7 / 3.3 / 3.2, LCBench 16.4 / 15.4 / 7.4 / 6.4 vs
     16.0 / 14.2 / 7.6 / 7.6."""
+    residual_min_epochs: int = field(default=2, metadata=ONLINE_ONLY)
+    """A configuration's curve is corrected by its residuals once this many of its epochs are
+    observed (1: from its first). One epoch cannot tell a lasting offset from that epoch's
+    noise (on LCBench the first epoch's value has Spearman correlation 0.03 with the final
+    value, the second's 0.70), and correcting on it reorders the leaders after a single
+    epoch. Measured
+    (2026-12-02, ``experiments.policy_replica``, equal to the engine; leave-one-task-out plus
+    random priors of 2-16 tasks, 702 HyperRec and 455 LCBench cases), rank @10/25/50/100 of 2
+    minus 1, paired: HyperRec +0.01 ± 0.12 / +0.07 ± 0.04 / -0.00 ± 0.04 / +0.06 ± 0.05,
+    LCBench -0.88 ± 0.56 / -0.89 ± 0.28 / -0.55 ± 0.23 / -0.33 ± 0.19; on other random draws
+    (648 and 420 cases) HyperRec -0.00 / -0.06 / -0.07 / -0.11 (± 0.12 / 0.06 / 0.05 / 0.04),
+    LCBench -0.99 ± 0.50 / +0.01 ± 0.24 / -0.54 ± 0.20 / -0.40 ± 0.17. 3 is no better on
+    LCBench (-0.68 / -1.02 / -0.58 / -0.41 on the random priors)."""
     transfer_mean: str = field(default="prior_quantile", metadata=ONLINE_ONLY)
     """The posterior mean curve of a candidate: the GP's (``"gp"``), its average curve over
     the prior tasks on the new task's scale (``"prior_average"``), or the average of each prior
@@ -236,6 +249,9 @@ class AT2Settings:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"AT2Settings.{name}={getattr(self, name)!r} is not one of "
                                  f"{', '.join(map(repr, allowed))}")
+        if not isinstance(self.residual_min_epochs, int) or self.residual_min_epochs < 1:
+            raise ValueError(f"AT2Settings.residual_min_epochs={self.residual_min_epochs!r} must "
+                             "be an integer >= 1 (1: correct a curve from its first epoch)")
 
     def offline_json(self) -> dict[str, Any]:
         """The fields an offline fit depends on: all but those marked ``ONLINE_ONLY``."""

@@ -29,7 +29,7 @@ def _engine_run(db, prior, curves, settings, budget):
 
 
 @pytest.mark.parametrize("changes", [
-    {"residual_kernel": "fixed"}, {"residual_kernel": "prior"},
+    {"residual_kernel": "fixed"}, {"residual_kernel": "prior"}, {"residual_min_epochs": 1},
     {"transfer_mean": "prior_quantile"},
     {"acquisition": "expected_improvement", "recommend_from": "observed"},
     {"acquisition": "thompson", "recommend_from": "all", "residual_kernel": "fixed"},

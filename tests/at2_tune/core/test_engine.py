@@ -233,7 +233,7 @@ def test_thompson_draws_are_pure_per_decision_and_survive_a_restore(two_task_pri
 def test_prior_average_mean_replaces_the_gp_mean_of_unobserved_grid_candidates(
         two_task_prior, frozen_settings, target_curves):
     settings = dataclasses.replace(frozen_settings, transfer_mean="prior_average",
-                                   transfer_std="gp")
+                                   transfer_std="gp", residual_min_epochs=1)  # 3 one-epoch curves
     engine = _conditioned(two_task_prior, settings, seed=0)
     average = engine.prior.curves.mean(axis=0)  # (100, 75) on the model's scale
     np.testing.assert_allclose(engine.posterior().mean,
@@ -294,7 +294,7 @@ def test_online_only_settings_are_marked_on_their_fields():
                       "online_epochs", "scale_target", "calibrate", "transfer_weights",
                       "similarity_temperature", "similarity_cells", "residual_kernel",
                       "transfer_std", "imputation_penalty",
-                      "unobserved_candidates"}
+                      "unobserved_candidates", "residual_min_epochs"}
 
 
 def test_repeated_candidates_are_refused(two_task_prior, fast_settings):
@@ -361,13 +361,15 @@ def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, fro
     np.testing.assert_allclose(engine.posterior().std, error_scale * spread)  # identity map
     queries = _run_queries(engine, target_curves, 6)
     engine.condition()
-    observed = sorted({c for c, _ in queries})
-    others = [c for c in range(100) if c not in observed]
+    counts = np.bincount([c for c, _ in queries], minlength=100)
+    corrected = np.flatnonzero(counts >= settings.residual_min_epochs)  # two epochs or more
+    others = np.flatnonzero(counts < settings.residual_min_epochs)  # one epoch: not corrected
+    assert len(corrected) >= 1 and (counts[others] == 1).any()
     scale = abs(engine.surrogate.transform.target.scale)
     assert scale != pytest.approx(1.0)
     std = engine.posterior().std
     np.testing.assert_allclose(std[others], scale * error_scale * spread[others])
-    assert (std[observed] < scale * error_scale * spread[observed]).all()  # residuals narrow it
+    assert (std[corrected] < scale * error_scale * spread[corrected]).all()  # residuals narrow it
     gp = AT2Engine(HYPERREC_SPACE, prior, dataclasses.replace(settings, transfer_std="gp"))
     assert prepare_engine(gp, cache)  # the same offline fit, the same observations
     for candidate, epoch in queries:

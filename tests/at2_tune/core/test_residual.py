@@ -26,6 +26,27 @@ def test_one_residual_shifts_the_curve_by_the_gp_posterior_mean():
     np.testing.assert_array_equal(corrected.mean[1], mean[1])
 
 
+def test_a_curve_with_fewer_than_min_epochs_observed_keeps_its_transfer_posterior():
+    rng = np.random.default_rng(1)
+    posterior = CurvePosterior(rng.normal(size=(3, 5)), np.full((3, 5), 0.5))
+    candidates, epochs = np.array([0, 2, 0, 1, 1, 1]), np.array([1, 1, 2, 1, 2, 3])
+    values = rng.normal(size=6)
+    corrected = residual.correct_observed(posterior, candidates, epochs, values, min_epochs=2)
+    np.testing.assert_array_equal(corrected.mean[2], posterior.mean[2])  # one epoch: untouched
+    np.testing.assert_array_equal(corrected.std[2], posterior.std[2])
+    # the others as if candidate 2 had never been observed (its residual takes no part)
+    without = residual.correct_observed(posterior, candidates[[0, 2, 3, 4, 5]],
+                                        epochs[[0, 2, 3, 4, 5]], values[[0, 2, 3, 4, 5]])
+    np.testing.assert_allclose(corrected.mean, without.mean)
+    np.testing.assert_allclose(corrected.std, without.std)
+    assert not np.allclose(corrected.mean[:2], posterior.mean[:2])  # two epochs: corrected
+    all_of_them = residual.correct_observed(posterior, candidates, epochs, values, min_epochs=1)
+    assert not np.allclose(all_of_them.mean[2], posterior.mean[2])
+    alone = residual.correct_observed(posterior, np.array([2]), np.array([1]), np.array([0.3]),
+                                      min_epochs=2)
+    np.testing.assert_array_equal(alone.mean, posterior.mean)  # nothing left to correct on
+
+
 def test_a_fully_observed_curve_is_reproduced_up_to_the_noise():
     rng = np.random.default_rng(0)
     posterior = CurvePosterior(np.zeros((2, 10)), np.full((2, 10), 0.3))

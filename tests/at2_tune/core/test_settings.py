@@ -26,6 +26,7 @@ def test_assignments_apply_in_order_and_merge_optimizer_keys():
     ("beta=false", "beta takes a JSON float, got bool False"),
     ('online_optimizer={"rate": 1}', "online_optimizer takes a JSON object with keys among name"),
     ('acquisition="ucb"', "AT2Settings.acquisition='ucb' is not one of 'auto'"),
+    ("residual_min_epochs=0", "AT2Settings.residual_min_epochs=0 must be an integer >= 1"),
 ])
 def test_bad_assignments_name_the_assignment_and_the_fix(assignment, message):
     with pytest.raises(ValueError) as error:
