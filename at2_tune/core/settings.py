@@ -57,9 +57,10 @@ class AT2Settings:
     expected improvement over the recommendation's predicted best value, over the remaining
     epochs), ``"thompson"`` (Thompson sampling of whole curves, ``acquisition.CurveThompson``),
     ``"mf_pi"`` (ifBO's probability of improvement at a random horizon over a random threshold,
-    ``acquisition.RandomHorizonPI``) or ``"leaders"`` (``acquisition.LeadersRoundRobin``). Measured with the calibrated std
-    (``transfer_std="prior_spread"``; 2026-12-01, ``experiments.policy_replica``, equal to the
-    engine, leave-one-task-out, rank @10/25/50/100): leaders HyperRec 2.9 / 3.2 / 3.1 / 2.9,
+    ``acquisition.RandomHorizonPI``) or ``"leaders"`` (``acquisition.LeadersRoundRobin``).
+    Measured with the calibrated std (``transfer_std="prior_spread"``; 2026-12-01,
+    ``experiments.policy_replica``, equal to the engine, leave-one-task-out, rank
+    @10/25/50/100): leaders HyperRec 2.9 / 3.2 / 3.1 / 2.9,
     LCBench 12.4 / 8.5 / 7.0 / 6.0; ``"best_future"`` 3.7 / 3.4 / 3.4 / 3.2 and 12.6 / 12.3 /
     11.6 / 7.9; ``"expected_improvement"`` 5.9 / 5.5 / 5.3 / 3.3 and 13.0 / 10.5 / 6.9 / 5.6;
     ``"thompson"`` 9.9 / 10.4 / 10.7 / 8.7 and 37.8 / 19.1 / 10.4 / 6.9; ``"next_epoch"``
@@ -93,14 +94,13 @@ class AT2Settings:
     observed (1: from its first). One epoch cannot tell a lasting offset from that epoch's
     noise (on LCBench the first epoch's value has Spearman correlation 0.03 with the final
     value, the second's 0.70), and correcting on it reorders the leaders after a single
-    epoch. Measured
-    (2026-12-02, ``experiments.policy_replica``, equal to the engine; leave-one-task-out plus
-    random priors of 2-16 tasks, 702 HyperRec and 455 LCBench cases), rank @10/25/50/100 of 2
-    minus 1, paired: HyperRec +0.01 ± 0.12 / +0.07 ± 0.04 / -0.00 ± 0.04 / +0.06 ± 0.05,
-    LCBench -0.88 ± 0.56 / -0.89 ± 0.28 / -0.55 ± 0.23 / -0.33 ± 0.19; on other random draws
-    (648 and 420 cases) HyperRec -0.00 / -0.06 / -0.07 / -0.11 (± 0.12 / 0.06 / 0.05 / 0.04),
-    LCBench -0.99 ± 0.50 / +0.01 ± 0.24 / -0.54 ± 0.20 / -0.40 ± 0.17. 3 is no better on
-    LCBench (-0.68 / -1.02 / -0.58 / -0.41 on the random priors)."""
+    epoch. Measured (2026-12-02, ``experiments.policy_replica``, equal to the engine;
+    leave-one-task-out plus random priors of 2-16 tasks, 702 HyperRec and 455 LCBench cases),
+    rank @10/25/50/100 of 2 minus 1, paired: HyperRec +0.01 ± 0.12 / +0.07 ± 0.04 / -0.00 ±
+    0.04 / +0.06 ± 0.05, LCBench -0.88 ± 0.56 / -0.89 ± 0.28 / -0.55 ± 0.23 / -0.33 ± 0.19;
+    on other random draws (648 and 420 cases) HyperRec -0.00 / -0.06 / -0.07 / -0.11 (± 0.12 /
+    0.06 / 0.05 / 0.04), LCBench -0.99 ± 0.50 / +0.01 ± 0.24 / -0.54 ± 0.20 / -0.40 ± 0.17. 3 is
+    no better on LCBench (-0.68 / -1.02 / -0.58 / -0.41 on the random priors)."""
     transfer_mean: str = field(default="prior_quantile", metadata=ONLINE_ONLY)
     """The posterior mean curve of a candidate: the GP's (``"gp"``), its average curve over
     the prior tasks on the new task's scale (``"prior_average"``), or the average of each prior
