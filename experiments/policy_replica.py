@@ -89,7 +89,8 @@ def replay(prior: PriorData, curves: np.ndarray, settings: AT2Settings, budget: 
         open_ = np.flatnonzero(trained < n_epochs)
         if open_.size == 0:
             break
-        rule = _acquisition(settings, posterior, trained, seed, len(configs))
+        rule = _acquisition(settings, posterior, trained, seed, len(configs),
+                            bounded=model.transform.warp_name == "log_error")
         scores = rule(posterior, open_, trained[open_] + 1)
         config = int(open_[int(np.argmax(scores))])  # ties: lower index, as the engine
         value = float(curves[config, trained[config]])
@@ -143,7 +144,7 @@ class _TransferModel:
                                          self.settings.residual_min_epochs)
 
 
-def _acquisition(settings, posterior, trained, seed, n_observations) -> Acquisition:
+def _acquisition(settings, posterior, trained, seed, n_observations, bounded) -> Acquisition:
     """The acquisition the engine would build (``AT2Engine.acquisition``)."""
     name = "leaders" if settings.acquisition == "auto" else settings.acquisition
     if name == "next_epoch":
@@ -159,7 +160,7 @@ def _acquisition(settings, posterior, trained, seed, n_observations) -> Acquisit
     incumbent = float(posterior.mean[_recommendable(settings, trained)].max())
     if name == "mf_pi":
         return RandomHorizonPI.draw(np.random.default_rng([seed, n_observations]), posterior,
-                                    incumbent, bounded=settings.output_warp == "log_error")
+                                    incumbent, bounded=bounded)
     return BestFutureEI(incumbent)
 
 

@@ -389,7 +389,7 @@ class AT2Engine:
         if name == "mf_pi":  # drawn from (seed, observations so far), as Thompson's draws
             rng = np.random.default_rng([self.seed, len(self.observations)])
             return acq.RandomHorizonPI.draw(rng, self.posterior(), incumbent,
-                                            bounded=s.output_warp == "log_error")
+                                            bounded=self.surrogate.transform.warp_name == "log_error")
         return acq.BestFutureEI(incumbent)
 
     def _prior_observed_first(self, contenders: tuple[int, ...]) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from at2_tune.core.transform import WARPS
 from at2_tune.model.fit import OptimizerSettings
 
 ONLINE_ONLY = {"online_only": True}
@@ -203,10 +204,13 @@ class AT2Settings:
     earlier predictions of the new task's observations (``AT2Engine.calibration``). It makes
     the acquisition explore more; on HyperRec pair 2 it recommended worse (rank 11 and 48 vs
     8 and 2 at 100 queries), so it is off by default."""
-    output_warp: str = "log_error"
+    output_warp: str = "auto"
     """``"log_error"``: model ``-log(1 + 1e-3 - v)`` of values ``v`` in [0, 1] (accuracies), which
     stretches the differences among the best configurations (``at2_tune.core.transform``);
-    ``"none"`` for metrics that are not fractions."""
+    ``"standardize"``: no warp, the new task's values standardized (a loss, a reward, any
+    scale); ``"none"``: no warp (the paper); ``"auto"``: ``"log_error"`` when every prior value
+    lies in [0, 1] (HyperRec, LCBench), else ``"standardize"``. ``AT2Searcher`` resolves
+    ``"auto"`` from the metric and mode as well (``mode="min"`` is never ``"log_error"``)."""
     scale_target: bool = field(default=True, metadata=ONLINE_ONLY)
     """Fit the new task on the prior tasks' scale through an affine map estimated from matched
     cells (``at2_tune.core.target_scale``); the paper fits raw values."""
@@ -238,7 +242,7 @@ class AT2Settings:
         choices = {"acquisition": ("auto", "next_epoch", "best_future", "expected_improvement",
                                    "leaders", "thompson", "mf_pi"),
                    "recommend_from": ("all", "observed", "best_observed"),
-                   "output_warp": ("none", "log_error"),
+                   "output_warp": WARPS,
                    "online_update": ("exact", "gradient"),
                    "transfer_mean": ("gp", "prior_average", "prior_quantile"),
                    "transfer_weights": ("uniform", "similar"),

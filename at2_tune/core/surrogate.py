@@ -219,7 +219,7 @@ class AT2Surrogate:
                    if g is not None]
         cells, matched_epochs, matched_values = (np.array(column) for column in zip(*matched)) \
             if matched else (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
-        self.transform.fit_target(cells, matched_epochs, matched_values)
+        self.transform.fit_target(cells, matched_epochs, matched_values, all_values=values)
 
     def _condition_exact(self, target_x: torch.Tensor, target_y: torch.Tensor) -> None:
         constants = self.model.mean_module.constants

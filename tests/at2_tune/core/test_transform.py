@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from at2_tune.core.prior import PriorData
-from at2_tune.core.transform import LOG_ERROR_EPS, OutputTransform
+from at2_tune.core.transform import LOG_ERROR_EPS, OutputTransform, resolve_output_warp
 from at2_tune.errors import AT2Error
 
 
@@ -26,7 +26,7 @@ def test_log_error_warp_stretches_the_top_and_round_trips():
 
 def test_warp_refuses_values_outside_0_1_with_the_value_and_the_fix():
     transform = OutputTransform(_prior(), standardize_prior=True, scale_target=True, warp="log_error")
-    with pytest.raises(AT2Error, match=r"value 87\.5 is outside \[0, 1\].*output_warp='none'"):
+    with pytest.raises(AT2Error, match=r"value 87\.5 is outside \[0, 1\].*output_warp='standardize'"):
         transform.target_to_model(np.array([0.5, 87.5]))
     with pytest.raises(AT2Error, match="prior task value 1.5"):
         OutputTransform(PriorData(("a",), ({"x": 0.0},), np.array([[[0.5, 1.5]]])), True, True,
@@ -53,3 +53,40 @@ def test_one_matched_observation_sets_the_level_at_scale_one():
     assert transform.target.scale == pytest.approx(1.0)
     assert transform.target_to_model(np.array([0.9]))[0] == pytest.approx(reference)
     np.testing.assert_allclose(transform.mean_from_model(np.array([reference])), transform.warp(0.9))
+
+
+def test_auto_warps_only_priors_of_fractions():
+    assert resolve_output_warp("auto", _prior()) == "log_error"
+    loss = PriorData(("a",), ({"x": 0.0}, {"x": 1.0}), np.array([[[2.5, 1.2], [np.nan, 0.4]]]))
+    assert resolve_output_warp("auto", loss) == "standardize"
+    negated = PriorData(("a",), ({"x": 0.0},), -np.array([[[0.9, 0.5]]]))  # a mode="min" prior
+    assert resolve_output_warp("auto", negated) == "standardize"
+    assert resolve_output_warp("auto", PriorData.empty([{"x": 0.0}], 3)) == "standardize"
+    assert resolve_output_warp("none", loss) == "none"
+    with pytest.raises(AT2Error, match="output_warp='log' is not one of"):
+        resolve_output_warp("log", loss)
+
+
+def test_standardize_without_prior_gives_the_new_tasks_values_mean_0_and_spread_1():
+    transform = OutputTransform(PriorData.empty([{"x": 0.0}, {"x": 1.0}], 3), True, True,
+                                warp="auto")
+    losses = -np.array([812.0, 640.0, 455.0, 390.0])  # a loss of any scale, negated to maximize
+    transform.fit_target(np.array([0, 0, 1, 1]), np.array([1, 2, 1, 2]), losses, all_values=losses)
+    model = transform.target_to_model(losses)
+    assert transform.warp_name == "standardize"
+    assert model.mean() == pytest.approx(0.0, abs=1e-12) and model.std() == pytest.approx(1.0)
+    np.testing.assert_allclose(transform.mean_from_model(model), losses)  # back as reported
+    transform.fit_target(np.array([0]), np.array([1]), losses[:1], all_values=losses[:1])
+    assert transform.target.scale == 1.0 and transform.target_to_model(losses[:1])[0] == 0.0
+
+
+def test_standardize_with_unmatched_prior_puts_the_new_task_on_the_priors_level_and_spread():
+    loss = PriorData(("a", "b"), ({"x": 0.0}, {"x": 1.0}),
+                     np.array([[[2.5, 1.2, 1.0], [2.0, 0.9, 0.6]], [[3.0, 2.0, 1.5], [np.nan] * 3]]))
+    transform = OutputTransform(loss, standardize_prior=True, scale_target=True, warp="auto")
+    values = np.array([10.0, 20.0, 30.0])  # configurations no prior task ran: nothing matched
+    transform.fit_target(np.zeros(0, int), np.zeros(0, int), np.zeros(0), all_values=values)
+    observed = transform.prior.curves[transform.prior.observed]
+    model = transform.target_to_model(values)
+    assert model.mean() == pytest.approx(observed.mean())
+    assert model.std() == pytest.approx(observed.std())
