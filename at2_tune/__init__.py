@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["AT2Scheduler", "AT2Searcher", "__version__"]
+__all__ = ["AT2Scheduler", "AT2Searcher", "__version__", "load_recommendation"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,4 +17,8 @@ def __getattr__(name: str) -> Any:
         from at2_tune import tune
 
         return getattr(tune, name)
+    if name == "load_recommendation":
+        from at2_tune.recommendation import load_recommendation
+
+        return load_recommendation
     raise AttributeError(f"module 'at2_tune' has no attribute {name!r}")

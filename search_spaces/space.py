@@ -173,6 +173,28 @@ class SearchSpace:
         """``count`` consecutive :meth:`sample` draws."""
         return [self.sample(rng) for _ in range(count)]
 
+    def finite_configs(self, limit: int) -> list[dict[str, Any]] | None:
+        """Every config of the space, in declaration order, when the space is finite (only
+        :class:`Categorical` and :class:`Integer` parameters, conditions respected) and holds
+        at most ``limit`` configs; else ``None``. A space of choices only is enumerated instead
+        of sampled, so no config repeats and none is missed."""
+        if any(not isinstance(p, (Categorical, Integer)) for p in self._parameters):
+            return None
+        partial: list[dict[str, Any]] = [{}]
+        for param in self._parameters:
+            grown: list[dict[str, Any]] = []
+            for values in partial:
+                if not self._is_active(param, values):
+                    grown.append(values)
+                    continue
+                domain = param.choices if isinstance(param, Categorical) \
+                    else range(param.low, param.high + 1, param.q)
+                if len(grown) + len(domain) > limit:
+                    return None
+                grown.extend({**values, param.name: value} for value in domain)
+            partial = grown
+        return [self._assemble(values) for values in partial]
+
     # ----------------------------------------------------------------- validation
     def validate(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The canonical form of ``config`` (plain Python values, constants filled in).

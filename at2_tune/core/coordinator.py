@@ -137,6 +137,9 @@ class Coordinator:
     can_start: bool = True
     """False once the executor cannot start new trials (Tune's ``num_samples`` is used up):
     free slots then only resume paused trials."""
+    first: list[int] = field(default_factory=list)
+    """Candidates started before the ranking decides, in this order (Ray's
+    ``points_to_evaluate``); each starts once, then the ranking decides about it too."""
     _planned: Start | Resume | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -214,6 +217,10 @@ class Coordinator:
         if self.max_concurrent is not None and self.in_flight >= self.max_concurrent:
             return WAIT
         trial_of = {r.candidate: (t, r.status) for t, r in self.trials.items()}
+        failed = self._engine().failed
+        for candidate in self.first if self.can_start else ():
+            if candidate not in trial_of and candidate not in failed:
+                return Start(candidate)
         for query in self.ranking():
             trial_id, status = trial_of.get(query.candidate, (None, None))
             if trial_id is None:
@@ -266,12 +273,20 @@ class Coordinator:
                         "used", trial_id, epoch)
             return Decision.STOP
         slots = self._slots() if record.status.in_flight else self._slots() + 1
-        if epoch != expected:
+        if epoch > expected:
             record.status = TrialStatus.DONE
             raise TrialEpochError(
                 f"trial {trial_id} reported epoch {epoch}, but its next epoch is {expected}: "
-                "the trainable must continue from its checkpoint (load tune.get_checkpoint() "
-                "and report epochs last+1, last+2, ...) and report every epoch once")
+                "AT2 observes every epoch. Report once per epoch, or, for a trainable that "
+                "reports every k-th epoch, count the reports instead: "
+                "AT2Searcher(time_attr='training_iteration') with max_epochs = the number of "
+                "reports")
+        if epoch < expected:
+            record.status = TrialStatus.DONE
+            raise TrialEpochError(
+                f"trial {trial_id} reported epoch {epoch} again (its next epoch is {expected}): "
+                "the trainable restarted from scratch; it must continue from its checkpoint "
+                "(load tune.get_checkpoint() and report epochs last+1, last+2, ...)")
         record.last_epoch = epoch
         if not math.isfinite(value):
             log.warning("trial %s reported %s at epoch %d: its configuration is recorded as "
@@ -364,7 +379,7 @@ class Coordinator:
                 "trace": [[r.trial_id, r.candidate, r.epoch, r.value, r.recommended]
                           for r in self.trace],
                 "epochs_spent": self.epochs_spent, "budget_epochs": self.budget_epochs,
-                "max_concurrent": self.max_concurrent,
+                "max_concurrent": self.max_concurrent, "first": list(self.first),
                 "track_recommendations": self.track_recommendations}
 
     def load_state_dict(self, state: dict[str, Any], engine: AT2Engine | None = None) -> None:
@@ -397,5 +412,6 @@ class Coordinator:
         self.epochs_spent = int(state["epochs_spent"])
         self.budget_epochs, self.max_concurrent = state["budget_epochs"], state["max_concurrent"]
         self.track_recommendations = bool(state["track_recommendations"])
+        self.first = [int(c) for c in state.get("first", ())]
         self._planned = None
         self.needs_reconcile = True

@@ -42,6 +42,14 @@ IMPUTATION_SEED = 7411
 """Mixed with the engine's seed to draw those folds (the same folds for the same seed)."""
 
 
+_IDENTITY_WORDS = {"space": "the search space", "prior": "the prior tasks' data",
+                   "candidates": "the candidate configurations",
+                   "offline_settings": "the offline settings (AT2Settings fields other than "
+                                       "the online ones)", "seed": "the seed",
+                   "format": "the state format"}
+"""What each field of ``AT2Engine.identity()`` is, in an identity-mismatch error."""
+
+
 @dataclass(frozen=True)
 class Query:
     """Train ``candidate`` for epoch ``epoch`` (1-based); ``score`` is its acquisition value."""
@@ -105,11 +113,12 @@ class AT2Engine:
         mine = self.identity()
         differ = sorted(k for k in mine.keys() | saved.keys() if mine.get(k) != saved.get(k))
         if differ:
-            details = "; ".join(f"{k}: saved {saved.get(k)!r:.40}, here {mine.get(k)!r:.40}"
-                                for k in differ)
-            raise AT2Error(f"{what} belongs to a different tuning run ({details}); build the "
-                           "engine with the space, prior, candidates, offline settings and seed "
-                           "it was saved with, or start a new run")
+            details = "; ".join(_IDENTITY_WORDS.get(k, k) if k not in ("seed", "format")
+                                else f"{_IDENTITY_WORDS[k]} (saved {saved.get(k)!r}, here "
+                                     f"{mine.get(k)!r})" for k in differ)
+            raise AT2Error(f"{what} belongs to a different tuning run; these differ: {details}."
+                           " Build the engine with the space, prior, candidates, offline "
+                           "settings and seed it was saved with, or start a new run")
 
     @property
     def prior(self) -> PriorData:

@@ -4,7 +4,8 @@ Two sources:
 
 * a Ray Tune experiment folder (``storage_path/name``): every trial folder's ``params.json``
   (its config) and ``result.json`` (one JSON result per line, as Tune's default JSON logger
-  writes them); nothing else is read, in particular no ``.pkl`` file;
+  writes them), plus ``at2-result.jsonl`` where the AT2 pair wrote one (see
+  :data:`AT2_RESULTS_FILE`); nothing else is read, in particular no ``.pkl`` file;
 * a finished ``at2-tune tune`` output folder: ``summary.json`` (the trials' configs) and
   ``trials/<trial_id>/metrics.jsonl``.
 
@@ -28,6 +29,11 @@ from search_spaces.errors import SearchSpaceError
 
 PARAMS_FILE = "params.json"
 RESULTS_FILE = "result.json"
+AT2_RESULTS_FILE = "at2-result.jsonl"
+"""Every result of a trial as ``AT2Scheduler`` received it, one JSON line each, appended in the
+trial's folder. Tune's ``result.json`` loses the rows written since its last upload whenever a
+paused trial resumes (its JSON logger copies the storage copy over the local file); this file
+is never replaced, so an import of a freeze-thaw run sees every epoch."""
 LOG_RANGE = 20.0
 """An inferred numeric range of positive values spanning at least this factor is log-scaled."""
 
@@ -99,6 +105,8 @@ def read_tune_experiment(folder: str | Path, metric: str,
     for trial_dir in trial_dirs:
         config = json.loads((trial_dir / PARAMS_FILE).read_text())
         rows = list(_json_lines(trial_dir / RESULTS_FILE))
+        if (trial_dir / AT2_RESULTS_FILE).is_file():  # complete where result.json lost rows
+            rows = list(_json_lines(trial_dir / AT2_RESULTS_FILE)) + rows
         for row in rows[:1]:
             seen.update(row)
         trials.append(TrialCurve(trial_dir.name, config,

@@ -129,7 +129,8 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
         document = summary.build_summary(
             final.coordinator, metrics, METRIC, time.perf_counter() - started,
             {"prior": plan.description, "dataset": data, "experiment": experiment,
-             "concurrency": options.concurrency, "resources_per_trial": resources})
+             "concurrency": options.concurrency, "resources_per_trial": resources,
+             "recommendation": final.recommendation()})
     finally:
         if owns_ray:
             import ray
@@ -206,7 +207,8 @@ def _closing_lines(options: LiveOptions, document: dict[str, Any], plot: Path | 
              f"{'-' if best is None else f'{best:.4f}'}) {document['recommended_config']}",
              f"{document['epochs_spent']}/{document['budget_epochs']} epochs over "
              f"{len(document['trials'])} trials in {document['wall_s']:.0f} s",
-             f"summary: {Path(options.out) / summary.SUMMARY_FILE}"]
+             f"summary: {Path(options.out) / summary.SUMMARY_FILE}",
+             f"in Python: at2_tune.load_recommendation({document['experiment']!r})"]
     if plot is not None:
         lines.append(f"learning curves: {plot}")
     return "\n".join(lines)

@@ -15,12 +15,18 @@ them, so they resume only when the coordinator picks them: slots and budget stay
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Callable
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import Repeater
+from ray.tune.trainable import FunctionTrainable, Trainable
 
 from at2_tune.core.coordinator import Coordinator, Decision, Finished, Resume, TrialStatus
+from at2_tune.databases.tune_import import AT2_RESULTS_FILE
 from at2_tune.errors import AT2Error
 from at2_tune.tune.searcher import AT2Searcher
 
@@ -48,17 +54,25 @@ class AT2Scheduler(TrialScheduler):
         self.on_decision = on_decision
         self._unknown: set[str] = set()  # restored trials newer than the restored coordinator
         searcher.attach_scheduler()
+        _quiet_resume_warnings()
 
     @property
     def coordinator(self):
         return self.searcher.coordinator
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
-        self.searcher.set_search_properties(metric, mode, {})
+        self.searcher.set_search_properties(metric, mode, {}, **spec)
         return True
 
     # ------------------------------------------------------------------ trial events
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
+        _check_actor_reuse(tune_controller, trial)
+        if _wraps_repeater(tune_controller):  # refused at the first trial, before any trains
+            raise AT2Error("search_alg=Repeater(AT2Searcher(...)) is not supported: AT2 "
+                           "trains each configuration in one trial, pausing and resuming it "
+                           "epoch by epoch, so a repeated trial has no place in its decisions. "
+                           "Pass search_alg=searcher without Repeater; to average over seeds, "
+                           "report the seeds' mean from one trial")
         status = self.coordinator.status(trial.trial_id)
         if status is None and not self.coordinator.needs_reconcile:
             raise AT2Error(f"trial {trial.trial_id} was not created by AT2Searcher; "
@@ -69,8 +83,13 @@ class AT2Scheduler(TrialScheduler):
             trial.set_status(Trial.PAUSED)  # restored: wait for the coordinator (see module doc)
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        with self.searcher.bounded_threads():
+            return self._decide(trial, result)
+
+    def _decide(self, trial: Trial, result: dict) -> str:
         if trial.trial_id in self._unknown:
             return TrialScheduler.STOP
+        _append_result(trial, result)
         value = self.searcher.metric_value(trial.trial_id, result)
         epoch = self.searcher.epoch_of(result)
         decision = self.coordinator.on_result(trial.trial_id, epoch, value)
@@ -82,16 +101,42 @@ class AT2Scheduler(TrialScheduler):
         self.coordinator.on_trial_end(trial.trial_id, failed=True)
 
     def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
+        """The trial ended; a result that Tune ended it on (a ``stop`` criterion, ``done=True``)
+        reached no :meth:`on_trial_result`, so it is observed here (once)."""
+        with self.searcher.bounded_threads():
+            self._observe_last_result(trial, result)
         self.coordinator.on_trial_end(trial.trial_id)
+
+    def _observe_last_result(self, trial: Trial, result: dict | None) -> None:
+        if not result or trial.trial_id in self._unknown:
+            return
+        if self.searcher.metric not in result or self.searcher.time_attr not in result:
+            return  # the trainable returned before reporting anything
+        record = self.coordinator.trials.get(trial.trial_id)
+        if record is None or not record.status.in_flight:
+            return
+        epoch = self.searcher.epoch_of(result)
+        if epoch <= record.last_epoch:
+            return  # observed already (Tune repeats the last result when a trainable returns)
+        _append_result(trial, result)
+        value = self.searcher.metric_value(trial.trial_id, result)
+        decision = self.coordinator.on_result(trial.trial_id, epoch, value)
+        if self.on_decision is not None:
+            self.on_decision(self.coordinator, trial.trial_id, epoch, value, decision)
 
     def on_trial_remove(self, tune_controller, trial: Trial) -> None:
         self.coordinator.on_trial_end(trial.trial_id)
 
     # ------------------------------------------------------------------ what runs next
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
+        with self.searcher.bounded_threads():
+            return self._trial_to_run(tune_controller)
+
+    def _trial_to_run(self, tune_controller) -> Trial | None:
         trials = tune_controller.get_trials()
         if self.coordinator.needs_reconcile:  # the first call after Tuner.restore: all are back
             self.coordinator.reconcile({t.trial_id for t in trials})
+        self._release_ended(trials)
         paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
         for trial_id, trial in list(paused.items()):
             if trial_id in self._unknown or self.coordinator.status(trial_id) is TrialStatus.DONE:
@@ -121,6 +166,16 @@ class AT2Scheduler(TrialScheduler):
                 tune_controller.stop_trial(trial)
         return None
 
+    def _release_ended(self, trials: list[Trial]) -> None:
+        """Trials Tune ended without telling the scheduler (a failed actor reuse errors the
+        trial directly): the coordinator releases their slots and epochs in flight."""
+        for trial in trials:
+            if trial.status in (Trial.ERROR, Trial.TERMINATED):
+                status = self.coordinator.status(trial.trial_id)
+                if status is not None and status is not TrialStatus.DONE:
+                    self.coordinator.on_trial_end(trial.trial_id,
+                                                  failed=trial.status == Trial.ERROR)
+
     def _in_flight(self, trial: Trial) -> bool:
         status = self.coordinator.status(trial.trial_id)
         return status is not None and status.in_flight
@@ -133,3 +188,55 @@ class AT2Scheduler(TrialScheduler):
                 f"{'/' + str(budget) if budget else ''} epochs, "
                 f"{counts[TrialStatus.RUNNING] + counts[TrialStatus.PENDING]} running, "
                 f"{counts[TrialStatus.PAUSED]} paused, {counts[TrialStatus.DONE]} done")
+
+
+def _check_actor_reuse(tune_controller, trial: Trial) -> None:
+    """A class Trainable without ``reset_config`` cannot be reused: Tune would error every
+    trial that gets a reused actor (freeze-thaw resumes trials all the time)."""
+    controller = getattr(tune_controller, "__dict__", {}).get("_tune_controller", tune_controller)
+    if not getattr(controller, "_reuse_actors", False):
+        return
+    trainable = trial.get_trainable_cls()
+    if isinstance(trainable, type) and issubclass(trainable, Trainable) \
+            and not issubclass(trainable, FunctionTrainable) \
+            and trainable.reset_config is Trainable.reset_config:
+        raise AT2Error(f"the class Trainable {trainable.__name__} has no reset_config, but "
+                       "reuse_actors=True: Tune errors every trial it reuses an actor for. "
+                       "Implement reset_config(self, new_config) (set up the new config and "
+                       "return True), or pass reuse_actors=False")
+
+
+def _wraps_repeater(tune_controller) -> bool:
+    searcher = getattr(tune_controller, "search_alg", None)
+    for _ in range(8):  # SearchGenerator -> ConcurrencyLimiter -> Repeater -> ...
+        if searcher is None or isinstance(searcher, Repeater):
+            return searcher is not None
+        searcher = getattr(searcher, "searcher", None)
+    return False
+
+
+def _append_result(trial: Trial, result: dict) -> None:
+    """Append ``result`` to the trial's ``at2-result.jsonl`` (what ``at2-tune prior import``
+    reads where Tune's ``result.json`` lost rows of paused and resumed trials)."""
+    folder = getattr(trial, "local_path", None)
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / AT2_RESULTS_FILE, "a") as handle:
+        handle.write(json.dumps(result, default=repr) + "\n")
+
+
+class _NoMissingRemoteLog(logging.Filter):
+    """Drops Tune's ``Remote file not found: .../result.json`` warning. Tune's loggers log it
+    whenever a trial restores before its folder reached the storage path, which under
+    freeze-thaw is nearly every resume (63 of the 80 results of an 80-epoch run): noise, since
+    nothing is lost that the AT2 pair does not record itself (``at2-result.jsonl``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Remote file not found")
+
+
+def _quiet_resume_warnings() -> None:
+    tune_loggers = logging.getLogger("ray.tune.logger.logger")
+    if not any(isinstance(f, _NoMissingRemoteLog) for f in tune_loggers.filters):
+        tune_loggers.addFilter(_NoMissingRemoteLog())

@@ -11,8 +11,11 @@ Use it together with :class:`~at2_tune.tune.scheduler.AT2Scheduler`; both share 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import glob
+import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -28,11 +31,14 @@ from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
+from at2_tune.core.threads import torch_threads
+from at2_tune.core.transform import resolve_output_warp
 from at2_tune.errors import AT2Error
+from at2_tune.recommendation import RECOMMENDATION_FILE
 from search_spaces.errors import SearchSpaceError
-from search_spaces.keys import distinct
+from search_spaces.keys import config_key, distinct
 
-SEARCHER_STATE_VERSION = 2
+SEARCHER_STATE_VERSION = 3
 BACKUP_FILE = "at2-searcher-state.backup.pt"
 log = logging.getLogger(__name__)
 _DEFAULT = "hyperrec"
@@ -44,8 +50,9 @@ class AT2Searcher(Searcher):
     result and trial end to the shared coordinator, once.
 
     Args:
-        space: a ``search_spaces.SearchSpace``; ``None``: the space Tune passes in
-            ``param_space`` (``search_spaces.from_param_space``), else the HyperRec space.
+        space: a ``search_spaces.SearchSpace`` or a Ray Tune ``param_space`` dict; ``None``:
+            the space Tune passes in ``param_space``, else the HyperRec space. A space given
+            here and a different one in ``param_space`` is an error, as in Ray's searchers.
         metric, mode: as in Tune (usually given to ``tune.run`` / ``TuneConfig`` instead).
         prior: ``"hyperrec"`` (the HyperRec database, all tasks), the folder of a database
             built with ``at2-tune prior import`` (its curves may be partially observed; its
@@ -54,14 +61,22 @@ class AT2Searcher(Searcher):
             space.
         candidates: configurations to choose from; default: the prior's configurations (with
             a database folder: plus ``n_candidates`` samples of the space), or
-            ``n_candidates`` samples of the space when there is no prior.
-        max_epochs: epochs per trial (default: the prior's epochs, or 75).
+            ``n_candidates`` distinct samples of the space when there is no prior (every
+            configuration, when the space is finite and holds at most ``n_candidates``).
+        points_to_evaluate: configurations started first, in this order (as in Ray's
+            searchers); the model decides everything after their first epochs.
+        max_epochs: epochs per trial; default: the prior's epochs, or a ``stop=
+            {time_attr: N}`` criterion's ``N``. Required without a prior and such a stop.
         budget_epochs: total epochs over all trials; ``None``: until ``num_samples`` trials.
         max_concurrent: slots ``k`` of the freeze-thaw rule (also set by Tune's
             ``max_concurrent_trials``).
         fit_cache: where offline fits are saved and reused: a ``FitCache`` (default
             ``FitCache()``, i.e. ``~/.cache/at2-tune/fits``) or a folder; ``None``: no cache.
         time_attr: the result field that counts epochs.
+        gp_threads: torch threads of the model's work in the driver (the offline fit, every
+            decision); ``None`` keeps torch's setting. The trials' processes share the machine:
+            torch's default of one thread per core oversubscribes it
+            (``experiments.driver_threads``).
     """
 
     def __init__(self, space=None, metric: str | None = None, mode: str | None = None, *,
@@ -71,12 +86,18 @@ class AT2Searcher(Searcher):
                  budget_epochs: int | None = None, max_concurrent: int | None = None,
                  fit_cache: FitCache | str | os.PathLike | None = FitCache(),
                  data_dir: str | None = None, time_attr: str = "training_iteration",
-                 track_recommendations: bool = False) -> None:
+                 track_recommendations: bool = False,
+                 points_to_evaluate: Sequence[dict[str, Any]] | None = None,
+                 gp_threads: int | None = 1) -> None:
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode={mode!r} is not supported; use 'max' or 'min'")
         super().__init__(metric=metric, mode=mode)
-        self._space = space
+        self._space = _as_space(space)
         self._prior = prior
+        self._points = [dict(p) for p in points_to_evaluate or ()]
+        with torch_threads(gp_threads):  # checks the value now, not at the first trial
+            self.gp_threads = gp_threads
+        self._stop_epochs: int | None = None
         self._settings = settings or AT2Settings()
         self._seed = seed
         self._candidates = list(candidates) if candidates is not None else None
@@ -97,19 +118,37 @@ class AT2Searcher(Searcher):
                               **spec: Any) -> bool:
         if self.coordinator.engine is not None:
             return False  # the engine exists: its space and metric can no longer change
-        if metric and not self._metric:
-            self._metric = metric
-        if mode and not self._mode:
-            if mode not in ("max", "min"):
-                raise ValueError(f"mode={mode!r} is not supported; use 'max' or 'min'")
-            self._mode = mode
-        if config and self._space is None:
-            from search_spaces import from_param_space
+        if metric and self._metric and metric != self._metric:
+            raise ValueError(f"AT2Searcher(metric={self._metric!r}) but Tune tunes "
+                             f"metric={metric!r}; give the metric in one place (TuneConfig or "
+                             "tune.run), or the same one in both")
+        if mode and self._mode and mode != self._mode:
+            raise ValueError(f"AT2Searcher(mode={self._mode!r}) but Tune tunes mode={mode!r}; "
+                             "give the mode in one place (TuneConfig or tune.run), or the same "
+                             "one in both")
+        if mode and mode not in ("max", "min"):
+            raise ValueError(f"mode={mode!r} is not supported; use 'max' or 'min'")
+        self._metric, self._mode = self._metric or metric, self._mode or mode
+        if "stop" in spec:
+            self._stop_epochs = _stop_epochs(spec["stop"], self.time_attr)
+        if config:
+            self._take_param_space(config)
+        return True
 
-            self._space = from_param_space(config)
+    def _take_param_space(self, config: dict) -> None:
+        """Use Tune's ``param_space``, or check that it is the space given to the searcher."""
+        from search_spaces import from_param_space
+
+        given = from_param_space(config)
+        if self._space is None:
+            self._space = given
             if self._prior == _DEFAULT:
                 self._prior = None  # the database prior only fits the HyperRec space
-        return True
+        elif given.parameters and not _same_space(given, self._space):
+            raise ValueError(
+                f"AT2Searcher was given the space {self._space.describe()}\nbut param_space "
+                f"holds another one:\n{given.describe()}\nGive the search space in one place: "
+                "AT2Searcher(space=...) or param_space (as with Ray's own searchers)")
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         self.coordinator.max_concurrent = max_concurrent
@@ -155,8 +194,7 @@ class AT2Searcher(Searcher):
                            f"space {space.name!r}: {exc}; tune in a space that holds the "
                            "earlier runs' configurations") from None
         if self._candidates is None:
-            rng = np.random.default_rng(self._seed)
-            self._candidates = distinct(list(configs) + space.sample_many(rng, self._n_candidates))
+            self._candidates = distinct(list(configs) + self._space_candidates(space))
         prior = PriorData(prior.tasks, configs, prior.curves, prior.source)
         return prior if self._max_epochs is None else prior.with_epochs(self._max_epochs)
 
@@ -173,10 +211,57 @@ class AT2Searcher(Searcher):
             db = load_database("hyperrec", self._data_dir)
             return PriorData.from_database(db, db.tasks, seed_profile=0)
         if prior is None:
-            configs = self._candidates or space.sample_many(np.random.default_rng(self._seed),
-                                                            self._n_candidates)
-            return PriorData.empty(configs, self._max_epochs or 75)
+            configs = self._candidates or self._space_candidates(space)
+            return PriorData.empty(configs, self._epochs_without_prior())
         return self._user_prior(space)
+
+    def _space_candidates(self, space) -> list[dict[str, Any]]:
+        """``n_candidates`` distinct samples of ``space``, or all of it when it is finite and
+        not larger (a space of choices only repeats samples)."""
+        every = space.finite_configs(self._n_candidates)
+        if every is not None:
+            return every
+        rng = np.random.default_rng(self._seed)
+        configs = distinct(space.sample_many(rng, self._n_candidates))
+        for _ in range(20):  # a discrete space larger than n_candidates: draw until distinct
+            if len(configs) >= self._n_candidates:
+                break
+            configs = distinct(configs + space.sample_many(rng, self._n_candidates))
+        return configs[:self._n_candidates]
+
+    def _epochs_without_prior(self) -> int:
+        epochs = self._max_epochs or self._stop_epochs
+        if epochs is None:
+            raise ValueError(
+                "AT2Searcher without a prior needs the number of epochs a trial trains: pass "
+                "AT2Searcher(max_epochs=N), or stop={" + repr(self.time_attr) + ": N} to "
+                "tune.run / RunConfig (AT2's epoch axis and freeze-thaw decisions need it)")
+        return epochs
+
+    def _with_points(self, candidates: list[dict[str, Any]] | None, prior: PriorData,
+                     space) -> list[dict[str, Any]] | None:
+        """The candidates with ``points_to_evaluate`` first (validated, each once)."""
+        if not self._points:
+            return candidates
+        try:
+            points = [space.validate(p) for p in self._points]
+        except SearchSpaceError as exc:
+            raise ValueError(f"a point of points_to_evaluate is not in the space "
+                             f"{space.name!r}: {exc}") from None
+        return distinct(points + list(prior.configs if candidates is None else candidates))
+
+    def _resolved_settings(self, prior: PriorData) -> AT2Settings:
+        """The settings with ``output_warp="auto"`` resolved from the metric and mode: the
+        log-error warp only for a metric to maximize whose prior values are all in [0, 1]."""
+        settings = self._settings
+        if settings.output_warp == "log_error" and self._mode == "min":
+            raise ValueError(f"AT2Settings(output_warp='log_error') warps accuracies to "
+                             f"maximize, but {self._metric!r} is tuned with mode='min'; use "
+                             "output_warp='standardize' (or 'auto')")
+        if settings.output_warp != "auto":
+            return settings
+        warp = "standardize" if self._mode == "min" else resolve_output_warp("auto", prior)
+        return dataclasses.replace(settings, output_warp=warp)
 
     def _new_engine(self) -> AT2Engine:
         """An engine of this searcher's identity, not fitted yet."""
@@ -186,7 +271,13 @@ class AT2Searcher(Searcher):
         if self._max_epochs is not None and self._max_epochs != prior.n_epochs:
             raise ValueError(f"max_epochs={self._max_epochs} differs from the prior's "
                              f"{prior.n_epochs} epochs; the model's epoch axis is the prior's")
-        return AT2Engine(space, prior, self._settings, seed=self._seed, candidates=self._candidates)
+        candidates = self._with_points(self._candidates, prior, space)
+        engine = AT2Engine(space, prior, self._resolved_settings(prior), seed=self._seed,
+                           candidates=candidates)
+        if self._points and not self.coordinator.trials:
+            keys = {config_key(c): i for i, c in enumerate(engine.candidates)}
+            self.coordinator.first = [keys[config_key(space.validate(p))] for p in self._points]
+        return engine
 
     def _check_metric(self) -> None:
         if not self._metric or not self._mode:
@@ -199,7 +290,8 @@ class AT2Searcher(Searcher):
         if self.coordinator.engine is None:
             engine = self._new_engine()
             started = time.perf_counter()
-            prepare_engine(engine, self._fit_cache)
+            with self.bounded_threads():
+                prepare_engine(engine, self._fit_cache)
             self.offline_fit_seconds = time.perf_counter() - started
             self.coordinator.attach(engine)
         return self.coordinator.engine
@@ -212,10 +304,15 @@ class AT2Searcher(Searcher):
             raise AT2Error("AT2Searcher makes freeze-thaw decisions with its scheduler: pass "
                            "scheduler=AT2Scheduler(searcher) next to search_alg=searcher")
         self.engine  # noqa: B018 (builds the engine on the first call)
-        action = self.coordinator.next_action()
+        with self.bounded_threads():
+            action = self.coordinator.next_action()
         if isinstance(action, Start):
             return copy.deepcopy(self.coordinator.start(trial_id, action))
         return Searcher.FINISHED if isinstance(action, Finished) else None
+
+    def bounded_threads(self):
+        """The context the model's work runs in: ``gp_threads`` torch threads."""
+        return torch_threads(getattr(self, "gp_threads", 1))
 
     def metric_value(self, trial_id: str, result: dict) -> float:
         """The metric of ``result`` as a value to maximize; a clear error when it is missing."""
@@ -223,7 +320,19 @@ class AT2Searcher(Searcher):
             raise AT2Error(f"trial {trial_id} reported no {self._metric!r} (got "
                            f"{sorted(k for k in result if not k.startswith('config'))[:12]}); "
                            f"report it with tune.report({{{self._metric!r}: ...}})")
-        value = float(result[self._metric])
+        reported = result[self._metric]
+        try:
+            value = float(reported)
+        except (TypeError, ValueError):
+            raise AT2Error(f"trial {trial_id} reported {self._metric}={reported!r}, which is not "
+                           "a number; report a float") from None
+        engine = self.coordinator.engine
+        if engine is not None and engine.surrogate.transform.warp_name == "log_error" \
+                and not 0.0 <= value <= 1.0 and math.isfinite(value):
+            raise AT2Error(f"trial {trial_id} reported {self._metric}={reported!r}, outside [0, 1]; "
+                           "the log-error warp (chosen for accuracies) needs fractions: report "
+                           "accuracy as a fraction, or pass AT2Searcher(settings=AT2Settings("
+                           "output_warp='standardize')) for a metric with other bounds")
         return value if self._mode == "max" else -value
 
     def epoch_of(self, result: dict) -> int:
@@ -251,11 +360,63 @@ class AT2Searcher(Searcher):
         self._saves += 1
         state = {"version": SEARCHER_STATE_VERSION, "metric": self._metric, "mode": self._mode,
                  "space": None if self._space is None else self._space.to_json(),
-                 "saved": [time.time(), self._saves],
+                 "saved": [time.time(), self._saves], "searcher": self._construction_state(),
                  "coordinator": self.coordinator.state_dict()}
         torch.save(state, checkpoint_path)
         paths.atomic_write(Path(checkpoint_path).with_name(BACKUP_FILE),
                            lambda handle: torch.save(state, handle))
+        recommendation = self.recommendation()
+        if recommendation is not None:
+            text = json.dumps(recommendation, indent=1, default=float)
+            paths.atomic_write(Path(checkpoint_path).with_name(RECOMMENDATION_FILE),
+                               lambda handle: handle.write(text.encode()))
+
+    def _construction_state(self) -> dict[str, Any]:
+        """What builds this searcher's engine, so a searcher made with defaults restores it."""
+        prior = self._prior
+        if isinstance(prior, PriorData):
+            prior = {"tasks": list(prior.tasks), "configs": list(prior.configs),
+                     "curves": torch.as_tensor(prior.curves), "source": prior.source}
+        elif prior is not None:
+            prior = str(prior)
+        return {"prior": prior, "settings": self._settings.to_json(), "seed": self._seed,
+                "candidates": self._candidates, "n_candidates": self._n_candidates,
+                "max_epochs": self._max_epochs, "stop_epochs": self._stop_epochs,
+                "time_attr": self.time_attr, "points_to_evaluate": self._points,
+                "data_dir": self._data_dir}
+
+    def _load_construction(self, saved: dict[str, Any]) -> None:
+        prior = saved["prior"]
+        if isinstance(prior, dict):
+            prior = PriorData(tuple(prior["tasks"]), tuple(prior["configs"]),
+                              prior["curves"].numpy(), prior["source"])
+        self._prior = prior
+        self._settings = AT2Settings.from_json(saved["settings"])
+        self._seed, self._candidates = saved["seed"], saved["candidates"]
+        self._n_candidates, self._max_epochs = saved["n_candidates"], saved["max_epochs"]
+        self._stop_epochs, self.time_attr = saved["stop_epochs"], saved["time_attr"]
+        self._points, self._data_dir = saved["points_to_evaluate"], saved["data_dir"]
+
+    # ------------------------------------------------------------------ the recommendation
+    def recommendation(self) -> dict[str, Any] | None:
+        """AT2's recommended trial so far: ``{"trial_id", "config", "metric", "mode", "value",
+        "epoch", "epochs_spent"}``, the value as the trial reported it at its best observed
+        epoch; ``None`` before the first observation. Reads the model, trains nothing."""
+        engine = self.coordinator.engine
+        if engine is None or not len(engine.observations) or \
+                len(engine.failed) == engine.n_candidates:
+            return None
+        engine.condition()  # a no-op unless an observation arrived since the last decision
+        candidate = engine.recommend()
+        own = [o for o in engine.observations if o.candidate == candidate]
+        trial_id = next((t for t, r in self.coordinator.trials.items()
+                         if r.candidate == candidate), None)
+        best = max(own, key=lambda o: o.value) if own else None
+        value = None if best is None else (best.value if self._mode == "max" else -best.value)
+        return {"trial_id": trial_id, "config": copy.deepcopy(engine.candidates[candidate]),
+                "metric": self._metric, "mode": self._mode, "value": value,
+                "epoch": None if best is None else best.epoch,
+                "epochs_spent": self.coordinator.epochs_spent}
 
     def restore_from_dir(self, checkpoint_dir: str) -> None:
         """Restore the newest whole state of an experiment folder (Tune's files and backups);
@@ -282,11 +443,13 @@ class AT2Searcher(Searcher):
         self._load(torch.load(checkpoint_path, weights_only=True), checkpoint_path)
 
     def _load(self, state: dict[str, Any], checkpoint_path: str) -> None:
-        if state.get("version") != SEARCHER_STATE_VERSION:
+        if state.get("version") not in (2, SEARCHER_STATE_VERSION):
             raise AT2Error(f"{checkpoint_path}: AT2Searcher state version "
                            f"{state.get('version')!r} is not supported (expected "
                            f"{SEARCHER_STATE_VERSION})")
         self._metric, self._mode = state["metric"], state["mode"]
+        if "searcher" in state:  # version 3 on: the state alone rebuilds the engine
+            self._load_construction(state["searcher"])
         if state["space"] is not None:
             from search_spaces import SearchSpace
 
@@ -295,3 +458,34 @@ class AT2Searcher(Searcher):
         self.coordinator.engine = None
         self.coordinator.load_state_dict(state["coordinator"], engine=engine)
         self._saves = int(state["saved"][1])
+
+
+def _as_space(space):
+    """``space`` as a ``SearchSpace``: a Ray Tune ``param_space`` dict is converted."""
+    from collections.abc import Mapping
+
+    from search_spaces import SearchSpace, from_param_space
+
+    if space is None or isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, Mapping):
+        return from_param_space(space)
+    raise ValueError(f"AT2Searcher(space={space!r}): expected a search_spaces.SearchSpace or a "
+                     "Ray Tune param_space dict such as {'lr': tune.loguniform(1e-4, 1e-1)}")
+
+
+def _stop_epochs(stop: Any, time_attr: str) -> int | None:
+    """``N`` of a ``stop={time_attr: N}`` criterion (Tune's dict form), else ``None``."""
+    if isinstance(stop, dict) and isinstance(stop.get(time_attr), (int, float)) \
+            and not isinstance(stop.get(time_attr), bool) and stop[time_attr] >= 1:
+        return int(stop[time_attr])
+    return None
+
+
+def _same_space(a, b) -> bool:
+    """The same parameters and constants (the names of the two spaces aside)."""
+    from search_spaces.serialization import exact_key
+
+    return (exact_key(a.parameters) == exact_key(b.parameters)
+            and exact_key(a.constants) == exact_key(b.constants))
+

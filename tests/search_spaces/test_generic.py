@@ -182,3 +182,21 @@ def test_unsupported_domains_are_rejected_with_their_path(param_space, fragments
 def test_param_space_must_be_a_dict():
     with pytest.raises(SearchSpaceError, match="param_space must be a dict"):
         from_param_space([tune.uniform(0, 1)])
+
+
+def test_a_finite_space_is_enumerated_with_its_conditions_and_a_large_one_is_not():
+    from search_spaces import Condition, SearchSpace
+
+    space = SearchSpace("finite", [Categorical("opt", ("sgd", "adam")),
+                                   Integer("momentum_x10", 0, 9, q=3,
+                                           condition=Condition("opt", "sgd")),
+                                   Categorical("bs", (32, 64))], {"epochs": 5})
+    configs = space.finite_configs(100)
+    # sgd: 4 momenta (0, 3, 6, 9) x 2 batch sizes; adam: 2 batch sizes (no momentum)
+    assert len(configs) == 10 and len({str(sorted(c.items())) for c in configs}) == 10
+    assert configs[0] == {"opt": "sgd", "momentum_x10": 0, "bs": 32, "epochs": 5}
+    assert {"opt": "adam", "bs": 64, "epochs": 5} in configs
+    assert all(space.validate(c) == c for c in configs)
+    assert space.finite_configs(9) is None  # larger than the limit
+    assert from_param_space({"lr": tune.uniform(0, 1)}).finite_configs(10**6) is None
+    assert from_param_space({"n": tune.randint(0, 10**9)}).finite_configs(100) is None

@@ -105,7 +105,7 @@ def test_an_epoch_that_is_not_the_next_one_is_a_clear_error_and_still_counts(
     coordinator = Coordinator(_engine(fitted_state, frozen_settings), budget_epochs=10, max_concurrent=2)
     coordinator.start("a", coordinator.next_action())
     _report(coordinator, "a")
-    with pytest.raises(TrialEpochError, match=r"trial a reported epoch 1, but its next epoch is 2.*checkpoint"):
+    with pytest.raises(TrialEpochError, match=r"trial a reported epoch 1 again \(its next epoch is 2\).*checkpoint"):
         coordinator.on_result("a", 1, 0.5)
     assert coordinator.epochs_spent == 2 and coordinator.status("a") is TrialStatus.DONE
     assert len(coordinator.engine.observations) == 1
@@ -141,7 +141,7 @@ def test_a_state_of_another_prior_is_refused_and_names_what_differs(fitted_state
     with pytest.raises(AT2Error, match="different tuning run.*prior"):
         Coordinator().load_state_dict(state, engine=other)
     reseeded = AT2Engine(synthetic.TOY_SPACE, PRIOR, frozen_settings, seed=1)
-    with pytest.raises(AT2Error, match="seed: saved 0, here 1"):
+    with pytest.raises(AT2Error, match=r"the seed \(saved 0, here 1\)"):
         Coordinator().load_state_dict(state, engine=reseeded)
 
 

@@ -44,6 +44,12 @@ def _check_run(out: Path, budget: int) -> dict:
                        if t["trial_id"] == summary["recommended_trial"])
     assert recommended["best_val_top1"] == best["best_val_top1"]
     assert summary["recommended_config"] == recommended["config"]
+    from at2_tune import load_recommendation  # the public ways agree with the summary
+
+    saved = load_recommendation(summary["experiment"])
+    assert saved == summary["recommendation"]
+    assert saved["trial_id"] == summary["recommended_trial"]
+    assert saved["value"] == summary["best_val_top1"] and saved["config"] == recommended["config"]
     return summary
 
 
