@@ -166,7 +166,10 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float]) -> str:
                                         max_concurrent_trials=options.concurrency,
                                         reuse_actors=True),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=options.storage_path, verbose=1,
+                name=EXPERIMENT, storage_path=options.storage_path, verbose=0,
+                # verbose=0: AT2's one status line per decision is the progress report;
+                # Tune's per-trial tables repeat a trial's config at every resume (a
+                # 20-epoch run printed 513 lines with verbose=1, 15 config tables of them)
                 # a ResNet checkpoint with its optimizer state is 150-300 MB: keeping every
                 # epoch's fills a disk within a few hundred epochs. Two, not one: Tune's saved
                 # experiment state can lag one checkpoint behind (it is forced once a trial
