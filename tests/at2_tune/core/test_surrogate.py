@@ -1,5 +1,7 @@
 """The surrogate on the synthetic prior: cached exact conditioning, fast posterior, pure queries."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,8 +18,9 @@ def _observe(engine, target, pairs):
 
 @pytest.fixture
 def conditioned(toy, frozen_settings):
-    space, prior, target = toy
-    engine = AT2Engine(space, prior, frozen_settings, seed=0)
+    space, prior, target = toy  # the GP's own posterior (under the default the prior decides)
+    settings = dataclasses.replace(frozen_settings, transfer_mean="gp", transfer_std="gp")
+    engine = AT2Engine(space, prior, settings, seed=0)
     _observe(engine, target, [(3, 1), (3, 2), (7, 1), (12, 1), (12, 2), (12, 3)])
     engine.condition()
     return engine
@@ -100,3 +103,26 @@ def test_default_policy_finds_a_top_configuration_of_the_toy_task(toy, frozen_se
     final = target.max(axis=1)
     rank = int((final > final[engine.recommend()]).sum())
     assert rank <= 2, rank
+
+
+def test_under_the_default_the_gp_is_not_conditioned_and_decisions_are_the_same(
+        toy, frozen_settings):
+    """With the prior tasks' average and spread deciding alone, conditioning skips the GP's
+    exact update; the posterior equals the one computed with a conditioned GP."""
+    space, prior, target = toy
+    lazy = AT2Engine(space, prior, frozen_settings, seed=0)
+    eager = AT2Engine(space, prior, frozen_settings, seed=0)
+    eager._decides_alone = (eager.n_candidates, False)  # force the GP path
+    for engine in (lazy, eager):
+        _observe(engine, target, [(3, 1), (3, 2), (7, 1), (12, 1), (12, 2), (12, 3)])
+        engine.condition()
+    assert lazy._transfer_decides_alone() and not eager._transfer_decides_alone()
+    strategy = lazy.surrogate.model.variational_strategy.variational_distribution
+    assert not torch.equal(strategy.mean.detach(), eager.surrogate.model.variational_strategy
+                           .variational_distribution.mean.detach())  # q(u) left as fitted
+    np.testing.assert_allclose(lazy.posterior().mean, eager.posterior().mean, rtol=1e-12)
+    np.testing.assert_allclose(lazy.posterior().std, eager.posterior().std, rtol=1e-12)
+    assert [q.candidate for q in lazy.ranked_queries()] == \
+        [q.candidate for q in eager.ranked_queries()]
+    lazy.add_candidates([space.sample(np.random.default_rng(5))])  # off the grid: GP needed
+    assert not lazy._transfer_decides_alone()
