@@ -406,7 +406,8 @@ class Coordinator:
         self.trials = {}
         for trial_id, (candidate, status, last_epoch) in state["trials"].items():
             status = TrialStatus(status)
-            restored = last_epoch > 0 and status is not TrialStatus.DONE
+            restored = status is not TrialStatus.DONE  # a starting one's checkpoint can be
+            # newer too: its first epoch reported and checkpointed after this state was saved
             self.trials[trial_id] = TrialRecord(candidate, status, last_epoch, catching_up=restored)
         self.trace = [TraceRow(*row) for row in state["trace"]]
         self.epochs_spent = int(state["epochs_spent"])

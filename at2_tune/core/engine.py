@@ -196,7 +196,7 @@ class AT2Engine:
         if not self._stale:
             return
         candidates, epochs, values, cells = self._observation_arrays()
-        if self._transfer_decides_alone():
+        if self.prior_decides_alone():
             self.surrogate.fit_transform(epochs, values, cells)  # the new task's scale only
         else:
             self.surrogate.condition(self._encoded[candidates], epochs, values, cells)
@@ -206,7 +206,7 @@ class AT2Engine:
     def _corrected_posterior(self, candidates, epochs, values) -> CurvePosterior:
         """The surrogate's posterior, observed curves corrected by their residuals
         (``settings.residual_correction``; ``at2_tune.core.residual``)."""
-        if self._transfer_decides_alone():
+        if self.prior_decides_alone():
             posterior = self._with_prior_average_mean(self._no_gp_posterior())
         else:
             posterior = self.surrogate.curve_posterior(self._encoded)
@@ -225,10 +225,10 @@ class AT2Engine:
         shape = (self.n_candidates, self.n_epochs)
         return CurvePosterior(np.zeros(shape), np.full(shape, np.nan))
 
-    def _transfer_decides_alone(self) -> bool:
+    def prior_decides_alone(self) -> bool:
         """Whether the GP's posterior of the new task takes no part in any decision, so that
         conditioning skips its exact update and its curve posterior (66 of the 70 ms a
-        HyperRec result cost): every candidate is a grid configuration that prior tasks
+        HyperRec result cost) and ``prepare_engine`` skips the offline fit: every candidate is a grid configuration that prior tasks
         observed at every epoch, the mean is the prior tasks' (copula) average with equal
         weights and the std their spread (``transfer_std="prior_spread"``, at least 2 prior
         tasks), and nothing moves the GP online. Decisions are the same either way; the GP is

@@ -92,7 +92,14 @@ class FitCache:
 
 def prepare_engine(engine: "AT2Engine", fit_cache: FitCache | None) -> bool:
     """Fit ``engine`` offline (through ``fit_cache`` when given and there are prior tasks) and
-    condition it; returns True when a saved fit was reused."""
+    condition it; returns True when a saved fit was reused.
+
+    When the prior tasks decide alone (``AT2Engine.prior_decides_alone``: a full grid such as
+    HyperRec's or LCBench's, under the default settings) the GP takes no part in any decision,
+    so nothing is fitted now; the GP is fitted the first time a candidate needs it."""
+    if engine.prior_decides_alone():
+        engine.condition()
+        return False
     reused = False
     if fit_cache is not None and engine.prior.n_tasks:
         reused = fit_cache.load_or_fit(engine)

@@ -353,7 +353,8 @@ def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, fro
     assert frozen_settings.transfer_std == "prior_spread"
     settings = dataclasses.replace(frozen_settings, offline_epochs=1)  # the GP only compares
     engine, cache = AT2Engine(HYPERREC_SPACE, prior, settings), FitCache(tmp_path)
-    prepare_engine(engine, cache)
+    assert prepare_engine(engine, cache) is False and not engine.surrogate.fitted  # no GP needed
+    cache.load_or_fit(engine)  # fitted all the same, so that the GP engine below shares it
     spread = spread_over_tasks(engine.prior.curves, engine.prior.observed)  # model's scale
     error_scale = engine.prior_spread[1]
     assert error_scale == spread_error_scale(engine.prior.curves, engine.prior.observed)

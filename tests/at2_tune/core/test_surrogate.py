@@ -116,7 +116,7 @@ def test_under_the_default_the_gp_is_not_conditioned_and_decisions_are_the_same(
     for engine in (lazy, eager):
         _observe(engine, target, [(3, 1), (3, 2), (7, 1), (12, 1), (12, 2), (12, 3)])
         engine.condition()
-    assert lazy._transfer_decides_alone() and not eager._transfer_decides_alone()
+    assert lazy.prior_decides_alone() and not eager.prior_decides_alone()
     strategy = lazy.surrogate.model.variational_strategy.variational_distribution
     assert not torch.equal(strategy.mean.detach(), eager.surrogate.model.variational_strategy
                            .variational_distribution.mean.detach())  # q(u) left as fitted
@@ -125,4 +125,4 @@ def test_under_the_default_the_gp_is_not_conditioned_and_decisions_are_the_same(
     assert [q.candidate for q in lazy.ranked_queries()] == \
         [q.candidate for q in eager.ranked_queries()]
     lazy.add_candidates([space.sample(np.random.default_rng(5))])  # off the grid: GP needed
-    assert not lazy._transfer_decides_alone()
+    assert not lazy.prior_decides_alone()
