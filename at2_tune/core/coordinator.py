@@ -171,6 +171,10 @@ class Coordinator:
         record = self.trials.get(trial_id)
         return None if record is None else record.status
 
+    def trial_of(self, candidate: int | None) -> str | None:
+        """The trial that trains ``candidate`` (each candidate has at most one), else ``None``."""
+        return next((t for t, r in self.trials.items() if r.candidate == candidate), None)
+
     def trials_with(self, status: TrialStatus) -> list[str]:
         return [t for t, r in self.trials.items() if r.status is status]
 

@@ -228,8 +228,8 @@ class AT2Engine:
     def prior_decides_alone(self) -> bool:
         """Whether the GP's posterior of the new task takes no part in any decision, so that
         conditioning skips its exact update and its curve posterior (66 of the 70 ms a
-        HyperRec result cost) and ``prepare_engine`` skips the offline fit: every candidate is a grid configuration that prior tasks
-        observed at every epoch, the mean is the prior tasks' (copula) average with equal
+        HyperRec result cost) and ``prepare_engine`` skips the offline fit: every candidate is
+        a grid configuration that prior tasks observed at every epoch, the mean is the prior tasks' (copula) average with equal
         weights and the std their spread (``transfer_std="prior_spread"``, at least 2 prior
         tasks), and nothing moves the GP online. Decisions are the same either way; the GP is
         conditioned (from all observations, as always) once a candidate needs it."""

@@ -15,15 +15,21 @@ from typing import Iterator
 import torch
 
 
+def checked_thread_count(count: int | None) -> int | None:
+    """``count`` if it is a whole number >= 1 or ``None``; else a ``ValueError`` naming it."""
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool)
+                              or count < 1):
+        raise ValueError(f"gp_threads={count!r} must be a whole number >= 1, or None to keep "
+                         "torch's own thread count")
+    return count
+
+
 @contextlib.contextmanager
 def torch_threads(count: int | None) -> Iterator[None]:
     """Run the block with ``count`` torch intra-op threads (``None``: leave the setting)."""
-    if count is None:
+    if checked_thread_count(count) is None:
         yield
         return
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"gp_threads={count!r} must be a whole number >= 1, or None to keep "
-                         "torch's own thread count")
     before = torch.get_num_threads()
     if before == count:
         yield

@@ -7,14 +7,6 @@ from dataclasses import dataclass
 from at2_tune.core.coordinator import Coordinator, Decision, TrialStatus
 
 
-def trial_of_candidate(coordinator: Coordinator, candidate: int | None) -> str | None:
-    """The trial that trains ``candidate`` (each candidate has at most one)."""
-    for trial_id, record in coordinator.trials.items():
-        if record.candidate == candidate:
-            return trial_id
-    return None
-
-
 def best_values(coordinator: Coordinator) -> dict[int, float]:
     """Best observed value of every observed candidate (on the maximized scale)."""
     best: dict[int, float] = {}
@@ -38,7 +30,7 @@ def status_line(coordinator: Coordinator, trial_id: str, epoch: int, value: floa
     if recommended is not None:
         best = best_values(coordinator).get(recommended)
         shown = "" if best is None else f" ({metric} {best:.4f})"
-        line += f" | recommended: trial {trial_of_candidate(coordinator, recommended)}{shown}"
+        line += f" | recommended: trial {coordinator.trial_of(recommended)}{shown}"
     return line
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from at2_tune.core.coordinator import Coordinator
-from at2_tune.live.status import trial_of_candidate
 from at2_tune.paths import atomic_write
 
 SUMMARY_FILE = "summary.json"
@@ -53,7 +52,7 @@ def build_summary(coordinator: Coordinator, metrics: dict[str, list[dict[str, An
     """The summary document (see the README's ``at2-tune tune`` section)."""
     trials = trial_entries(coordinator, metrics, metric)
     candidate = recommended_candidate(coordinator)
-    trial_id = trial_of_candidate(coordinator, candidate)
+    trial_id = coordinator.trial_of(candidate)
     best = next((t[f"best_{metric}"] for t in trials if t["trial_id"] == trial_id), None)
     return {
         "recommended_config": None if candidate is None

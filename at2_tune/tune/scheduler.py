@@ -89,13 +89,17 @@ class AT2Scheduler(TrialScheduler):
     def _decide(self, trial: Trial, result: dict) -> str:
         if trial.trial_id in self._unknown:
             return TrialScheduler.STOP
+        return self._observe(trial, result, self.searcher.epoch_of(result)).value
+
+    def _observe(self, trial: Trial, result: dict, epoch: int) -> Decision:
+        """Record ``result`` (``at2-result.jsonl``), give it to the coordinator, report the
+        decision (``on_decision``) and return it."""
         _append_result(trial, result)
         value = self.searcher.metric_value(trial.trial_id, result)
-        epoch = self.searcher.epoch_of(result)
         decision = self.coordinator.on_result(trial.trial_id, epoch, value)
         if self.on_decision is not None:
             self.on_decision(self.coordinator, trial.trial_id, epoch, value, decision)
-        return decision.value
+        return decision
 
     def on_trial_error(self, tune_controller, trial: Trial) -> None:
         self.coordinator.on_trial_end(trial.trial_id, failed=True)
@@ -118,11 +122,7 @@ class AT2Scheduler(TrialScheduler):
         epoch = self.searcher.epoch_of(result)
         if epoch <= record.last_epoch:
             return  # observed already (Tune repeats the last result when a trainable returns)
-        _append_result(trial, result)
-        value = self.searcher.metric_value(trial.trial_id, result)
-        decision = self.coordinator.on_result(trial.trial_id, epoch, value)
-        if self.on_decision is not None:
-            self.on_decision(self.coordinator, trial.trial_id, epoch, value, decision)
+        self._observe(trial, result, epoch)
 
     def on_trial_remove(self, tune_controller, trial: Trial) -> None:
         self.coordinator.on_trial_end(trial.trial_id)

@@ -31,7 +31,7 @@ from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
-from at2_tune.core.threads import torch_threads
+from at2_tune.core.threads import checked_thread_count, torch_threads
 from at2_tune.core.transform import resolve_output_warp
 from at2_tune.errors import AT2Error
 from at2_tune.recommendation import RECOMMENDATION_FILE
@@ -95,8 +95,7 @@ class AT2Searcher(Searcher):
         self._space = _as_space(space)
         self._prior = prior
         self._points = [dict(p) for p in points_to_evaluate or ()]
-        with torch_threads(gp_threads):  # checks the value now, not at the first trial
-            self.gp_threads = gp_threads
+        self.gp_threads = checked_thread_count(gp_threads)
         self._stop_epochs: int | None = None
         self._settings = settings or AT2Settings()
         self._seed = seed
@@ -238,17 +237,13 @@ class AT2Searcher(Searcher):
                 "tune.run / RunConfig (AT2's epoch axis and freeze-thaw decisions need it)")
         return epochs
 
-    def _with_points(self, candidates: list[dict[str, Any]] | None, prior: PriorData,
-                     space) -> list[dict[str, Any]] | None:
-        """The candidates with ``points_to_evaluate`` first (validated, each once)."""
-        if not self._points:
-            return candidates
+    def _validated_points(self, space) -> list[dict[str, Any]]:
+        """``points_to_evaluate`` in the space's canonical form."""
         try:
-            points = [space.validate(p) for p in self._points]
+            return [space.validate(p) for p in self._points]
         except SearchSpaceError as exc:
             raise ValueError(f"a point of points_to_evaluate is not in the space "
                              f"{space.name!r}: {exc}") from None
-        return distinct(points + list(prior.configs if candidates is None else candidates))
 
     def _resolved_settings(self, prior: PriorData) -> AT2Settings:
         """The settings with ``output_warp="auto"`` resolved from the metric and mode: the
@@ -271,12 +266,16 @@ class AT2Searcher(Searcher):
         if self._max_epochs is not None and self._max_epochs != prior.n_epochs:
             raise ValueError(f"max_epochs={self._max_epochs} differs from the prior's "
                              f"{prior.n_epochs} epochs; the model's epoch axis is the prior's")
-        candidates = self._with_points(self._candidates, prior, space)
+        points = self._validated_points(space)
+        candidates = self._candidates
+        if points:  # points_to_evaluate first, each once
+            rest = prior.configs if candidates is None else candidates
+            candidates = distinct(points + list(rest))
         engine = AT2Engine(space, prior, self._resolved_settings(prior), seed=self._seed,
                            candidates=candidates)
-        if self._points and not self.coordinator.trials:
+        if points and not self.coordinator.trials:
             keys = {config_key(c): i for i, c in enumerate(engine.candidates)}
-            self.coordinator.first = [keys[config_key(space.validate(p))] for p in self._points]
+            self.coordinator.first = [keys[config_key(p)] for p in points]
         return engine
 
     def _check_metric(self) -> None:
@@ -329,10 +328,11 @@ class AT2Searcher(Searcher):
         engine = self.coordinator.engine
         if engine is not None and engine.surrogate.transform.warp_name == "log_error" \
                 and not 0.0 <= value <= 1.0 and math.isfinite(value):
-            raise AT2Error(f"trial {trial_id} reported {self._metric}={reported!r}, outside [0, 1]; "
-                           "the log-error warp (chosen for accuracies) needs fractions: report "
-                           "accuracy as a fraction, or pass AT2Searcher(settings=AT2Settings("
-                           "output_warp='standardize')) for a metric with other bounds")
+            raise AT2Error(f"trial {trial_id} reported {self._metric}={reported!r}, outside "
+                           "[0, 1]; the log-error warp (chosen for accuracies) needs fractions: "
+                           "report accuracy as a fraction, or pass AT2Searcher(settings="
+                           "AT2Settings(output_warp='standardize')) for a metric with other "
+                           "bounds")
         return value if self._mode == "max" else -value
 
     def epoch_of(self, result: dict) -> int:
@@ -409,8 +409,7 @@ class AT2Searcher(Searcher):
         engine.condition()  # a no-op unless an observation arrived since the last decision
         candidate = engine.recommend()
         own = [o for o in engine.observations if o.candidate == candidate]
-        trial_id = next((t for t, r in self.coordinator.trials.items()
-                         if r.candidate == candidate), None)
+        trial_id = self.coordinator.trial_of(candidate)
         best = max(own, key=lambda o: o.value) if own else None
         value = None if best is None else (best.value if self._mode == "max" else -best.value)
         return {"trial_id": trial_id, "config": copy.deepcopy(engine.candidates[candidate]),

@@ -265,7 +265,8 @@ def test_a_space_of_choices_only_is_enumerated_and_points_to_evaluate_start_firs
             with tempfile.TemporaryDirectory() as directory:
                 with open(os.path.join(directory, "epoch.json"), "w") as handle:
                     json.dump(epoch, handle)
-                tune.report({"acc": 0.1 * config["a"] + 0.05 * "xyz".index(config["b"]) + 0.01 * epoch},
+                acc = 0.1 * config["a"] + 0.05 * "xyz".index(config["b"]) + 0.01 * epoch
+                tune.report({"acc": acc},
                             checkpoint=tune.Checkpoint.from_directory(directory))
 
     analysis = tune.run(discrete, config=space, search_alg=searcher,
