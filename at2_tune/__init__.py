@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["AT2Scheduler", "AT2Searcher", "__version__", "load_recommendation"]
+__all__ = ["AT2Scheduler", "AT2Searcher", "AT2Settings", "ModelSettings", "PolicySettings",
+           "__version__", "load_recommendation"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,6 +18,10 @@ def __getattr__(name: str) -> Any:
         from at2_tune import tune
 
         return getattr(tune, name)
+    if name in ("AT2Settings", "ModelSettings", "PolicySettings"):
+        from at2_tune.core import settings
+
+        return getattr(settings, name)
     if name == "load_recommendation":
         from at2_tune.recommendation import load_recommendation
 

@@ -1,12 +1,16 @@
-"""Cheap baselines for replay tuning, on the same protocol and metric as AT2.
+"""Cheap baselines for replay tuning, written as policies and replayed by the same coordinator.
 
-A query trains one configuration for one more epoch, i.e. reveals the next value of its learning
-curve on the test task. Every baseline returns a :class:`BaselineRun`: the recommended
-configuration after every query of the budget (the configuration with the best value observed
-so far on the test task, ties to the earliest observation) and the configuration trained by each
-query. A baseline that stops training before the budget is spent keeps its last recommendation
-for the remaining queries, so ``recommended`` always has ``task.budget`` entries and ``trained``
-may have fewer.
+Each baseline is a policy (``at2_tune.core.policies.Policy``) without a model: it orders the
+open candidates from what it observed and from the prior tasks' ranks. A
+:class:`ModelFreeCore` gives it the coordinator's decision-core protocol, so a baseline runs
+through the coordinator's K-slot simulator (``at2_tune.simulator.simulate``) exactly as AT2 does,
+on one slot or on ``K``. Every baseline recommends the configuration with the best value
+observed so far (ties: the earliest observation).
+
+:func:`run_baseline` returns a :class:`BaselineRun`: the recommended configuration after every
+query of the budget and the configuration trained by each query. A baseline that stops
+training before the budget is spent keeps its last recommendation for the remaining queries,
+so ``recommended`` always has ``task.budget`` entries and ``trained`` may have fewer.
 
 The transfer baselines (:func:`zero_shot`, :func:`top_k_round_robin`,
 :func:`transfer_successive_halving`) order the configurations by their average rank on the
@@ -15,13 +19,18 @@ prior tasks (``task.train_tasks``); the others ignore the prior tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from at2_tune.core.acquisition import owed_epochs
+from at2_tune.core.coordinator import Coordinator
+from at2_tune.core.observations import ObservationStore
+from at2_tune.core.policies import BestObserved, Query, Situation, situation_of
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.replay import ReplayTask
+from at2_tune.errors import AT2Error
+from at2_tune.simulator import ReplayTask, simulate
 
 
 @dataclass(frozen=True)
@@ -44,46 +53,172 @@ class BaselineRun:
         return len(set(self.trained))
 
 
-class _Replay:
-    """One baseline run on the test task: reveals an epoch per query, tracks the best value."""
+# ---------------------------------------------------------------- policies
+@dataclass
+class _ModelFree:
+    """Observation and recommendation of a model-free policy: the best observed value, or
+    ``fallback`` before the first observation."""
 
-    def __init__(self, db: LearningCurveDatabase, task: ReplayTask) -> None:
-        self.curves = db.task_curves(task.test_task, task.seed_profile)
-        self.budget = task.budget
-        self.epochs = np.zeros(db.n_configs, dtype=int)
-        self.recommended: list[int] = []
-        self.trained: list[int] = []
-        self._best_value = -np.inf
+    fallback: int = 0
+    recommender: BestObserved = field(default_factory=BestObserved)
+    decides_on = None
+    residual_correction = False
 
-    @property
-    def spent(self) -> bool:
-        return len(self.trained) >= self.budget
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        self.recommender.observe(candidate, epoch, value)
 
-    def finished(self, config: int) -> bool:
-        """Whether ``config`` has been trained to its last epoch."""
-        return self.epochs[config] >= self.curves.shape[1]
+    def recommend(self, posterior, eligible: Sequence[int]) -> int:
+        if not self.recommender.observations:
+            return self.fallback
+        return self.recommender.recommend(posterior, eligible)
 
-    def train(self, config: int) -> None:
-        """Spend one query: train ``config`` for its next epoch."""
-        value = self.curves[config, self.epochs[config]]
-        self.epochs[config] += 1
-        self.trained.append(int(config))
-        if value > self._best_value:
-            self._best_value = value
-            self.recommended.append(int(config))
-        else:
-            self.recommended.append(self.recommended[-1])
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name}
 
-    def train_to(self, config: int, epoch: int) -> None:
-        """Train ``config`` up to ``epoch`` epochs (fewer if the budget runs out)."""
-        while self.epochs[config] < min(epoch, self.curves.shape[1]) and not self.spent:
-            self.train(config)
-
-    def result(self) -> BaselineRun:
-        padding = [self.recommended[-1]] * (self.budget - len(self.recommended))
-        return BaselineRun(self.recommended + padding, list(self.trained))
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("name") != self.name:
+            raise AT2Error(f"the saved state is of policy {state.get('name')!r}, not {self.name!r}")
 
 
+@dataclass
+class RoundRobin(_ModelFree):
+    """Train the first ``k`` of ``ranking`` in turn: the configuration in place ``i`` is owed the
+    share ``(i + 1) ** -decay`` (normalized over the open ones) of their epochs; the one owed the
+    most goes first (ties: the better place). A configuration at its last epoch leaves the
+    rotation and the others continue; once all have, nothing is trained."""
+
+    ranking: Sequence[int] = ()
+    k: int = 3
+    decay: float = 0.0
+    name = "round-robin"
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        rotation = np.asarray(self.ranking)[: self.k]
+        weights = (np.arange(rotation.size) + 1.0) ** -self.decay
+        open_ = np.isin(rotation, situation.open)
+        if not open_.any():
+            return []
+        deficit = np.round(owed_epochs(np.where(open_, weights, 0.0),
+                                       situation.trained[rotation]), 9)
+        places = sorted(np.flatnonzero(open_), key=lambda place: (-deficit[place], place))
+        return [int(rotation[place]) for place in places]
+
+
+@dataclass
+class Screening(_ModelFree):
+    """Train every configuration of ``ranking`` for one epoch, in that order."""
+
+    ranking: Sequence[int] = ()
+    name = "screening"
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        open_ = set(situation.open.tolist())
+        return [int(c) for c in self.ranking if situation.trained[c] == 0 and c in open_]
+
+
+@dataclass
+class SuccessiveHalving(_ModelFree):
+    """Successive halving from the configurations ``start`` (in that order; ties keep it).
+
+    Each rung trains its configurations one after the other up to the rung's epoch (1, eta,
+    eta^2, ...); the best ``max(1, len // eta)`` by their value at that epoch go on to the next
+    rung. With ``train_survivor`` a single survivor is trained to its last epoch; otherwise
+    training stops once the last survivor reaches its rung. The rungs are recomputed from the
+    observations at every call, so the policy holds no state of its own."""
+
+    start: Sequence[int] = ()
+    eta: int = 3
+    n_epochs: int = 1
+    train_survivor: bool = False
+    values: dict[tuple[int, int], float] = field(default_factory=dict)
+    name = "successive-halving"
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        super().observe(candidate, epoch, value)
+        self.values[(int(candidate), int(epoch))] = float(value)
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        alive, rung = np.asarray(self.start), 1
+        while True:
+            if alive.size == 1 and self.train_survivor:
+                rung = self.n_epochs
+            rung = min(rung, self.n_epochs)
+            pending = [int(c) for c in alive if situation.trained[c] < rung]
+            if pending:
+                open_ = set(situation.open.tolist())
+                return [c for c in pending if c in open_]
+            if alive.size == 1 or rung == self.n_epochs:
+                return []
+            scores = np.array([self.values[(int(c), rung)] for c in alive])
+            alive = alive[np.argsort(-scores, kind="stable")[:max(1, alive.size // self.eta)]]
+            rung *= self.eta
+
+
+# ---------------------------------------------------------------- running them
+class ModelFreeCore:
+    """The coordinator's decision-core protocol for a model-free policy: candidates, the
+    observations, and the policy's order and recommendation (no posterior)."""
+
+    def __init__(self, policy, candidates: Sequence[dict[str, Any]], n_epochs: int) -> None:
+        self.policy = policy
+        self.candidates = list(candidates)
+        self.n_epochs = n_epochs
+        self.observations = ObservationStore(n_epochs)
+        self.failed: set[int] = set()
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        observation = self.observations.check(candidate, epoch, value, len(self.candidates))
+        self.observations.append(observation)
+        self.policy.observe(candidate, epoch, observation.value)
+
+    def mark_failed(self, candidate: int) -> None:
+        self.failed.add(candidate)
+
+    def condition(self) -> None:
+        """Nothing to condition: no model."""
+
+    def next_epoch(self, candidate: int) -> int:
+        return self.observations.next_epoch(candidate)
+
+    def ranked_queries(self, candidates=None, limit: int | None = None) -> list[Query]:
+        situation = situation_of(len(self.candidates), self.failed, self.next_epoch,
+                                 self.n_epochs, np.ones(len(self.candidates), dtype=bool))
+        order = self.policy.order(None, situation)
+        if candidates is not None:
+            chosen = set(int(c) for c in candidates)
+            order = [c for c in order if c in chosen]
+        return [Query(c, self.next_epoch(c)) for c in order[:limit]]
+
+    def recommend(self) -> int:
+        eligible = [c for c in range(len(self.candidates)) if c not in self.failed]
+        return self.policy.recommend(None, eligible)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"observations": self.observations.to_json(), "failed": sorted(self.failed),
+                "policy": self.policy.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.observations = ObservationStore.from_json(state["observations"], self.n_epochs)
+        self.failed = set(state["failed"])
+        for observation in self.observations:
+            self.policy.observe(observation.candidate, observation.epoch, observation.value)
+        self.policy.load_state_dict(state["policy"])
+
+
+def replay_policy(db: LearningCurveDatabase, task: ReplayTask, policy, concurrency: int = 1,
+                  seed: int = 0) -> BaselineRun:
+    """Replay a model-free ``policy`` on ``task`` through the coordinator on ``concurrency``
+    simulated slots (``at2_tune.simulator.simulate``, seeded epoch durations)."""
+    core = ModelFreeCore(policy, db.configs, db.n_epochs)
+    coordinator = Coordinator(core, budget_epochs=task.budget, max_concurrent=concurrency,
+                              track_recommendations=True)
+    simulate(coordinator, db.task_curves(task.test_task, task.seed_profile), concurrency, seed)
+    trained = [row.candidate for row in coordinator.trace]
+    recommended = [row.recommended for row in coordinator.trace] or [core.recommend()]
+    return BaselineRun(recommended + [recommended[-1]] * (task.budget - len(trained)), trained)
+
+
+# ---------------------------------------------------------------- the baselines
 def prior_order(db: LearningCurveDatabase, task: ReplayTask, method: str) -> np.ndarray:
     """Configuration indices by average rank on the prior tasks, best first (ties: lower index).
 
@@ -105,107 +240,75 @@ def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> BaselineRun:
 
 
 def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int,
-                      decay: float = 0.0, order: np.ndarray | None = None) -> BaselineRun:
-    """Train the ``k`` best configurations by average prior rank one epoch each, in turn.
+                      decay: float = 0.0, order: np.ndarray | None = None,
+                      concurrency: int = 1) -> BaselineRun:
+    """Train the ``k`` best configurations by average prior rank in turn (:class:`RoundRobin`).
 
-    With ``decay=0`` query ``i`` trains ``order[i mod k]`` for its next epoch. With ``decay >
-    0`` the configuration in place ``i`` (0 = best prior rank) is owed the share ``(i + 1) **
-    -decay`` (normalized) of the epochs, and each query trains the one furthest below its share
-    (ties to the better place): the prior's favourite gets the most epochs. A configuration at
-    its last epoch leaves the rotation and the others continue. ``order`` replaces the
-    average-rank order (configuration indices, best first), e.g. for a prior that did not
-    observe every configuration.
+    With ``decay=0`` query ``i`` trains ``order[i mod k]`` for its next epoch; with ``decay > 0``
+    the prior's favourite gets the most epochs. ``order`` replaces the average-rank order
+    (configuration indices, best first), e.g. for a prior that did not observe every
+    configuration.
     """
     if k < 1 or decay < 0:
         raise ValueError(f"top_k_round_robin: k={k} must be at least 1 and decay={decay} at "
                          "least 0")
     if order is None:
         order = prior_order(db, task, "top_k_round_robin")
-    rotation = np.asarray(order)[:k]
-    weights = (np.arange(k) + 1.0) ** -decay
-    run = _Replay(db, task)
-    while not run.spent:
-        open_ = np.array([not run.finished(c) for c in rotation])
-        if not open_.any():
-            break
-        deficit = owed_epochs(np.where(open_, weights, 0.0), run.epochs[rotation])
-        place = int(np.argmax(np.where(open_, np.round(deficit, 9), -np.inf)))  # ties: first
-        run.train(int(rotation[place]))
-    return run.result()
+    ranking = [int(c) for c in order]
+    return replay_policy(db, task, RoundRobin(ranking[0], ranking=ranking, k=k, decay=decay),
+                         concurrency)
 
 
 def one_epoch_screening(db: LearningCurveDatabase, task: ReplayTask,
-                        rng: np.random.Generator) -> BaselineRun:
+                        rng: np.random.Generator, concurrency: int = 1) -> BaselineRun:
     """Train every configuration for one epoch (in random order); recommend the best so far."""
-    run = _Replay(db, task)
-    for config in rng.permutation(db.n_configs).tolist():
-        if run.spent:
-            break
-        run.train(config)
-    return run.result()
+    ranking = rng.permutation(db.n_configs).tolist()
+    return replay_policy(db, task, Screening(ranking[0], ranking=ranking), concurrency)
 
 
 def successive_halving(db: LearningCurveDatabase, task: ReplayTask, rng: np.random.Generator,
-                       n_start: int = 27, eta: int = 3) -> BaselineRun:
-    """Successive halving from ``n_start`` random configurations, rungs at 1, eta, eta^2... epochs.
-
-    The survivors of each rung (the best 1/eta by their value at the rung's epoch) are trained
-    up to the next rung; training stops once the last survivor reaches its rung.
-    """
+                       n_start: int = 27, eta: int = 3, concurrency: int = 1) -> BaselineRun:
+    """Successive halving from ``n_start`` random configurations, rungs at 1, eta, eta^2...
+    epochs; training stops once the last survivor reaches its rung."""
     start = rng.choice(db.n_configs, size=n_start, replace=False)
-    return _successive_halving(db, task, start, eta, train_survivor=False)
+    return _successive_halving(db, task, start, eta, False, concurrency)
 
 
 def transfer_successive_halving(db: LearningCurveDatabase, task: ReplayTask, n: int,
-                                eta: int = 3) -> BaselineRun:
-    """Successive halving over the ``n`` best configurations by average prior rank.
-
-    Rungs at 1, eta, eta^2... epochs as in :func:`successive_halving`; once a single
-    configuration survives, it is trained one epoch per query until the budget ends or it
-    reaches its last epoch.
-    """
+                                eta: int = 3, concurrency: int = 1) -> BaselineRun:
+    """Successive halving over the ``n`` best configurations by average prior rank; once a
+    single configuration survives, it is trained until the budget ends or it reaches its last
+    epoch."""
     start = prior_order(db, task, "transfer_successive_halving")[:n]
-    return _successive_halving(db, task, start, eta, train_survivor=True)
+    return _successive_halving(db, task, start, eta, True, concurrency)
 
 
-def _successive_halving(db: LearningCurveDatabase, task: ReplayTask, start: np.ndarray,
-                        eta: int, train_survivor: bool) -> BaselineRun:
-    """Successive halving from the configurations ``start`` (in that order; ties keep it).
-
-    Each rung trains its configurations one after the other up to the rung's epoch; the best
-    ``max(1, len // eta)`` by their value at that epoch go on to the next rung (``eta`` times
-    more epochs). With ``train_survivor``, a single survivor is trained to its last epoch.
-    """
+def _successive_halving(db, task, start, eta: int, train_survivor: bool,
+                        concurrency: int) -> BaselineRun:
     if eta < 2 or len(start) < 1:
         raise ValueError(f"successive halving needs eta >= 2 and at least one configuration "
                          f"(got eta={eta}, {len(start)} configurations)")
-    run = _Replay(db, task)
-    alive = np.asarray(start)
-    rung = 1
-    while True:
-        if alive.size == 1 and train_survivor:
-            rung = db.n_epochs
-        rung = min(rung, db.n_epochs)
-        for config in alive.tolist():
-            run.train_to(config, rung)
-        if run.spent or alive.size == 1 or rung == db.n_epochs:
-            return run.result()
-        scores = run.curves[alive, rung - 1]
-        alive = alive[np.argsort(-scores, kind="stable")[:max(1, alive.size // eta)]]
-        rung *= eta
+    start = [int(c) for c in start]
+    policy = SuccessiveHalving(start[0], start=start, eta=eta, n_epochs=db.n_epochs,
+                               train_survivor=train_survivor)
+    return replay_policy(db, task, policy, concurrency)
 
 
-BY_NAME = {
-    "zero-shot": lambda db, task, rng: zero_shot(db, task),
-    "top3": lambda db, task, rng: top_k_round_robin(db, task, 3),
-    "top5": lambda db, task, rng: top_k_round_robin(db, task, 5),
-    "top4-weighted": lambda db, task, rng: top_k_round_robin(db, task, 4, decay=0.5),
-    "transfer-sh9": lambda db, task, rng: transfer_successive_halving(db, task, 9),
-    "transfer-sh27": lambda db, task, rng: transfer_successive_halving(db, task, 27),
-    "screening": lambda db, task, rng: one_epoch_screening(db, task, rng),
-    "successive-halving": lambda db, task, rng: successive_halving(db, task, rng),
+BY_NAME: dict[str, Callable[..., BaselineRun]] = {
+    "zero-shot": lambda db, task, rng, k=1: zero_shot(db, task),
+    "top3": lambda db, task, rng, k=1: top_k_round_robin(db, task, 3, concurrency=k),
+    "top5": lambda db, task, rng, k=1: top_k_round_robin(db, task, 5, concurrency=k),
+    "top4-weighted": lambda db, task, rng, k=1: top_k_round_robin(db, task, 4, decay=0.5,
+                                                                  concurrency=k),
+    "transfer-sh9": lambda db, task, rng, k=1: transfer_successive_halving(db, task, 9,
+                                                                           concurrency=k),
+    "transfer-sh27": lambda db, task, rng, k=1: transfer_successive_halving(db, task, 27,
+                                                                            concurrency=k),
+    "screening": lambda db, task, rng, k=1: one_epoch_screening(db, task, rng, k),
+    "successive-halving": lambda db, task, rng, k=1: successive_halving(db, task, rng,
+                                                                        concurrency=k),
 }
-"""The baselines by name, each called as ``(database, task, numpy Generator)`` (the
+"""The baselines by name, each called as ``(database, task, numpy Generator, slots=1)`` (the
 deterministic ones ignore the generator)."""
 RANDOM = ("screening", "successive-halving")
 """The baselines of :data:`BY_NAME` that use the generator."""

@@ -34,7 +34,7 @@ def _child(args: argparse.Namespace) -> None:
     from ray import tune
 
     from at2_tune.tune import AT2Scheduler, AT2Searcher
-    from trainers.replay import make_replay_trainable
+    from trainers.curve_trainable import make_replay_trainable
 
     class TimedScheduler(AT2Scheduler):
         seconds: list[float] = []

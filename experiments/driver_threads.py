@@ -14,7 +14,6 @@ torch's own default. Prints a table (wall seconds per fit, ratio default / one t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing
 import sys
 import time
@@ -23,10 +22,10 @@ import torch
 
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.prior import PriorData
-from at2_tune.core.settings import AT2Settings
+from at2_tune.core.settings import AT2Settings, ModelSettings
 from at2_tune.core.threads import torch_threads
 from at2_tune.databases import load_database
-from at2_tune.replay import resolve_task
+from at2_tune.simulator import resolve_task
 from search_spaces import get_space
 
 
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     db = load_database("hyperrec", args.data_dir)
     task = resolve_task(db, pair=0, budget=1)
     prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
-    settings = dataclasses.replace(AT2Settings(), offline_max_steps=args.steps)
+    settings = AT2Settings(ModelSettings(offline_max_steps=args.steps))
     default = torch.get_num_threads()
     print(f"offline fit of {prior.n_tasks} HyperRec tasks, {args.steps} steps; torch's default "
           f"is {default} threads on this machine")

@@ -13,10 +13,10 @@ configuration, at the average prior rank of its nearest observed one
 configuration's curve with its GP (the hyperparameter kernel) and an observed one's with the
 prior average, as it does in live tuning; ``at2-observed`` is AT2 restricted to the observed
 half (what it does without the GP's reach, ``--methods`` to include it), and ``at2-replica``
-the same decisions without any fit (``experiments.policy_replica`` on the observed half: under the
-default ``unobserved_candidates="after_observed"`` AT2 trains a hidden configuration only once
+the same decisions without any fit (AT2 with the observed half as its whole prior grid, where
+the transfer posterior needs no GP: the default policy trains a hidden configuration only once
 fewer than ``leaders`` observed ones are open, which 100 queries never reach, so it decides as
-``at2-observed``; seconds for all cases, for trying online settings with ``--set``).
+``at2-observed``; seconds for all cases, for trying policy settings with ``--set``).
 
 Prints, per database, the rank of the recommendation among all configurations after
 10/25/50/100 queries (mean ± standard error over cases), the paired difference of AT2 with the
@@ -24,7 +24,7 @@ best baseline, the share of cases whose best configuration is hidden and of AT2'
 recommendations that are hidden. Each case is one JSON file under ``OUT/cases``; cases already
 there are skipped, so a run can be resumed; ``OUT/summary.md`` holds the tables. With
 ``--fit-cache DIR`` the offline fits are saved there, and a rerun with other online settings
-(``--set imputation_penalty=1``, ``--set leaders=3``) reuses them.
+(``--set leaders=3``) reuses them.
 """
 
 from __future__ import annotations
@@ -123,18 +123,18 @@ def run_at2(db, space, prior, curves: np.ndarray, candidates: np.ndarray, budget
 
 def replica_on_observed(db, train_tasks, seed_profile: int, hidden: np.ndarray,
                         curves: np.ndarray, budget: int, settings) -> list[int]:
-    """AT2's recommendations over the observed configurations, from
-    ``experiments.policy_replica`` (no fit): what ``at2-observed`` recommends."""
+    """AT2's recommendations over the observed configurations with them as the whole prior
+    grid (the GP takes no part: no fit): what ``at2-observed`` recommends."""
     from at2_tune.core.prior import PriorData
-    from experiments.policy_replica import replay
+    from search_spaces import get_space
 
     observed = np.flatnonzero(~hidden)
     full = PriorData.from_database(db, train_tasks, seed_profile)
     prior = PriorData(full.tasks, tuple(full.configs[i] for i in observed),
                       full.curves[:, observed], f"{full.source}, observed half")
-    _, recommended = replay(prior, curves[observed], settings, budget)
-    recommended += recommended[-1:] * (budget - len(recommended))
-    return [int(observed[r]) for r in recommended]
+    recommended, _, _ = run_at2(db, get_space(db.space_name), prior, curves, observed, budget,
+                                settings=settings)
+    return recommended
 
 
 def run_case(database: str, test_task: str, seed_profile: int, methods, budget: int,
@@ -146,7 +146,7 @@ def run_case(database: str, test_task: str, seed_profile: int, methods, budget: 
     from at2_tune.baselines import top_k_round_robin
     from at2_tune.core.settings import AT2Settings
     from at2_tune.databases import load_database
-    from at2_tune.replay import resolve_task
+    from at2_tune.simulator import resolve_task
     from search_spaces import get_space
 
     torch.set_num_threads(threads)

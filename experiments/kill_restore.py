@@ -35,11 +35,12 @@ TEST_TASK = "CIFAR100"
 # ---------------------------------------------------------------------- the driver (child process)
 def _searcher(data_dir: str, budget: int, concurrency: int):
     from at2_tune.core.prior import PriorData
-    from at2_tune.core.settings import AT2Settings
+    from at2_tune.core.settings import AT2Settings, ModelSettings
     from at2_tune.databases import load_database
     from at2_tune.tune import AT2Searcher
 
-    settings = AT2Settings(n_inducing=32, offline_epochs=1, hidden_dim=8, feature_dim=4)
+    settings = AT2Settings(ModelSettings(n_inducing=32, offline_epochs=1, hidden_dim=8,
+                                          feature_dim=4))
     prior = PriorData.from_database(load_database("hyperrec", data_dir), PRIOR_TASKS)
     return AT2Searcher(prior=prior, settings=settings, budget_epochs=budget,
                        max_concurrent=concurrency, fit_cache=None, metric="val_acc", mode="max")
@@ -75,7 +76,7 @@ def run_driver(mode: str, storage: str, data_dir: str, budget: int, concurrency:
     from ray import tune
 
     from at2_tune.tune import AT2Scheduler
-    from trainers.replay import make_replay_trainable
+    from trainers.curve_trainable import make_replay_trainable
 
     ray.init(num_cpus=max(2, concurrency), include_dashboard=False, log_to_driver=False,
              configure_logging=False)

@@ -11,13 +11,12 @@ settings keep the model's share of the time, and so the noise, low.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 
-from at2_tune.core.settings import AT2Settings
+from at2_tune.core.settings import AT2Settings, ModelSettings
 from at2_tune.databases import load_database
-from at2_tune.replay import resolve_task, run_replay
+from at2_tune.simulator import resolve_task, run_replay
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    from at2_tune.tune.replay import run_replay_ray
+    from at2_tune.tune.ray_replay import run_replay_ray
 
     db = load_database("hyperrec", args.data_dir)
     task = resolve_task(db, pair=args.pair, budget=args.budget)
-    settings = dataclasses.replace(AT2Settings(), n_inducing=64, offline_epochs=2, online_steps=3)
+    settings = AT2Settings(ModelSettings(n_inducing=64, offline_epochs=2, online_steps=3))
     started = time.perf_counter()
     loop = run_replay(db, task, seed=args.seed, settings=settings)
     loop_s = time.perf_counter() - started

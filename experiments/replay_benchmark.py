@@ -6,7 +6,7 @@
 Protocols: ``pairs``, the paper's train/test pairs of each database (``--pairs``); ``loo``, every
 task of the database (or those of ``--tasks``) as the test task with all the other tasks as prior
 tasks; ``subsets``, every such task with seeded random subsets of the other tasks as prior
-(``--prior-sizes``, ``--draws``; ``experiments.protocols``), each size reported as its own protocol
+(``--prior-sizes``, ``--draws``; ``at2_tune.bench.protocols``), each size reported as its own protocol
 ``subsets-K``. A case is a test task (with its prior) and one seed profile. A run is one method with
 one seed on one case: AT2 and no-transfer run every seed of ``--seeds``, the random baselines
 (screening, successive-halving) the seeds 0..N-1 of ``--baseline-seeds``, the other baselines once.
@@ -14,10 +14,11 @@ one seed on one case: AT2 and no-transfer run every seed of ``--seeds``, the ran
 Each run is written to ``OUT/runs/<run key>.json`` when it finishes (recommended and trained
 configuration per query, the recommendation's rank and normalized regret per query, configs
 touched, timing, peak RSS of the worker process so far). A run whose file exists is not run
-again, so an interrupted benchmark resumes where it stopped. The key names the database, test
-task, seed profile, method and seed, plus a hash of the budget and (AT2 methods only) the
-``--set`` overrides, and a hash of the prior tasks the method uses (none for no-transfer and the
-random baselines, whose runs are therefore shared by both protocols).
+again, so an interrupted benchmark resumes where it stopped (``at2_tune.bench.harness``, the
+harness ``at2-tune bench`` uses too). The key names the database, test task, seed profile, method
+and seed, plus a hash of the budget, the ``--set`` overrides (AT2 methods only) and the prior
+tasks the method uses (none for no-transfer and the random baselines, whose runs are therefore
+shared by both protocols).
 
 Then the runs that the options name are aggregated (``at2_tune.evaluation``) into
 ``OUT/summary.json`` and ``OUT/summary.md`` (printed): per database and protocol, the rank and
@@ -30,26 +31,20 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
-import multiprocessing
-import os
-import re
 import resource
 import sys
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from at2_tune import baselines, evaluation
 from at2_tune.errors import AT2Error
-from experiments import protocols
+from at2_tune.bench import harness, protocols
+from at2_tune.bench.harness import Job
 
 BASELINES = baselines.BY_NAME
 """The baselines by method name; each is called with (database, task, numpy Generator)."""
@@ -58,35 +53,6 @@ METHODS = ("at2", "no-transfer", *BASELINES)
 RANDOM_BASELINES = baselines.RANDOM
 WITHOUT_PRIOR = ("no-transfer", *RANDOM_BASELINES)
 """Methods that ignore the prior tasks."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run: a method with one seed on one case of one protocol."""
-
-    database: str
-    protocol: str
-    case: str
-    test_task: str
-    seed_profile: int
-    train_tasks: tuple[str, ...]
-    """The prior tasks the method uses (empty for the methods of :data:`WITHOUT_PRIOR`)."""
-    method: str
-    seed: int
-    budget: int
-    overrides: dict[str, Any]
-    """``--set`` overrides of AT2Settings (empty for baselines, which have no settings)."""
-
-    @property
-    def key(self) -> str:
-        config = _short_hash({"budget": self.budget, "overrides": self.overrides})
-        safe_task = re.sub(r"[^A-Za-z0-9.-]", "-", self.test_task)
-        return (f"{self.database}_{safe_task}_sp{self.seed_profile}_{self.method}_seed{self.seed}"
-                f"_{config}_t{_short_hash(list(self.train_tasks))}")
-
-
-def _short_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,7 +73,7 @@ def _settings(method: str, overrides: dict[str, Any]):
 def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
             threads: int = 1) -> dict[str, Any]:
     """Run ``job`` and return its run document (what ``OUT/runs/<key>.json`` holds)."""
-    from at2_tune.replay import resolve_task, run_replay
+    from at2_tune.simulator import resolve_task, run_replay
 
     db = _database(job.database, data_dir)
     task = resolve_task(db, train_tasks=job.train_tasks, test_task=job.test_task,
@@ -145,13 +111,6 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
             "timing": timing,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             **extra}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     suffix=".tmp", delete=False) as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -241,67 +200,19 @@ def plan(args: argparse.Namespace) -> list[Job]:
             raise AT2Error(f"{name} has seed profiles 0..{db.n_seeds - 1}; none of "
                            f"--seed-profiles {args.seed_profiles} exists")
         for protocol in args.protocol or ["pairs"]:
-            for case in _cases(db, protocol, args):
-                for profile in profiles:
-                    for method in methods:
-                        if method in evaluation.AT2_METHODS:
-                            seeds = _ints(args.seeds)
-                        else:
-                            seeds = range(args.baseline_seeds if method in RANDOM_BASELINES else 1)
-                        for seed in seeds:
-                            jobs.append(Job(
-                                name, case.protocol, f"{case.name}@sp{profile}", case.test_task,
-                                profile, () if method in WITHOUT_PRIOR else case.train_tasks,
-                                method, seed, args.budget,
-                                args.overrides if method in evaluation.AT2_METHODS else {}))
+            jobs += harness.plan(
+                name, _cases(db, protocol, args), methods, profiles=profiles, budget=args.budget,
+                seeds=lambda m: _ints(args.seeds) if m in evaluation.AT2_METHODS else
+                range(args.baseline_seeds if m in RANDOM_BASELINES else 1),
+                uses_prior=lambda m: m not in WITHOUT_PRIOR,
+                overrides=lambda m: args.overrides if m in evaluation.AT2_METHODS else {})
     jobs.sort(key=lambda j: j.method not in evaluation.AT2_METHODS)
     return jobs
 
 
-def run_missing(jobs: list[Job], args: argparse.Namespace, runs_dir: Path) -> int:
-    """Run the jobs whose run file does not exist yet; returns how many failed."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    todo = list({job.key: job for job in jobs if not (runs_dir / f"{job.key}.json").exists()}
-                .values())
-    done = len({job.key for job in jobs}) - len(todo)
-    if done:
-        print(f"{done} runs already in {runs_dir}, {len(todo)} to run", file=sys.stderr)
-    if not todo:
-        return 0
-    failed = 0
-    context = {"data_dir": args.data_dir, "fit_cache": args.fit_cache,
-               "threads": max(1, 2 // args.jobs)}
-    with ProcessPoolExecutor(max_workers=args.jobs,
-                             mp_context=multiprocessing.get_context("spawn")) as pool, \
-            tqdm(total=len(todo), unit="run", desc="replay runs", file=sys.stderr) as progress:
-        futures = {pool.submit(run_job, job, **context): job for job in todo}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                document = future.result()
-            except Exception as exc:  # keep the other runs' results
-                failed += 1
-                progress.write(f"FAILED {job.key}: {exc!r}")
-            else:
-                _write_atomic(runs_dir / f"{job.key}.json", json.dumps(document) + "\n")
-            progress.update()
-    return failed
-
-
-def load_runs(jobs: list[Job], runs_dir: Path) -> list[dict[str, Any]]:
-    """The run documents of ``jobs`` that exist, with the job's protocol and case added."""
-    runs = []
-    for job in jobs:
-        path = runs_dir / f"{job.key}.json"
-        if path.exists():
-            runs.append({**json.loads(path.read_text()), "protocol": job.protocol,
-                         "case": job.case})
-    return runs
-
-
 def report(jobs: list[Job], args: argparse.Namespace) -> str | None:
     """Aggregate the existing runs of ``jobs``; write summary.json and summary.md."""
-    runs = load_runs(jobs, args.out / "runs")
+    runs = harness.load_documents(jobs, args.out / "runs")
     if len(runs) < len(jobs):
         print(f"{len(jobs) - len(runs)} of the {len(jobs)} runs the options name have no file "
               f"in {args.out / 'runs'}; the summary leaves them out", file=sys.stderr)
@@ -309,8 +220,8 @@ def report(jobs: list[Job], args: argparse.Namespace) -> str | None:
         return None
     summary = evaluation.summarize(runs, evaluation.checkpoints_for(args.budget))
     markdown = evaluation.render_markdown(summary)
-    _write_atomic(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    _write_atomic(args.out / "summary.md", markdown)
+    harness.write_json(args.out / "summary.json", summary)
+    (args.out / "summary.md").write_text(markdown)
     return markdown
 
 
@@ -322,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    failed = 0 if args.report_only else run_missing(jobs, args, args.out / "runs")
+    failed = 0 if args.report_only else harness.run_missing(
+        jobs, run_job, args.out / "runs", args.jobs, description="replay runs",
+        data_dir=args.data_dir, fit_cache=args.fit_cache, threads=max(1, 2 // args.jobs))
     markdown = report(jobs, args)
     if markdown is None:
         print(f"error: no run file in {args.out / 'runs'} for these options", file=sys.stderr)

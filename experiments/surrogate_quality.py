@@ -3,12 +3,14 @@
     python -m experiments.surrogate_quality --database hyperrec --protocol pairs --fit-cache DIR
 
 A policy is only as good as its model. For every case (test task and seed profile), AT2 runs its
-default policy; after 0, 5, 10 and 25 observations the model's prediction of each configuration's
-best value over all epochs (:func:`at2_tune.core.acquisition.best_value_distribution`, a
-normal per configuration) is compared with the true best value of all 100 configurations:
-mean predictive log-likelihood (the GP's latent std plus its noise, or the prior tasks' spread of
-observed values with ``transfer_std="prior_spread"``), coverage of the central 90%
-interval (0.90 is calibrated), and the Spearman correlation of predicted and true values.
+default policy; after 0, 5, 10 and 25 observations a model's prediction of each configuration's
+best value over all epochs (``CurvePosterior.best_value``, a normal per configuration) is
+compared with the true best value of all 100 configurations: mean predictive log-likelihood,
+coverage of the central 90% interval (0.90 is calibrated), and the Spearman correlation of
+predicted and true values. The model is the one the policy decides on (``--model engine``: the
+transfer posterior, whose std is the prior tasks' spread of observed values) or the multi-task
+GP conditioned on the same observations and residual-corrected (``--model gp``: its latent std
+plus its noise).
 Prints a Markdown table (mean ± standard error over cases) and writes ``OUT/quality.json``.
 """
 
@@ -27,10 +29,15 @@ AFTER = (0, 5, 10, 25)
 Z90 = 1.6448536269514722
 
 
-def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_cache):
-    """``{n_observations: {"loglik", "coverage90", "spearman"}}`` for one case."""
-    from at2_tune.core.acquisition import best_value_distribution
+MODELS = ("engine", "gp")
+
+
+def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_cache,
+                 model: str = "engine"):
+    """``{n_observations: {"loglik", "coverage90", "spearman"}}`` for one case, of the engine's
+    posterior or of the GP's (``model``, one of :data:`MODELS`)."""
     from at2_tune.core.engine import AT2Engine
+    from at2_tune.core.models import GPCurveModel, ResidualCorrected
     from at2_tune.core.offline_cache import FitCache, prepare_engine
     from at2_tune.core.prior import PriorData
     from search_spaces import get_space
@@ -38,16 +45,24 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
     prior = PriorData.from_database(db, train_tasks, seed_profile)
     engine = AT2Engine(get_space(db.space_name), prior, settings, seed=seed)
     prepare_engine(engine, FitCache.coerce(fit_cache))
+    gp = None
+    if model == "gp":
+        engine.fit_offline()
+        gp = ResidualCorrected(GPCurveModel(engine.surrogate), engine.surrogate,
+                               engine.settings.policy.residual_min_epochs)
     curves = db.task_curves(test_task, seed_profile)
     truth = db.final_values(test_task, seed_profile)
     out = {}
     for observed in range(max(AFTER) + 1):
         if observed in AFTER:
-            mean, std = best_value_distribution(engine.posterior())
+            if gp is not None:
+                gp.condition(engine.evidence())
+            posterior = engine.posterior() if gp is None else gp.posterior()
+            mean, std = posterior.best_value()
             truth_warped = engine.surrogate.transform.warp(truth)
             scale = engine.surrogate.transform.target.scale
             noise = float(engine.surrogate.likelihood.noise.detach()) * scale ** 2 \
-                if _latent_std(settings) else 0.0
+                if _latent_std(engine, gp) else 0.0
             total_std = np.sqrt(std ** 2 + noise)
             z = (truth_warped - mean) / total_std
             out[observed] = {
@@ -61,10 +76,10 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
     return out
 
 
-def _latent_std(settings) -> bool:
+def _latent_std(engine, gp) -> bool:
     """Whether the posterior std is the GP's latent one (then the GP's noise is added); the
-    prior tasks' spread (``transfer_std="prior_spread"``) is already that of observed values."""
-    return settings.transfer_std == "gp" or settings.transfer_mean == "gp"
+    prior tasks' spread in the transfer posterior is already that of observed values."""
+    return gp is not None or engine.policy.decides_on == "gp"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-cache", default=None, metavar="DIR")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON")
+    parser.add_argument("--model", default="engine", choices=MODELS,
+                        help="engine: the posterior the policy decides on; gp: the GP's")
     parser.add_argument("--out", type=Path, default=Path("results/surrogate_quality"))
     args = parser.parse_args(argv)
     import torch
@@ -96,12 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         cases = [(db.tasks_excluding([test]), test, p) for test in db.tasks for p in profiles]
     results = []
     for train, test, profile in cases:
-        quality = case_quality(db, train, test, profile, args.seed, settings, args.fit_cache)
+        quality = case_quality(db, train, test, profile, args.seed, settings, args.fit_cache,
+                               args.model)
         results.append({"test_task": test, "seed_profile": profile, "quality": quality})
         print(f"{test} profile {profile}: " + ", ".join(
             f"{n}: ll {q['loglik']:.2f} cov {q['coverage90']:.2f} rho {q['spearman']:.2f}"
             for n, q in quality.items()), file=sys.stderr, flush=True)
-    lines = [f"## {db.name} {args.protocol}: prediction of every configuration's best value "
+    lines = [f"## {db.name} {args.protocol}, {args.model} model: prediction of every configuration's best value "
              f"({len(cases)} cases)", "",
              "| observations | log-likelihood | 90% coverage | Spearman |", "| --- | --- | --- | --- |"]
     for n in AFTER:
@@ -112,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"quality_{db.name}_{args.protocol}.json").write_text(json.dumps(results, indent=1))
-    (args.out / f"quality_{db.name}_{args.protocol}.md").write_text(table + "\n")
+    name = f"quality_{db.name}_{args.protocol}_{args.model}"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    (args.out / f"{name}.md").write_text(table + "\n")
     print(table)
     return 0
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # each test imports in a fresh interpreter
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,7 +27,7 @@ def test_search_spaces_import_nothing_of_at2_tune():
     assert not {m for m in loaded if m == "at2_tune" or m.startswith("at2_tune.")}
 
 
-@pytest.mark.parametrize("module", ["trainers.replay", "trainers"])
+@pytest.mark.parametrize("module", ["trainers.curve_trainable", "trainers"])
 def test_trainers_do_not_load_the_engine_or_gpytorch(module):
     loaded = _modules_loaded_by(f"import {module}")
     assert module in loaded

@@ -1,6 +1,6 @@
 """One bench run: a method with one seed on one replay case, through Ray Tune or in process.
 
-Every run returns the replay results document (:func:`at2_tune.replay.results_document`): a
+Every run returns the replay results document (:func:`at2_tune.simulator.results_document`): a
 trace with one row per epoch spent, in the order the driver received them, each with the
 trained configuration, its epoch and value, and the method's recommendation after it with
 its rank and regret on the test task. The Ray methods' recommendation is the configuration
@@ -10,56 +10,22 @@ with the best value observed so far (ties: the earliest); AT2's is its own.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
-import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from at2_tune.bench import harness, protocols
 from at2_tune.bench import methods as bench_methods
+from at2_tune.bench.harness import Job
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.replay import ReplayTask, TRACE_FIELDS, results_document
+from at2_tune.simulator import ReplayTask, TRACE_FIELDS, results_document
 
 METRIC = "val_acc"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run: ``method`` with ``seed`` on the case ``case`` (test task @ seed profile)."""
-
-    database: str
-    protocol: str
-    case: str
-    test_task: str
-    seed_profile: int
-    train_tasks: tuple[str, ...]
-    """The prior tasks of the case (empty for the methods of ``WITHOUT_PRIOR``)."""
-    method: str
-    seed: int
-    budget: int
-    concurrency: int
-    seconds_per_epoch: float = 0.0
-    """Simulated training time of one replayed epoch (Ray methods and AT2)."""
-
-    @property
-    def key(self) -> str:
-        """File name of the run: names the case, method and seed, and hashes the rest."""
-        digest = hashlib.sha256(json.dumps(
-            [self.budget, self.concurrency, list(self.train_tasks), self.seconds_per_epoch]
-        ).encode()).hexdigest()[:8]
-        task = re.sub(r"[^A-Za-z0-9.-]", "-", self.test_task)
-        return (f"{self.database}_{task}_sp{self.seed_profile}_{self.method}_seed{self.seed}"
-                f"_{digest}")
-
-    def task(self) -> ReplayTask:
-        return ReplayTask(self.database, self.train_tasks, self.test_task, self.seed_profile,
-                          self.budget)
 
 
 def trace_rows(db: LearningCurveDatabase, task: ReplayTask,
@@ -120,7 +86,7 @@ def run_job(job: Job, db: LearningCurveDatabase, data_dir: str | None = None,
 
 def _run_at2(job: Job, db: LearningCurveDatabase, task: ReplayTask, data_dir: str | None,
              fit_cache, settings) -> dict[str, Any]:
-    from at2_tune.tune.replay import run_replay_ray
+    from at2_tune.tune.ray_replay import run_replay_ray
 
     started = time.perf_counter()
     document = run_replay_ray(db, task, seed=job.seed, settings=settings,
@@ -132,7 +98,8 @@ def _run_at2(job: Job, db: LearningCurveDatabase, task: ReplayTask, data_dir: st
 
 def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> dict[str, Any]:
     started = time.perf_counter()
-    run = bench_methods.MODEL_FREE[job.method](db, task, np.random.default_rng(job.seed))
+    run = bench_methods.MODEL_FREE[job.method](db, task, np.random.default_rng(job.seed),
+                                               job.concurrency)
     curves = db.task_curves(task.test_task, task.seed_profile)
     epochs: dict[int, int] = {}
     observed = []
@@ -148,7 +115,7 @@ def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> di
                  "regret": db.regret(task.test_task, run.recommended[0], task.seed_profile),
                  "wall_s": None, "sim_time": None} for q in range(1, task.budget + 1)]
     return results_document(db, task, job.seed, _NoSettings(), rows, backend="in-process",
-                            concurrency=1,
+                            concurrency=job.concurrency,
                             timing={"offline_fit_s": None,
                                     "tune_s": time.perf_counter() - started})
 
@@ -161,7 +128,7 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     from at2_tune.baselines import prior_order
     from at2_tune.tune.budget import EpochBudgetStopper
     from search_spaces import get_space
-    from trainers.replay import make_replay_trainable
+    from trainers.curve_trainable import make_replay_trainable
 
     space = get_space(db.space_name)
     warm = []
@@ -251,46 +218,30 @@ class _NoSettings:
         return dict(self._settings)
 
 
-def cases(db: LearningCurveDatabase, protocol: str, pairs: list[int] | None = None,
-          tasks: list[str] | None = None) -> list[tuple[tuple[str, ...], str]]:
-    """``(prior tasks, test task)`` of each case of ``protocol``: ``pairs``, the paper's
-    train/test pairs (``pairs``: their numbers, default all); ``loo``, every task (or those of
-    ``tasks``) as the test task with all the other tasks as prior."""
-    if protocol == "pairs":
-        numbers = range(len(db.pairs)) if pairs is None else pairs
-        return [(tuple(p.train_tasks), p.test_task) for p in (db.pair(i) for i in numbers)]
-    if protocol == "loo":
-        tests = db.tasks if tasks is None else tasks
-        for task in tests:
-            db.task_index(task)  # an unknown task: an error with a suggestion
-        return [(tuple(db.tasks_excluding([test])), test) for test in tests]
-    raise ValueError(f"protocol {protocol!r} is not 'pairs' or 'loo'")
-
-
 def plan(db: LearningCurveDatabase, protocol: str, methods: list[str], *, budget: int,
          repeats: int, concurrency: int, seconds_per_epoch: float = 0.0,
          pairs: list[int] | None = None,
          tasks: list[str] | None = None,
          seed_profiles: list[int] | None = None) -> list[Job]:
-    """Every run: each method on each case and seed profile, with seeds ``0..repeats-1`` (one
-    run for the deterministic methods); AT2 runs first (the longest)."""
-    if budget < 1 or repeats < 1 or concurrency < 1:
-        raise ValueError(f"budget={budget}, repeats={repeats} and concurrency={concurrency} "
-                         "must each be at least 1")
+    """Every run: each method on each case (``pairs`` or ``loo``) and seed profile, with seeds
+    ``0..repeats-1`` (one run for the deterministic methods); AT2 runs first (the longest)."""
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} must be at least 1")
     if not seconds_per_epoch >= 0:
         raise ValueError(f"seconds_per_epoch={seconds_per_epoch} must be at least 0")
+    if protocol not in ("pairs", "loo"):
+        raise ValueError(f"protocol {protocol!r} is not 'pairs' or 'loo'")
     profiles = list(range(db.n_seeds)) if seed_profiles is None else seed_profiles
     for profile in profiles:
         db.final_values(db.tasks[0], profile)  # an unknown seed profile: a clear error
-    jobs = []
-    for train_tasks, test_task in cases(db, protocol, pairs, tasks):
-        for profile in profiles:
-            for method in methods:
-                seeds = range(1 if method in bench_methods.DETERMINISTIC else repeats)
-                prior = () if method in bench_methods.WITHOUT_PRIOR else train_tasks
-                jobs += [Job(db.name, protocol, f"{test_task}@sp{profile}", test_task, profile,
-                             prior, method, seed, budget, concurrency,
-                             0.0 if method in bench_methods.MODEL_FREE else seconds_per_epoch)
-                         for seed in seeds]
+    for task in tasks or ():
+        db.task_index(task)  # an unknown task: an error with a suggestion
+    chosen = protocols.cases(db, protocol, pairs=range(len(db.pairs)) if pairs is None else pairs,
+                             tasks=tasks)
+    jobs = harness.plan(
+        db.name, chosen, methods, profiles=profiles, budget=budget, concurrency=concurrency,
+        seeds=lambda m: range(1 if m in bench_methods.DETERMINISTIC else repeats),
+        uses_prior=lambda m: m not in bench_methods.WITHOUT_PRIOR,
+        seconds_per_epoch=lambda m: 0.0 if m in bench_methods.MODEL_FREE else seconds_per_epoch)
     jobs.sort(key=lambda j: j.method not in bench_methods.AT2)
     return jobs

@@ -10,12 +10,8 @@ interrupted bench resumes where it stopped (delete the folder to start over).
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import os
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +69,7 @@ def _ints(option: str, text: str | None) -> list[int] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from at2_tune.bench import harness
     from at2_tune.bench import methods as bench_methods
     from at2_tune.bench.runs import plan
     from at2_tune.databases import load_database
@@ -101,13 +98,15 @@ def _run(args: argparse.Namespace) -> int:
     from at2_tune.core.offline_cache import FitCache
 
     fit_cache = None if args.no_fit_cache else FitCache(args.fit_cache)
-    failed = run_missing(jobs, runs_dir, args.jobs, data_dir, fit_cache)
-    documents = load_documents(jobs, runs_dir)
+    failed = harness.run_missing(jobs, run_in_worker, runs_dir, args.jobs,
+                                 description="bench runs", after_in_process=_shutdown_ray,
+                                 data_dir=data_dir, fit_cache=fit_cache)
+    documents = harness.load_documents(jobs, runs_dir)
     if not documents:
         raise AT2Error(f"no run finished in {runs_dir}; see the errors above")
     summary = write_summary(db, documents, methods, args, plots=not args.no_plots)
     summary["wall_s"] = time.perf_counter() - started
-    _write_json(args.out / "summary.json", summary)
+    harness.write_json(args.out / "summary.json", summary)
     print((args.out / "summary.md").read_text())
     print(f"{len(documents)} of {len(jobs)} runs in {runs_dir}; summary: "
           f"{args.out / 'summary.json'}; {summary['wall_s']:.0f} s")
@@ -120,43 +119,6 @@ def _check_matplotlib() -> None:
     if importlib.util.find_spec("matplotlib") is None:
         raise AT2Error("the bench plots need matplotlib, which is not installed; install the "
                        "bench extra (pip install 'at2-tune[bench]') or pass --no-plots")
-
-
-def run_missing(jobs: list, runs_dir: Path, workers: int, data_dir: str | None,
-                fit_cache) -> int:
-    """Run the jobs without a run file (in process with one worker, else in ``workers``
-    spawned processes, each with its own local Ray); returns how many failed."""
-    from tqdm import tqdm
-
-    todo = [job for job in jobs if not (runs_dir / f"{job.key}.json").exists()]
-    if len(todo) < len(jobs):
-        print(f"{len(jobs) - len(todo)} runs already in {runs_dir}, {len(todo)} to run",
-              file=sys.stderr)
-    failed = 0
-    with tqdm(total=len(todo), unit="run", desc="bench runs", file=sys.stderr) as progress:
-        if workers == 1:
-            for job in todo:
-                try:
-                    _write_json(runs_dir / f"{job.key}.json",
-                                run_in_worker(job, data_dir, fit_cache))
-                except Exception as exc:  # keep the other runs
-                    failed += 1
-                    progress.write(f"FAILED {job.key}: {exc!r}")
-                progress.update()
-            _shutdown_ray()
-            return failed
-        with ProcessPoolExecutor(max_workers=workers,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_in_worker, job, data_dir, fit_cache): job for job in todo}
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    _write_json(runs_dir / f"{job.key}.json", future.result())
-                except Exception as exc:  # keep the other runs
-                    failed += 1
-                    progress.write(f"FAILED {job.key}: {exc!r}")
-                progress.update()
-    return failed
 
 
 _RAY_STARTED = False
@@ -200,24 +162,6 @@ def _shutdown_ray() -> None:
         _RAY_STARTED = False
 
 
-def load_documents(jobs: list, runs_dir: Path) -> list[dict[str, Any]]:
-    """The run documents of ``jobs`` that exist (a file of another job is an error)."""
-    documents = []
-    for job in jobs:
-        path = runs_dir / f"{job.key}.json"
-        if not path.exists():
-            continue
-        try:
-            document = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise AT2Error(f"{path} is not valid JSON ({exc}); delete it to run it again") from None
-        if document.get("key") != job.key:
-            raise AT2Error(f"{path} holds run {document.get('key')!r}, not {job.key!r}; delete "
-                           "it to run it again")
-        documents.append(document)
-    return documents
-
-
 def write_summary(db, documents: list[dict[str, Any]], methods: list[str],
                   args: argparse.Namespace, plots: bool = True) -> dict[str, Any]:
     """Write summary.md and the plots; return the summary (the caller writes summary.json)."""
@@ -230,10 +174,3 @@ def write_summary(db, documents: list[dict[str, Any]], methods: list[str],
         runs = [report.curves_of(db, d) for d in documents]
         report.write_plots(runs, methods, f"{db.name} {args.protocol}", args.out / "plots")
     return summary
-
-
-def _write_json(path: Path, document: dict[str, Any]) -> None:
-    from at2_tune.paths import atomic_write
-
-    text = json.dumps(document, indent=1) + "\n"
-    atomic_write(path, lambda handle: handle.write(text.encode()))

@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from at2_tune.core.offline_cache import FitCache
     from at2_tune.core.settings import AT2Settings
     from at2_tune.databases import load_database
-    from at2_tune.replay import resolve_task, run_replay, write_results
+    from at2_tune.simulator import resolve_task, run_replay, write_results
 
     db = load_database(args.database, args.data_dir)
     train_tasks = [t for t in args.train_tasks.split(",") if t]
@@ -69,7 +69,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = AT2Settings.reference() if args.reference else AT2Settings()
     overrides = {"n_inducing": args.inducing, "offline_epochs": args.offline_epochs,
                  "online_steps": args.online_steps}
-    settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    settings = dataclasses.replace(settings, model=dataclasses.replace(
+        settings.model, **{k: v for k, v in overrides.items() if v is not None}))
     print(f"tuning {task.test_task} of {task.database} (prior: {', '.join(task.train_tasks) or 'none'}; "
           f"{task.budget} queries)")
 
@@ -85,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         # The model update runs inside the scheduler's on_trial_result (~0.5 s per epoch on 2
         # cores) by design; keep Tune from printing a slowness warning for every result.
         os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
-        from at2_tune.tune.replay import run_replay_ray
+        from at2_tune.tune.ray_replay import run_replay_ray
 
         results = run_replay_ray(db, task, seed=args.seed, settings=settings,
                                  concurrency=args.concurrency,

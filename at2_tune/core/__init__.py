@@ -1,1 +1,1 @@
-"""The AT2 decision core (no Ray imports): observations -> surrogate -> acquisition -> decision."""
+"""The AT2 decision core (no Ray imports): observations -> curve posterior -> policy -> decision."""

@@ -1,7 +1,7 @@
 """The freeze-thaw coordinator: the one decision maker of a tuning run (no Ray imports).
 
 It owns the trials of one run and every decision about them; the Ray Tune searcher and
-scheduler (``at2_tune.tune``) and the local replay simulator (``at2_tune.replay``) only carry its
+scheduler (``at2_tune.tune``) and the local replay simulator (``at2_tune.simulator``) only carry its
 decisions out. Two calls make every decision:
 
 * :meth:`Coordinator.on_result` observes one epoch's value of a trial and answers
@@ -12,7 +12,7 @@ decisions out. Two calls make every decision:
   :data:`FINISHED` (nothing will ever be needed again). The executor carries a ``Start`` out
   with :meth:`~Coordinator.start` and a ``Resume`` with :meth:`~Coordinator.resume`.
 
-Every decision comes from one ranking: the engine's acquisition value of the next epoch of every
+Every decision comes from one ranking: the engine's policy order of the next epoch of every
 open candidate, running, paused or not started. With ``k`` slots a running trial continues while
 its candidate is among the top ``k``; a free slot goes to the best candidate that is not running.
 The epoch budget counts every epoch reported and every epoch in flight (one per running or
@@ -26,14 +26,42 @@ import logging
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol, Sequence
 
-from at2_tune.core.engine import AT2Engine, Query
 from at2_tune.errors import AT2Error
 
 log = logging.getLogger(__name__)
 
 COORDINATOR_STATE_VERSION = 2
+
+
+class Query(Protocol):
+    candidate: int
+    epoch: int
+
+
+class DecisionCore(Protocol):
+    """What the coordinator asks of the decision core (``at2_tune.core.engine.AT2Engine``)."""
+
+    candidates: Sequence[dict[str, Any]]
+    failed: set[int]
+    n_epochs: int
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None: ...
+
+    def mark_failed(self, candidate: int) -> None: ...
+
+    def condition(self) -> None: ...
+
+    def ranked_queries(self, candidates=None, limit: int | None = None) -> list[Query]: ...
+
+    def next_epoch(self, candidate: int) -> int: ...
+
+    def recommend(self) -> int: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class Decision(str, Enum):
@@ -125,7 +153,7 @@ class Coordinator:
         track_recommendations: compute the recommendation after every observation (trace).
     """
 
-    engine: AT2Engine | None = None
+    engine: DecisionCore | None = None
     budget_epochs: int | None = None
     max_concurrent: int | None = None
     track_recommendations: bool = False
@@ -151,14 +179,14 @@ class Coordinator:
                            "(or None for as many as the executor offers)")
 
     # ---------------------------------------------------------------- set-up
-    def attach(self, engine: AT2Engine) -> None:
+    def attach(self, engine: DecisionCore) -> None:
         """Give the coordinator its engine (once)."""
         if self.engine is not None and self.engine is not engine:
             raise AT2Error("the coordinator already has an engine; build a new coordinator "
                            "for a new tuning run")
         self.engine = engine
 
-    def _engine(self) -> AT2Engine:
+    def _engine(self) -> DecisionCore:
         if self.engine is None:
             raise AT2Error("the coordinator has no engine yet: with Ray Tune the searcher builds "
                            "it once Tune passes metric, mode and space; pass metric/mode to "
@@ -198,7 +226,7 @@ class Coordinator:
         return self.max_concurrent or max(1, self.in_flight)
 
     def ranking(self, limit: int | None = None) -> list[Query]:
-        """Every open candidate's next epoch, best acquisition value first."""
+        """Every open candidate's next epoch in the policy's order, the next to train first."""
         engine = self._engine()
         engine.condition()  # a no-op unless something was observed since the last decision
         return engine.ranked_queries(limit=limit)
@@ -386,7 +414,7 @@ class Coordinator:
                 "max_concurrent": self.max_concurrent, "first": list(self.first),
                 "track_recommendations": self.track_recommendations}
 
-    def load_state_dict(self, state: dict[str, Any], engine: AT2Engine | None = None) -> None:
+    def load_state_dict(self, state: dict[str, Any], engine: DecisionCore | None = None) -> None:
         """Continue from :meth:`state_dict`; ``engine`` is a fresh engine of the same tuning
         identity (it gets the saved engine state, without refitting).
 

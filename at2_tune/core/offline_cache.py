@@ -72,7 +72,7 @@ class FitCache:
         if state_path.is_file() and meta_path.is_file():
             try:
                 state = torch.load(state_path, weights_only=True)
-                # settings that only act online (beta, acquisition, ...) may differ from the saved ones
+                # the policy settings may differ from the saved ones (they share the fit)
                 engine.load_state_dict({**state, "settings": engine.settings.to_json()})
                 return True
             except Exception as exc:  # a damaged cache file is derived data: refit
@@ -94,10 +94,10 @@ def prepare_engine(engine: "AT2Engine", fit_cache: FitCache | None) -> bool:
     """Fit ``engine`` offline (through ``fit_cache`` when given and there are prior tasks) and
     condition it; returns True when a saved fit was reused.
 
-    When the prior tasks decide alone (``AT2Engine.prior_decides_alone``: a full grid such as
-    HyperRec's or LCBench's, under the default settings) the GP takes no part in any decision,
-    so nothing is fitted now; the GP is fitted the first time a candidate needs it."""
-    if engine.prior_decides_alone():
+    When the GP takes no part in the posterior (``AT2Engine.needs_gp`` is False: a full grid
+    such as HyperRec's or LCBench's under the default policy) nothing is fitted now; the GP is
+    fitted the first time a candidate needs it."""
+    if not engine.needs_gp():
         engine.condition()
         return False
     reused = False

@@ -13,12 +13,10 @@ seen), noise ``NOISE_SHARE * v``, and ``v`` the mean squared residual of all obs
 (empirical Bayes). The transfer std is scaled by the share of ``v`` that stays unexplained.
 Configurations without observations keep the transfer posterior.
 
-A :class:`ResidualKernel` replaces the fixed kernel with what the prior tasks show when each of
-them in turn plays the new task (:func:`prior_residual_covariance`): the default keeps the fixed
-correlations but measures each epoch's noise share there (:func:`fixed_kernel_with_prior_noise`;
-on LCBench a first epoch's residual is mostly noise, correlation 0.19 with the second epoch's and
--0.02 with the last's), or the whole measured covariance is used (on HyperRec early residuals
-fade within ~10 epochs). :func:`residual_kernel` builds the one ``AT2Settings`` names.
+With prior tasks, :func:`prior_noise_kernel` keeps the fixed correlations but measures each
+epoch's noise share on what the prior tasks show when each of them in turn plays the new task
+(:func:`prior_residual_covariance`, :func:`fixed_kernel_with_prior_noise`): on LCBench a first
+epoch's residual is mostly noise.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from at2_tune.core.acquisition import CurvePosterior
+from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.prior import held_out_tasks
 
 LEVEL = 0.6
@@ -104,19 +102,15 @@ def fixed_kernel_with_prior_noise(covariance: np.ndarray) -> ResidualKernel:
     return ResidualKernel(epoch_correlation(grid, grid), shares)
 
 
-def residual_kernel(name: str, curves: np.ndarray, observed: np.ndarray) -> ResidualKernel | None:
-    """The kernel of ``AT2Settings.residual_kernel`` ``name`` for prior ``curves`` (``(T, C, E)``
-    on the model's scale) and their ``observed`` mask; ``None`` for the fixed kernel, which
-    ``"prior"`` and ``"prior_noise"`` fall back to when the prior cannot measure its covariance
-    (:func:`prior_residual_covariance` is ``None``)."""
-    if name == "fixed" or curves.shape[0] == 0:
+def prior_noise_kernel(curves: np.ndarray, observed: np.ndarray) -> ResidualKernel | None:
+    """The fixed kernel with each epoch's noise share measured on the prior ``curves``
+    (``(T, C, E)`` on the model's scale) and their ``observed`` mask
+    (:func:`fixed_kernel_with_prior_noise`); ``None`` (the fixed kernel) when the prior cannot
+    measure its residual covariance (:func:`prior_residual_covariance` is ``None``)."""
+    if curves.shape[0] == 0:
         return None
     covariance = prior_residual_covariance(curves, observed)
-    if covariance is None:
-        return None
-    if name == "prior":
-        return ResidualKernel(covariance, np.zeros(len(covariance)))
-    return fixed_kernel_with_prior_noise(covariance)
+    return None if covariance is None else fixed_kernel_with_prior_noise(covariance)
 
 
 def correct_observed(posterior: CurvePosterior, candidates: np.ndarray, epochs: np.ndarray,

@@ -1,19 +1,15 @@
 """The transfer posterior's standard deviation from the prior tasks' own spread.
 
-With ``transfer_mean="prior_average"`` a grid configuration's mean curve on the new task is its
-average curve over the prior tasks, mapped onto the new task's scale. How far the new task can
+In the transfer posterior (``at2_tune.core.transfer``) a grid configuration's mean curve on the
+new task is its average curve over the prior tasks, mapped onto the new task's scale. How far the new task can
 sit from that average is what the prior tasks show among themselves: the spread of their values
 around the average at each (configuration, epoch) cell (:func:`spread_over_tasks`). The new task
 is one more draw, and its map is fitted, so the spread is widened by the error scale measured on
 the prior when each task in turn plays the new task (:func:`spread_error_scale`: the root mean
-square of the held-out task's errors in units of the others' spread; about 1.1 on HyperRec's and
-1.25 on LCBench's leave-one-task-out priors of 26 and 34 tasks, 1.2-1.6 and 1.6-2.6 on the
-paper's 4-task pairs). With few tasks a cell's spread is shrunk towards its epoch's pooled one.
+square of the held-out task's errors in units of the others' spread). With few tasks a cell's spread is shrunk towards its epoch's pooled one.
 
-The sparse GP's own standard deviations are too small on the new task: measured by
-``experiments.surrogate_quality`` (leave-one-task-out, default policy) its 90% intervals of the
-best values of all configurations held 16-62% of them (HyperRec) and 33-71% (LCBench) after 0-25
-observations, the prior spread's 26-81% and 55-87%; see ``AT2Settings.transfer_std``.
+The sparse GP's own standard deviations are too small on the new task (``docs/benchmarks.md``,
+``experiments.surrogate_quality``).
 """
 
 from __future__ import annotations

@@ -15,11 +15,10 @@ import gpytorch
 import numpy as np
 import torch
 
-from at2_tune.core.acquisition import CurvePosterior
+from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.prior import PriorData
-from at2_tune.core.settings import AT2Settings
+from at2_tune.core.settings import ModelSettings
 from at2_tune.core.transform import OutputTransform
-from at2_tune.errors import AT2Error
 from at2_tune.model.exact import PriorSummary, inducing_cholesky, set_optimal_variational_distribution
 from at2_tune.model.fit import FitData, fit
 from at2_tune.model.gp import AT2GP, ModelShape, stratified_inducing_points
@@ -42,7 +41,7 @@ class AT2Surrogate:
             when there is no prior task).
     """
 
-    def __init__(self, space, prior: PriorData, settings: AT2Settings, generator: torch.Generator,
+    def __init__(self, space, prior: PriorData, settings: ModelSettings, generator: torch.Generator,
                  candidate_encodings: torch.Tensor) -> None:
         self.settings = settings
         self.generator = generator
@@ -293,39 +292,6 @@ class AT2Surrogate:
         means = self.model.mean_module.constants[:n_tasks][None, :] + \
             shared @ (correlation.T * weights[:, None])  # (n E, T)
         return means.T.reshape(n_tasks, encodings.shape[0], self.n_epochs).numpy()
-
-    @torch.no_grad()
-    def held_out_prior_means(self, configs: np.ndarray) -> np.ndarray:
-        """The GP's curves of the prior tasks at grid configurations ``configs`` ``(f,)`` had no
-        prior task observed them: ``(T, f, n_epochs)`` on the model's scale.
-
-        q(u) is set to its optimum given the prior tasks' cells without those configurations'
-        (and no new-task data; hyperparameters as fitted), the curves are read as in
-        :meth:`prior_task_means`, and q(u) is put back: the model's state does not change. What
-        the GP would predict for a configuration the prior never ran, where the truth is known.
-        """
-        if not self.prior.n_tasks:
-            raise AT2Error("held-out prior means need prior tasks")
-        values, observed = self._prior_table()
-        cells = (np.asarray(configs, dtype=np.int64)[:, None] * self.n_epochs
-                 + np.arange(self.n_epochs)).ravel()
-        observed = observed.clone()
-        observed[:, torch.as_tensor(cells)] = False
-        grid_rows = self._grid_rows()
-        summary = PriorSummary.compute(self.model, grid_rows, values, observed)
-        distribution = self.model.variational_strategy._variational_distribution
-        saved = (distribution.variational_mean.clone(), distribution.chol_variational_covar.clone())
-        training = self.model.training
-        empty = torch.zeros(0, grid_rows.shape[1], dtype=DTYPE)
-        try:
-            set_optimal_variational_distribution(self.model, self.likelihood, empty,
-                                                 torch.zeros(0, dtype=DTYPE), prior=summary)
-            return self.prior_task_means(self.grid_encodings[torch.as_tensor(configs)])
-        finally:
-            distribution.variational_mean.copy_(saved[0])
-            distribution.chol_variational_covar.copy_(saved[1])
-            self.model.train()  # drops GPyTorch's caches built on the fold's q(u)
-            self.model.train(training)
 
     def _candidate_kernel(self, encodings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``B_*`` ``(n E, M)`` and the prior variances ``(n E,)`` of every epoch of ``encodings``."""

@@ -90,7 +90,7 @@ class OutputTransform:
             bad = float(values[outside].flat[0])
             raise AT2Error(f"{what} value {bad!r} is outside [0, 1], but output_warp='log_error' "
                            "needs accuracies in [0, 1]; report accuracy as a fraction, or use "
-                           "AT2Settings(output_warp='standardize') for other metrics")
+                           "AT2Settings(ModelSettings(output_warp='standardize')) for other metrics")
         return -np.log1p(LOG_ERROR_EPS - values)
 
     def unwarp(self, values: np.ndarray) -> np.ndarray:

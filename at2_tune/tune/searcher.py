@@ -38,7 +38,7 @@ from at2_tune.recommendation import RECOMMENDATION_FILE
 from search_spaces.errors import SearchSpaceError
 from search_spaces.keys import config_key, distinct
 
-SEARCHER_STATE_VERSION = 3
+SEARCHER_STATE_VERSION = 4
 BACKUP_FILE = "at2-searcher-state.backup.pt"
 log = logging.getLogger(__name__)
 _DEFAULT = "hyperrec"
@@ -249,14 +249,15 @@ class AT2Searcher(Searcher):
         """The settings with ``output_warp="auto"`` resolved from the metric and mode: the
         log-error warp only for a metric to maximize whose prior values are all in [0, 1]."""
         settings = self._settings
-        if settings.output_warp == "log_error" and self._mode == "min":
-            raise ValueError(f"AT2Settings(output_warp='log_error') warps accuracies to "
+        if settings.model.output_warp == "log_error" and self._mode == "min":
+            raise ValueError(f"ModelSettings(output_warp='log_error') warps accuracies to "
                              f"maximize, but {self._metric!r} is tuned with mode='min'; use "
                              "output_warp='standardize' (or 'auto')")
-        if settings.output_warp != "auto":
+        if settings.model.output_warp != "auto":
             return settings
         warp = "standardize" if self._mode == "min" else resolve_output_warp("auto", prior)
-        return dataclasses.replace(settings, output_warp=warp)
+        return dataclasses.replace(settings, model=dataclasses.replace(settings.model,
+                                                                       output_warp=warp))
 
     def _new_engine(self) -> AT2Engine:
         """An engine of this searcher's identity, not fitted yet."""
@@ -331,7 +332,7 @@ class AT2Searcher(Searcher):
             raise AT2Error(f"trial {trial_id} reported {self._metric}={reported!r}, outside "
                            "[0, 1]; the log-error warp (chosen for accuracies) needs fractions: "
                            "report accuracy as a fraction, or pass AT2Searcher(settings="
-                           "AT2Settings(output_warp='standardize')) for a metric with other "
+                           "AT2Settings(ModelSettings(output_warp='standardize'))) for a metric with other "
                            "bounds")
         return value if self._mode == "max" else -value
 
@@ -442,13 +443,14 @@ class AT2Searcher(Searcher):
         self._load(torch.load(checkpoint_path, weights_only=True), checkpoint_path)
 
     def _load(self, state: dict[str, Any], checkpoint_path: str) -> None:
-        if state.get("version") not in (2, SEARCHER_STATE_VERSION):
+        if state.get("version") != SEARCHER_STATE_VERSION:
             raise AT2Error(f"{checkpoint_path}: AT2Searcher state version "
                            f"{state.get('version')!r} is not supported (expected "
-                           f"{SEARCHER_STATE_VERSION})")
+                           f"{SEARCHER_STATE_VERSION}; states saved before at2-tune split its "
+                           "settings into model and policy settings cannot continue: start "
+                           "a new run)")
         self._metric, self._mode = state["metric"], state["mode"]
-        if "searcher" in state:  # version 3 on: the state alone rebuilds the engine
-            self._load_construction(state["searcher"])
+        self._load_construction(state["searcher"])  # the state alone rebuilds the engine
         if state["space"] is not None:
             from search_spaces import SearchSpace
 

@@ -1,9 +1,10 @@
 import pytest
 
 from at2_tune.core.prior import PriorData
-from at2_tune.core.settings import AT2Settings
+from at2_tune.core.settings import AT2Settings, ModelSettings
 
-FAST = AT2Settings(n_inducing=32, offline_epochs=1, online_steps=2, hidden_dim=8, feature_dim=4)
+FAST = AT2Settings(ModelSettings(n_inducing=32, offline_epochs=1, online_steps=2, hidden_dim=8,
+                                 feature_dim=4))
 """Tiny settings: the tests check behaviour, not tuning quality."""
 
 
@@ -17,7 +18,7 @@ def two_task_prior(hyperrec) -> PriorData:
     return PriorData.from_database(hyperrec, ["CIFAR10", "SUN397SUB1"], seed_profile=0)
 
 
-FROZEN = AT2Settings(n_inducing=32, offline_epochs=3, hidden_dim=8, feature_dim=4)
+FROZEN = AT2Settings(ModelSettings(n_inducing=32, offline_epochs=3, hidden_dim=8, feature_dim=4))
 """Tiny settings with the default online protocol (hyperparameters frozen online)."""
 
 

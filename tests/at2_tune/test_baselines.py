@@ -5,7 +5,7 @@ import pytest
 
 from at2_tune import baselines
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.replay import ReplayTask, resolve_task
+from at2_tune.simulator import ReplayTask, resolve_task
 
 
 def best_so_far(curves: np.ndarray, trained: list[int], budget: int) -> list[int]:
@@ -162,3 +162,18 @@ def test_weighted_round_robin_gives_the_prior_favourite_the_most_epochs(hyperrec
     assert run.recommended == best_so_far(hyperrec.task_curves(task.test_task), run.trained, 30)
     equal = baselines.top_k_round_robin(hyperrec, task, 4, decay=0.0)
     assert equal.trained == [order[i % 4] for i in range(30)]
+
+
+@pytest.mark.parametrize("method", ["top3", "top4-weighted", "transfer-sh9", "screening",
+                                    "successive-halving"])
+def test_baselines_run_on_k_slots_through_the_coordinator(hyperrec, method):
+    task = resolve_task(hyperrec, pair=1, budget=40)
+    one = baselines.BY_NAME[method](hyperrec, task, np.random.default_rng(2))
+    four = baselines.BY_NAME[method](hyperrec, task, np.random.default_rng(2), 4)
+    assert len(four.recommended) == 40 and len(four.trained) == len(one.trained)
+    # the same configurations, the budget spent; which epochs fit in it depends on the slots
+    # (4 slots train a rung's configurations, or 4 leaders, side by side at their own speeds)
+    assert set(four.trained) == set(one.trained) and four.trained != one.trained
+    if method == "transfer-sh9":  # its rungs end within the budget: the same epochs each
+        assert Counter(four.trained) == Counter(one.trained)
+    assert four.recommended == best_so_far(hyperrec.task_curves(task.test_task), four.trained, 40)

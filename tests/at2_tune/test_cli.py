@@ -53,6 +53,7 @@ def test_space_command_prints_the_space_and_samples(capsys):
     assert "CosineAnnealingWarmRestarts" in out and out.count("encoded:") == 2
 
 
+@pytest.mark.integration  # the installed console script, in subprocesses
 def test_console_script_is_installed(release_dir):
     script = Path(sys.executable).with_name("at2-tune")
     if not script.exists():

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from at2_tune.baselines import top_k_round_robin
-from at2_tune.core.settings import AT2Settings
-from at2_tune.replay import resolve_task
+from at2_tune.core.settings import AT2Settings, ModelSettings, PolicySettings
+from at2_tune.simulator import resolve_task
 from experiments.held_out_configs import (hidden_configs, main, masked_prior, nearest_order,
                                           observed_order, run_case)
 from search_spaces import get_space
 from search_spaces.nearest import NearestConfig
 
-TINY = AT2Settings(n_inducing=32, offline_epochs=1, offline_max_steps=10, hidden_dim=8,
-                   feature_dim=4)
+TINY = AT2Settings(ModelSettings(n_inducing=32, offline_epochs=1, offline_max_steps=10,
+                                 hidden_dim=8, feature_dim=4))
 
 
 def test_half_of_the_configurations_are_hidden_reproducibly():
@@ -76,7 +76,7 @@ def test_a_case_runs_every_method_on_the_masked_prior(lcbench, release_dir):
     assert case["ranks"]["top4-weighted"] == [int(ranks[expected[9]])]  # checkpoint 10 only
     assert not hidden[case["recommended"]["at2-observed"]].any()
     # the fit-free replica decides as AT2 over the observed half, and so as AT2 over all (the
-    # hidden half waits for the observed one under the default unobserved_candidates)
+    # hidden half waits for the observed one under the default policy)
     assert case["recommended"]["at2-replica"] == case["recommended"]["at2-observed"] == \
         case["recommended"]["at2"]
     assert len(set(case["recommended"]["at2"])) >= 2  # a real comparison: the pick moves
@@ -84,7 +84,7 @@ def test_a_case_runs_every_method_on_the_masked_prior(lcbench, release_dir):
     assert case["seconds"]["at2"]["fit"] > 0
 
 
-def test_a_fit_cache_is_shared_by_runs_that_differ_in_online_settings(lcbench, release_dir,
+def test_a_fit_cache_is_shared_by_runs_that_differ_in_policy_settings(lcbench, release_dir,
                                                                      tmp_path):
     test_task, cache = lcbench.tasks[1], tmp_path / "fits"
     fresh = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), TINY.to_json(),
@@ -93,10 +93,10 @@ def test_a_fit_cache_is_shared_by_runs_that_differ_in_online_settings(lcbench, r
     again = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), TINY.to_json(),
                      fit_cache=str(cache))
     assert again["recommended"] == fresh["recommended"]  # the saved fit decides the same
-    online = dataclasses.replace(TINY, leaders=2).to_json()
+    online = dataclasses.replace(TINY, policy=PolicySettings(leaders=2)).to_json()
     other = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), online,
                      fit_cache=str(cache))
-    assert len(list(cache.glob("*.pt"))) == 1  # no second fit for an online-only setting
+    assert len(list(cache.glob("*.pt"))) == 1  # no second fit for a policy setting
     assert len(other["recommended"]["at2"]) == 10
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from at2_tune import evaluation
-from experiments import protocols
+from at2_tune.bench import protocols
 from experiments.replay_benchmark import main
 
 

@@ -404,6 +404,7 @@ def test_get_space_knows_the_builtin_spaces():
         get_space("hyperec")
 
 
+@pytest.mark.integration  # a fresh interpreter
 def test_package_imports_without_ray():
     root = Path(__file__).resolve().parents[2]
     code = ("import sys, search_spaces, numpy as np\n"

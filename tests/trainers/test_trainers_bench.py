@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # a fresh interpreter trains ResNet34 on CPU
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """

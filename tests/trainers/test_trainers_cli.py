@@ -24,6 +24,7 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
+@pytest.mark.integration  # `at2-tune train` end to end, then resumed
 def test_train_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                            make_config: ConfigFactory) -> None:
     config = write_config(tmp_path / "cfg.json", make_config("Adam", "ExponentialLR"))

@@ -15,6 +15,8 @@ from tests.trainers.helpers import ConfigFactory
 from trainers.data import DataSpec
 from trainers.ray_trainable import make_trainable
 
+pytestmark = pytest.mark.integration  # local Ray and Tune
+
 
 class PauseAfterFirstEpoch(FIFOScheduler):
     """PAUSE every trial once, on its epoch-1 result; FIFO resumes paused trials later."""

@@ -79,6 +79,7 @@ def test_resnet50_writes_run_files(folder_data: SplitData, tmp_path: Path,
         assert (result.checkpoint_dir / name).read_text() == (tmp_path / name).read_text()
 
 
+@pytest.mark.integration  # trains twice, a DataLoader worker process
 def test_resume_equals_uninterrupted_run(folder_data: SplitData, tmp_path: Path,
                                          make_config: ConfigFactory) -> None:
     """Train 2 epochs in one go (tensor pipeline) versus 1 epoch, a crash right after the

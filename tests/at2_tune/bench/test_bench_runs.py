@@ -11,7 +11,9 @@ from at2_tune import baselines, cli  # noqa: E402
 from at2_tune.bench import methods as bench_methods  # noqa: E402
 from at2_tune.bench.runs import Job, plan, run_job  # noqa: E402
 from at2_tune.errors import AT2Error  # noqa: E402
-from at2_tune.replay import resolve_task  # noqa: E402
+from at2_tune.simulator import resolve_task  # noqa: E402
+
+pytestmark = pytest.mark.integration  # local Ray for the whole module
 
 
 @pytest.fixture(scope="module", autouse=True)

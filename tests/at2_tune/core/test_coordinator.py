@@ -15,6 +15,7 @@ import synthetic_prior as synthetic
 from at2_tune.core.coordinator import (FINISHED, WAIT, Coordinator, Decision, Resume, Start,
                                        TrialEpochError, TrialStatus)
 from at2_tune.core.engine import AT2Engine
+from at2_tune.core.settings import PolicySettings
 from at2_tune.errors import AT2Error
 
 CONFIGS = synthetic.toy_configs()
@@ -61,7 +62,7 @@ def _report(coordinator: Coordinator, trial_id: str, value: float | None = None)
 
 
 def test_one_slot_makes_the_queries_of_next_query(fitted_state, frozen_settings):
-    settings = dataclasses.replace(frozen_settings, acquisition="leaders")
+    settings = dataclasses.replace(frozen_settings, policy=PolicySettings("leaders"))
     coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=25, max_concurrent=1)
     reference = _engine(fitted_state, settings)
     queries = []
@@ -85,7 +86,7 @@ def test_one_slot_makes_the_queries_of_next_query(fitted_state, frozen_settings)
 
 def test_a_paused_trial_does_not_resume_while_a_new_trial_holds_the_only_slot(
         fitted_state, frozen_settings):
-    settings = dataclasses.replace(frozen_settings, acquisition="leaders", leaders_decay=0.0)
+    settings = dataclasses.replace(frozen_settings, policy=PolicySettings("leaders", leaders_decay=0.0))
     coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=20, max_concurrent=1)
     first = coordinator.next_action()
     coordinator.start("a", first)
@@ -153,11 +154,11 @@ def _fork(coordinator: Coordinator, settings) -> Coordinator:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(slots=st.integers(1, 4), budget=st.integers(1, 24), acquisition=st.sampled_from(["leaders", "best_future"]),
+@given(slots=st.integers(1, 4), budget=st.integers(1, 24), policy=st.sampled_from(["leaders", "no_prior"]),
        data=st.data())
 def test_random_executions_keep_every_invariant_and_restore_to_the_same_decisions(
-        fitted_state, frozen_settings, slots, budget, acquisition, data):
-    config = dataclasses.replace(frozen_settings, acquisition=acquisition)
+        fitted_state, frozen_settings, slots, budget, policy, data):
+    config = dataclasses.replace(frozen_settings, policy=PolicySettings(policy))
     coordinators = [Coordinator(_engine(fitted_state, config), budget_epochs=budget, max_concurrent=slots,
                                 track_recommendations=True)]
     failed: set[int] = set()
@@ -221,7 +222,7 @@ def test_the_finished_run_spends_exactly_the_budget_when_nothing_fails(fitted_st
 
 
 def test_a_restored_trial_re_runs_observed_epochs_without_counting_them(fitted_state, frozen_settings):
-    settings = dataclasses.replace(frozen_settings, acquisition="leaders", leaders=1)  # t0 continues
+    settings = dataclasses.replace(frozen_settings, policy=PolicySettings("leaders", leaders=1))  # t0 continues
     coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=10, max_concurrent=2)
     _carry_out(coordinator, [])
     assert [_report(coordinator, "t0") for _ in range(3)] == [Decision.CONTINUE] * 3
@@ -242,7 +243,7 @@ def test_a_restored_trial_re_runs_observed_epochs_without_counting_them(fitted_s
 
 
 def test_without_new_trials_free_slots_only_resume(fitted_state, frozen_settings):
-    settings = dataclasses.replace(frozen_settings, acquisition="leaders", leaders_decay=0.0)
+    settings = dataclasses.replace(frozen_settings, policy=PolicySettings("leaders", leaders_decay=0.0))
     coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=10, max_concurrent=1)
     coordinator.start("a", coordinator.next_action())
     assert _report(coordinator, "a") is Decision.PAUSE

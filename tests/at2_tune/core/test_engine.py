@@ -10,7 +10,9 @@ import torch
 from at2_tune.core import residual
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.prior import PriorData
-from at2_tune.core.settings import AT2Settings
+from at2_tune.core.models import GPCurveModel, ResidualCorrected
+from at2_tune.core.prior import copula_average, copula_imputed_average
+from at2_tune.core.settings import ModelSettings, PolicySettings
 from at2_tune.core.spread import spread_error_scale, spread_over_tasks
 from at2_tune.errors import AT2Error
 from search_spaces import HYPERREC_SPACE
@@ -41,34 +43,48 @@ def test_cold_start_proposes_a_first_epoch_and_recommends(two_task_prior, fast_s
     engine = _conditioned(two_task_prior, fast_settings, seed=0)
     query = engine.next_query()
     favourite = int(np.argmax(engine.posterior().mean.max(axis=1)))  # best predicted curve
-    assert query.epoch == 1 and np.isfinite(query.score)
+    assert query.epoch == 1
     assert query.candidate == engine.recommend() == favourite == 34  # CIFAR10 + SUN397SUB1's pick
 
 
-def test_next_epoch_score_is_the_ucb_of_that_epoch(two_task_prior, fast_settings):
-    settings = dataclasses.replace(fast_settings, acquisition="next_epoch")
-    engine = _conditioned(two_task_prior, settings, seed=0)
-    candidates, epochs = [0, 1, 1, 7], [1, 1, 5, 75]
-    mean, std = engine.predict(candidates, epochs)
-    assert mean.shape == std.shape == (4,) and np.all(std > 0)
-    np.testing.assert_allclose(engine.score(candidates, epochs), mean + 0.25 * std)
+def _with_policy(settings, name, **knobs):
+    return dataclasses.replace(settings, policy=PolicySettings(name, **knobs))
 
 
-def test_best_future_score_is_the_best_ucb_from_the_next_epoch_on(two_task_prior, fast_settings):
-    engine = _conditioned(two_task_prior, dataclasses.replace(fast_settings, acquisition="best_future"),
-                          seed=0)
-    candidates, epochs = [0, 1, 1, 7], [1, 1, 60, 75]
+def test_the_paper_orders_by_the_ucb_of_the_next_epoch_on_the_gp(two_task_prior, fast_settings):
+    engine = _conditioned(two_task_prior, _with_policy(fast_settings, "paper"), seed=0)
+    engine.observe(3, 1, 0.4)
+    engine.condition()
+    open_ = engine.open_candidates()
+    epochs = [engine.next_epoch(c) for c in open_]
+    mean, std = engine.predict(open_, epochs)
+    assert np.all(std > 0) and epochs[3] == 2
+    expected = np.array(open_)[np.argsort(-(mean + 0.25 * std), kind="stable")]
+    assert [q.candidate for q in engine.ranked_queries()] == expected.tolist()
+    np.testing.assert_array_equal(engine.posterior().mean,  # no residual correction
+                                  engine.surrogate.curve_posterior(engine.evidence().encodings).mean)
+    # the paper recommends the best predicted configuration, observed or not
+    assert engine.recommend() == int(np.argmax(engine.posterior().mean.max(axis=1)))
+
+
+def test_no_prior_orders_by_the_best_ucb_from_the_next_epoch_on(two_task_prior, fast_settings):
+    engine = _conditioned(two_task_prior, _with_policy(fast_settings, "no_prior"), seed=0)
+    engine.observe(1, 1, 0.3)
+    engine.condition()
     expected = []
-    for candidate, epoch in zip(candidates, epochs):
-        later = np.arange(epoch, 76)
+    for candidate in range(100):
+        later = np.arange(engine.next_epoch(candidate), 76)
         mean, std = engine.predict([candidate] * later.size, later)
         expected.append(np.max(mean + 0.25 * std))
-    np.testing.assert_allclose(engine.score(candidates, epochs), expected, rtol=1e-10)
+    order = np.argsort(-np.array(expected), kind="stable")
+    assert [q.candidate for q in engine.ranked_queries()] == order.tolist()
+    assert engine.recommend() == 1  # the best observed value
 
 
-def test_recommend_from_observed_candidates(two_task_prior, fast_settings, target_curves):
-    settings = dataclasses.replace(fast_settings, recommend_from="observed")
-    engine = _conditioned(two_task_prior, settings, seed=0)
+def test_queries_refuse_a_model_that_has_not_seen_every_observation(two_task_prior,
+                                                                    frozen_settings,
+                                                                    target_curves):
+    engine = _conditioned(two_task_prior, frozen_settings, seed=0)
     # nothing observed yet: the best predicted curve of all candidates
     assert engine.recommend() == int(np.argmax(engine.posterior().mean.max(axis=1)))
     for candidate in (5, 9):
@@ -76,13 +92,14 @@ def test_recommend_from_observed_candidates(two_task_prior, fast_settings, targe
     with pytest.raises(AT2Error, match=r"call engine.condition\(\) after observe"):
         engine.recommend()  # queries never train: the model has not seen 5 and 9 yet
     engine.condition()
-    assert engine.recommend() in (5, 9)
+    assert engine.recommend() == (5 if target_curves[5, 0] >= target_curves[9, 0] else 9)
 
 
-@pytest.mark.parametrize("field, value", [("acquisition", "ei"), ("recommend_from", "best")])
-def test_unknown_setting_choice_is_a_clear_error(field, value):
+@pytest.mark.parametrize("kind, field, value", [(PolicySettings, "name", "ei"),
+                                                (ModelSettings, "output_warp", "log")])
+def test_unknown_setting_choice_is_a_clear_error(kind, field, value):
     with pytest.raises(ValueError, match=f"{field}={value!r} is not one of"):
-        AT2Settings(**{field: value})
+        kind(**{field: value})
 
 
 def test_no_prior_tasks_is_plain_multi_fidelity_bo(hyperrec, fast_settings, target_curves):
@@ -151,13 +168,25 @@ def test_repeated_observation_is_rejected_and_failed_candidates_are_skipped(two_
     assert engine.recommend() == 99
 
 
-def test_new_candidates_outside_the_grid_can_be_scored(two_task_prior, fast_settings):
-    engine = _conditioned(two_task_prior, fast_settings, seed=0)
+def test_candidates_off_the_grid_get_the_copula_average_of_the_gps_prior_curves(
+        two_task_prior, frozen_settings):
+    engine = AT2Engine(HYPERREC_SPACE, two_task_prior, frozen_settings, seed=0)
+    assert not engine.needs_gp()  # the grid alone: the prior tasks decide
     new = engine.add_candidates(HYPERREC_SPACE.sample_many(np.random.default_rng(0), 3))
-    assert new == [100, 101, 102]
+    assert new == [100, 101, 102] and engine.needs_gp()
     engine.observe(101, 1, 0.2)  # no matched cell: only the GP data grows
     engine.condition()
-    assert engine.score(new, [1, 2, 1]).shape == (3,)
+    assert engine.surrogate.fitted
+    per_task = engine.surrogate.prior_task_means(engine.evidence().encodings)  # (2, 103, 75)
+    imputed = copula_imputed_average(per_task, engine.prior.curves, engine.prior.observed)
+    grid, _ = copula_average(engine.prior.curves, engine.prior.observed)
+    transform = engine.surrogate.transform
+    mean = engine.posterior().mean
+    np.testing.assert_allclose(mean[[100, 102]], transform.mean_from_model(imputed[[100, 102]]))
+    np.testing.assert_allclose(mean[:100], transform.mean_from_model(grid))
+    # the samples wait while at least `leaders` grid configurations are open
+    order = [q.candidate for q in engine.ranked_queries()]
+    assert set(order[-3:]) == {100, 101, 102}
 
 
 def test_standardized_prior_gives_every_task_the_same_mean_and_spread(two_task_prior):
@@ -168,30 +197,6 @@ def test_standardized_prior_gives_every_task_the_same_mean_and_spread(two_task_p
     np.testing.assert_allclose(flat.mean(axis=1), raw.mean(axis=1).mean())
     order = np.argsort(raw, axis=1)
     assert np.array_equal(np.argsort(flat, axis=1), order)  # ranks within a task are kept
-
-
-def test_calibration_widens_the_uncertainty_of_a_surprised_model(two_task_prior, fast_settings, target_curves):
-    # values off the [0, 1] range of accuracies: no output warp
-    fast_settings = dataclasses.replace(fast_settings, output_warp="none")
-    settings = dataclasses.replace(fast_settings, calibrate=True)
-    engine = _conditioned(two_task_prior, settings, seed=0)
-    assert engine.calibration() == 1.0
-    for _ in range(3):
-        query = engine.next_query()  # predicts the curves; the next observation is scored
-        mean, _ = engine.predict([query.candidate], [query.epoch])
-        engine.observe(query.candidate, query.epoch, float(mean[0]) + 0.5)  # far off
-        engine.condition()
-    factor = engine.calibration()
-    assert factor > 1.0
-    raw = AT2Engine(HYPERREC_SPACE, two_task_prior, fast_settings, seed=0)
-    raw.load_state_dict({**engine.state_dict(), "settings": raw.settings.to_json()})
-    np.testing.assert_allclose(engine.predict([0, 1], [3, 9])[1], raw.predict([0, 1], [3, 9])[1] * factor)
-    buffer = io.BytesIO()
-    torch.save(engine.state_dict(), buffer)
-    buffer.seek(0)
-    restored = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=0)
-    restored.load_state_dict(torch.load(buffer, weights_only=True))
-    assert restored.calibration() == factor
 
 
 def test_engines_restored_from_one_state_do_not_share_optimizer_buffers(two_task_prior, fast_settings,
@@ -209,38 +214,14 @@ def test_engines_restored_from_one_state_do_not_share_optimizer_buffers(two_task
         np.testing.assert_array_equal(std, predictions[0][1])
 
 
-def test_thompson_draws_are_pure_per_decision_and_survive_a_restore(two_task_prior, frozen_settings,
-                                                                    target_curves):
-    settings = dataclasses.replace(frozen_settings, acquisition="thompson")
-    engine = _conditioned(two_task_prior, settings, seed=3)
-    candidates, epochs = list(range(100)), [1] * 100
-    first = engine.score(candidates, epochs)
-    np.testing.assert_array_equal(first, engine.score(candidates, epochs))  # scoring draws nothing new
-    posterior = engine.posterior()
-    draws = np.random.default_rng([3, 0]).standard_normal(100)
-    np.testing.assert_allclose(first, (posterior.mean + draws[:, None] * posterior.std).max(axis=1))
-    _run_queries(engine, target_curves, 2)
-    engine.condition()
-    restored = AT2Engine(HYPERREC_SPACE, two_task_prior, settings, seed=3)
-    restored.load_state_dict(engine.state_dict())
-    open_ = engine.open_candidates()
-    next_epochs = [engine.next_epoch(c) for c in open_]
-    second = engine.score(open_, next_epochs)
-    assert not np.allclose(second, first[open_])  # new observations, new draws
-    np.testing.assert_allclose(restored.score(open_, next_epochs), second)
-
-
-def test_prior_average_mean_replaces_the_gp_mean_of_unobserved_grid_candidates(
+def test_the_transfer_mean_is_the_prior_tasks_copula_average_residual_corrected(
         two_task_prior, frozen_settings, target_curves):
-    settings = dataclasses.replace(frozen_settings, transfer_mean="prior_average",
-                                   transfer_std="gp", residual_min_epochs=1)  # 3 one-epoch curves
+    settings = _with_policy(frozen_settings, "leaders", residual_min_epochs=1)
     engine = _conditioned(two_task_prior, settings, seed=0)
-    average = engine.prior.curves.mean(axis=0)  # (100, 75) on the model's scale
+    average, count = copula_average(engine.prior.curves, engine.prior.observed)
+    assert (count == 2).all()
     np.testing.assert_allclose(engine.posterior().mean,
                                engine.surrogate.transform.mean_from_model(average))
-    gp = _conditioned(two_task_prior, dataclasses.replace(settings, transfer_mean="gp"), seed=0)
-    np.testing.assert_array_equal(engine.posterior().std, gp.posterior().std)  # the GP's stds
-    assert not np.allclose(engine.posterior().mean, gp.posterior().mean)
     queries = _run_queries(engine, target_curves, 3)
     engine.condition()
     observed = {c for c, _ in queries}
@@ -253,19 +234,17 @@ def test_prior_average_mean_replaces_the_gp_mean_of_unobserved_grid_candidates(
             abs(mapped[candidate, epoch - 1] - warped)
 
 
-def test_auto_acquisition_is_the_leaders_round_robin_with_a_prior_and_best_future_ucb_without(
-        two_task_prior, frozen_settings):
-    from at2_tune.core import acquisition as acq
-
-    assert frozen_settings.acquisition == "auto"
+def test_auto_policy_is_the_leaders_with_a_prior_and_no_prior_without(two_task_prior,
+                                                                       frozen_settings):
+    assert frozen_settings.policy.name == "auto"
     with_prior = _conditioned(two_task_prior, frozen_settings)
-    rule = with_prior.acquisition()
-    assert isinstance(rule, acq.LeadersRoundRobin) and (rule.k, rule.decay) == (4, 0.5)
+    assert (with_prior.policy.name, with_prior.policy.k, with_prior.policy.decay) == \
+        ("leaders", 4, 0.5)
     without = _conditioned(PriorData.empty(two_task_prior.configs[:10], 75), frozen_settings)
-    assert without.acquisition() == acq.BestFutureUCB(frozen_settings.beta)
+    assert without.policy.name == "no_prior" and without.policy.acquisition.beta == 0.25
 
 
-def test_identity_tells_custom_spaces_apart_and_ignores_online_settings(fast_settings):
+def test_identity_tells_custom_spaces_apart_and_ignores_policy_settings(fast_settings):
     from at2_tune.core.offline_cache import FitCache
     from search_spaces import Float, SearchSpace
 
@@ -275,26 +254,16 @@ def test_identity_tells_custom_spaces_apart_and_ignores_online_settings(fast_set
     assert first.identity()["seed"] == 0 and len(first.identity_key()) == 24
     other_space = AT2Engine(wide, PriorData.empty(configs, 4), fast_settings)
     assert other_space.identity()["space"] != first.identity()["space"]  # both are named "custom"
-    online = dataclasses.replace(fast_settings, beta=3.0, acquisition="thompson", leaders=2)
+    online = _with_policy(fast_settings, "paper", beta=3.0, leaders=2)
     assert AT2Engine(narrow, PriorData.empty(configs, 4), online).identity_key() == first.identity_key()
-    offline = dataclasses.replace(fast_settings, hidden_dim=fast_settings.hidden_dim + 1)
+    offline = dataclasses.replace(fast_settings, model=dataclasses.replace(
+        fast_settings.model, hidden_dim=fast_settings.model.hidden_dim + 1))
     assert AT2Engine(narrow, PriorData.empty(configs, 4), offline).identity_key() != first.identity_key()
     with pytest.raises(AT2Error, match="different tuning run; these differ: the search space"):
         other_space.load_state_dict(first.state_dict())
     assert FitCache.coerce(None) is None and FitCache.coerce("d") == FitCache(Path("d"))
     with pytest.raises(TypeError, match="pass None .no cache."):
         FitCache.coerce(True)
-
-
-def test_online_only_settings_are_marked_on_their_fields():
-    settings = AT2Settings()
-    online = set(settings.to_json()) - set(settings.offline_json())
-    assert online == {"beta", "acquisition", "recommend_from", "leaders", "leaders_decay",
-                      "transfer_mean", "residual_correction", "online_update", "online_steps",
-                      "online_epochs", "scale_target", "calibrate", "transfer_weights",
-                      "similarity_temperature", "similarity_cells", "residual_kernel",
-                      "transfer_std", "imputation_penalty",
-                      "unobserved_candidates", "residual_min_epochs"}
 
 
 def test_repeated_candidates_are_refused(two_task_prior, fast_settings):
@@ -308,41 +277,27 @@ def test_repeated_candidates_are_refused(two_task_prior, fast_settings):
     assert engine.add_candidates([grid[7]]) == [5]
 
 
-def test_prior_residual_kernel_conditions_observed_curves_on_the_prior_covariance(
+def test_observed_curves_are_corrected_with_the_fixed_kernel_and_the_priors_noise(
         toy, frozen_settings):
     space, prior, target = toy
-    plain = dataclasses.replace(frozen_settings, residual_correction=False)
-    settings = dataclasses.replace(frozen_settings, residual_kernel="prior")
-    fixed = dataclasses.replace(frozen_settings, residual_kernel="fixed")
-    engines = [AT2Engine(space, prior, s, seed=0) for s in (plain, settings, fixed)]
-    for engine in engines:
-        for epoch in (1, 2):
-            engine.observe(4, epoch, float(target[4, epoch - 1]))
-        engine.condition()
-    uncorrected, prior_kernel, fixed_kernel = (e.posterior() for e in engines)
-    covariance = residual.prior_residual_covariance(engines[1].prior.curves,
-                                                    engines[1].prior.observed)
-    np.testing.assert_allclose(engines[1].residual_kernel.signal, covariance)
-    np.testing.assert_array_equal(engines[1].residual_kernel.noise, 0.0)
-    assert engines[2].residual_kernel is None
-    values = engines[1].surrogate.transform.warp(target[4, :2])
-    expected = residual.correct_observed(uncorrected, np.array([4, 4]), np.array([1, 2]),
-                                         values, engines[1].residual_kernel)
-    np.testing.assert_allclose(prior_kernel.mean, expected.mean)
-    np.testing.assert_allclose(prior_kernel.std, expected.std)
-    assert not np.allclose(prior_kernel.mean[4], fixed_kernel.mean[4])
-    np.testing.assert_array_equal(prior_kernel.mean[5], fixed_kernel.mean[5])  # unobserved
-
-
-def test_the_default_residual_kernel_is_the_fixed_one_with_the_priors_noise(toy, frozen_settings):
-    space, prior, _ = toy
     engine = AT2Engine(space, prior, frozen_settings, seed=0)
-    assert frozen_settings.residual_kernel == "prior_noise"
+    for epoch in (1, 2):
+        engine.observe(4, epoch, float(target[4, epoch - 1]))
+    engine.condition()
     covariance = residual.prior_residual_covariance(engine.prior.curves, engine.prior.observed)
-    expected = residual.fixed_kernel_with_prior_noise(covariance)
-    np.testing.assert_allclose(engine.residual_kernel.signal, expected.signal)
-    np.testing.assert_allclose(engine.residual_kernel.noise, expected.noise)
-    assert expected.noise.min() >= residual.NOISE_SHARE
+    kernel = residual.fixed_kernel_with_prior_noise(covariance)
+    assert isinstance(engine.posterior_source, ResidualCorrected)
+    np.testing.assert_allclose(engine.posterior_source.kernel.signal, kernel.signal)
+    np.testing.assert_allclose(engine.posterior_source.kernel.noise, kernel.noise)
+    assert kernel.noise.min() >= residual.NOISE_SHARE
+    uncorrected = engine.posterior_source.base.posterior()
+    values = engine.surrogate.transform.warp(target[4, :2])
+    expected = residual.correct_observed(uncorrected, np.array([4, 4]), np.array([1, 2]),
+                                         values, kernel, min_epochs=2)
+    np.testing.assert_allclose(engine.posterior().mean, expected.mean)
+    np.testing.assert_allclose(engine.posterior().std, expected.std)
+    assert not np.allclose(engine.posterior().mean[4], uncorrected.mean[4])
+    np.testing.assert_array_equal(engine.posterior().mean[5], uncorrected.mean[5])  # unobserved
 
 
 def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, frozen_settings,
@@ -350,31 +305,27 @@ def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, fro
     from at2_tune.core.offline_cache import FitCache, prepare_engine
 
     prior = PriorData.from_database(hyperrec, ["CIFAR10", "SUN397SUB1", "SOP", "AWA2"], 0)
-    assert frozen_settings.transfer_std == "prior_spread"
-    settings = dataclasses.replace(frozen_settings, offline_epochs=1)  # the GP only compares
+    settings = dataclasses.replace(frozen_settings, model=dataclasses.replace(
+        frozen_settings.model, offline_epochs=1))  # the GP only compares
     engine, cache = AT2Engine(HYPERREC_SPACE, prior, settings), FitCache(tmp_path)
     assert prepare_engine(engine, cache) is False and not engine.surrogate.fitted  # no GP needed
-    cache.load_or_fit(engine)  # fitted all the same, so that the GP engine below shares it
     spread = spread_over_tasks(engine.prior.curves, engine.prior.observed)  # model's scale
-    error_scale = engine.prior_spread[1]
+    error_scale = engine.posterior_source.base.spread[1]
     assert error_scale == spread_error_scale(engine.prior.curves, engine.prior.observed)
     assert 1.05 < error_scale < 2.0  # measured on the four tasks, not the clamp
     np.testing.assert_allclose(engine.posterior().std, error_scale * spread)  # identity map
     queries = _run_queries(engine, target_curves, 6)
     engine.condition()
     counts = np.bincount([c for c, _ in queries], minlength=100)
-    corrected = np.flatnonzero(counts >= settings.residual_min_epochs)  # two epochs or more
-    others = np.flatnonzero(counts < settings.residual_min_epochs)  # one epoch: not corrected
+    corrected = np.flatnonzero(counts >= 2)  # two epochs or more (residual_min_epochs)
+    others = np.flatnonzero(counts < 2)  # one epoch: not corrected
     assert len(corrected) >= 1 and (counts[others] == 1).any()
     scale = abs(engine.surrogate.transform.target.scale)
     assert scale != pytest.approx(1.0)
     std = engine.posterior().std
     np.testing.assert_allclose(std[others], scale * error_scale * spread[others])
     assert (std[corrected] < scale * error_scale * spread[corrected]).all()  # residuals narrow it
-    gp = AT2Engine(HYPERREC_SPACE, prior, dataclasses.replace(settings, transfer_std="gp"))
-    assert prepare_engine(gp, cache)  # the same offline fit, the same observations
-    for candidate, epoch in queries:
-        gp.observe(candidate, epoch, float(target_curves[candidate, epoch - 1]))
-    gp.condition()
-    np.testing.assert_array_equal(gp.posterior().mean, engine.posterior().mean)
+    engine.fit_offline()  # the GP, conditioned on the same observations, for comparison
+    gp = ResidualCorrected(GPCurveModel(engine.surrogate), engine.surrogate, 2)
+    gp.condition(engine.evidence())
     assert np.median(gp.posterior().std[others] / std[others]) < 0.8  # the GP's are narrower

@@ -7,7 +7,6 @@ The partial prior below is the synthetic prior (3 tasks, 30 configs, 12 epochs) 
 """
 
 import copy
-import dataclasses
 
 import gpytorch
 import numpy as np
@@ -191,33 +190,121 @@ def test_pairs_sharing_no_cell_get_the_mean_distance_of_the_measured_pairs(froze
 
 
 # ---------------------------------------------------------------- engine
-def test_conditioned_engine_on_a_partial_prior_has_a_finite_posterior(conditioned):
+def test_conditioned_engine_on_a_partial_prior_corrects_observed_curves_by_hand(conditioned):
+    """The default protocol by hand: every candidate's transfer posterior is the prior tasks'
+    copula average and spread (all of configs 3, 7 and 12 observed by >= 2 prior tasks); the
+    curves of 3 and 12 (>= 2 observed epochs) are then conditioned on their residuals, that of
+    7 (1 epoch) is not; the leaders' round robin and the best observed value decide."""
+    from at2_tune.core import residual
+    from at2_tune.core.prior import copula_average
+    from at2_tune.core.spread import pooled_spread, spread_error_scale, spread_over_tasks
+
     posterior = conditioned.posterior()
-    assert posterior.mean.shape == posterior.std.shape == (30, N_EPOCHS)
-    assert np.isfinite(posterior.mean).all() and np.isfinite(posterior.std).all()
-    assert (posterior.std > 0).all()
+    prior, transform = conditioned.prior, conditioned.surrogate.transform
+    copula, count = copula_average(prior.curves, prior.observed)
+    assert (count[[3, 7, 12]] >= 2).all()
+    deviation = spread_over_tasks(prior.curves, prior.observed)
+    spread = np.where(np.isnan(deviation), pooled_spread(prior.curves, prior.observed), deviation)
+    transfer_mean = transform.mean_from_model(copula)  # NaN at config 29 after epoch 4
+    transfer_std = abs(transform.target.scale) \
+        * spread_error_scale(prior.curves, prior.observed) * spread
+    untouched = [c for c in range(30) if c not in (3, 12)]
+    np.testing.assert_allclose(posterior.std[untouched], transfer_std[untouched], rtol=1e-12)
+    np.testing.assert_allclose(posterior.mean[7], transfer_mean[7], rtol=0, atol=1e-12)
+    # the residual GP of each corrected curve: signal = the fixed epoch correlation, noise =
+    # each epoch's share measured on the prior, variance = mean squared residual of all kept
+    target = synthetic.toy_target(CONFIGS)
+    kept = [(c, e) for c, e in TARGET_PAIRS if c != 7]
+    residuals = {(c, e): float(transform.warp(target[c, e - 1]) - transfer_mean[c, e - 1])
+                 for c, e in kept}
+    kernel = residual.fixed_kernel_with_prior_noise(
+        residual.prior_residual_covariance(prior.curves, prior.observed))
+    progress = np.arange(1, N_EPOCHS + 1) / N_EPOCHS
+    signal = residual.LEVEL + (1 - residual.LEVEL) * np.exp(
+        -np.abs(progress[:, None] - progress[None, :]) / residual.LENGTH)
+    np.testing.assert_allclose(kernel.signal, signal, rtol=1e-12)
+    scale = np.mean(np.square(list(residuals.values())))  # signal's diagonal is 1
+    for candidate in (3, 12):
+        columns = np.array([e - 1 for c, e in kept if c == candidate])
+        r = np.array([residuals[candidate, e + 1] for e in columns])
+        gram = scale * (signal[np.ix_(columns, columns)] + np.diag(kernel.noise[columns]))
+        cross = scale * signal[:, columns]
+        mean = transfer_mean[candidate] + cross @ np.linalg.solve(gram, r)
+        explained = np.einsum("ij,ji->i", cross, np.linalg.solve(gram, cross.T)) / scale
+        std = transfer_std[candidate] * np.sqrt(np.clip(1 - explained, 0, 1))
+        np.testing.assert_allclose(posterior.mean[candidate], mean, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(posterior.std[candidate], std, rtol=1e-10, atol=1e-12)
+        assert np.abs(mean - transfer_mean[candidate]).max() > 1e-2  # a real correction
+    # leaders: the 4 best peaks of the mean curves, none trained yet: the first trains epoch 1
+    leaders = np.argsort(-posterior.mean.max(axis=1), kind="stable")[:4]
+    assert not set(leaders) & {3, 7, 12}
     query = conditioned.next_query()
-    assert 1 <= query.epoch <= N_EPOCHS and np.isfinite(query.score)
-    assert conditioned.recommend() in {candidate for candidate, _ in TARGET_PAIRS}
+    assert (query.candidate, query.epoch) == (int(leaders[0]), 1)
+    # recommendation: the best observed value, 0.677 (config 3, epoch 2) > 0.651 (12, epoch 3)
+    assert max(TARGET_PAIRS, key=lambda pair: target[pair[0], pair[1] - 1]) == (3, 2)
+    assert conditioned.recommend() == 3
 
 
-def test_online_gradient_steps_fit_the_observed_prior_cells_only(fast_settings):
-    engine = _engine(fast_settings)  # online_steps=2: the prior rows enter every online fit
+def test_online_gradient_steps_fit_the_observed_prior_cells_only(fast_settings, monkeypatch):
+    """``online_steps=2``: one online fit of 2 steps, on exactly the prior's 854 observed cells
+    (pool) and the 6 target observations on the model's scale (every batch), built by hand."""
+    from at2_tune.core import surrogate as surrogate_module
+
+    engine = _engine(fast_settings)
+    engine.fit_offline()
+    surrogate = engine.surrogate
+    moving = list(surrogate.model.hyperparameters()) + list(surrogate.likelihood.parameters())
+    before = [p.detach().clone() for p in moving]
+    fits = []
+    real_fit = surrogate_module.fit
+
+    def recording_fit(model, likelihood, data, steps, *args, **kwargs):
+        fits.append((data, steps))
+        return real_fit(model, likelihood, data, steps, *args, **kwargs)
+
+    monkeypatch.setattr(surrogate_module, "fit", recording_fit)
     target = synthetic.toy_target(CONFIGS)
     for candidate, epoch in TARGET_PAIRS:
         engine.observe(candidate, epoch, float(target[candidate, epoch - 1]))
     engine.condition()
+    assert [steps for _, steps in fits] == [2]
+    data = fits[0][0]
+    layout, prior = surrogate.layout, engine.prior
+    task, config, epoch = np.nonzero(prior.observed)
+    assert task.size == HAND_COUNTS.trace() == 854
+    np.testing.assert_array_equal(data.pool_x[:, layout.task_column].numpy(), task)
+    np.testing.assert_allclose(data.pool_x[:, layout.progress_column].numpy(),
+                               (epoch + 1) / N_EPOCHS)
+    np.testing.assert_array_equal(data.pool_x[:, layout.config_columns].numpy(),
+                                  surrogate.grid_encodings[config].numpy())
+    np.testing.assert_array_equal(data.pool_y.numpy(), prior.curves[task, config, epoch])
+    candidates, epochs = np.array(TARGET_PAIRS).T
+    np.testing.assert_array_equal(data.always_x[:, layout.task_column].numpy(), 3)
+    np.testing.assert_allclose(data.always_x[:, layout.progress_column].numpy(), epochs / N_EPOCHS)
+    np.testing.assert_array_equal(data.always_x[:, layout.config_columns].numpy(),
+                                  surrogate.grid_encodings[candidates].numpy())
+    # the target's map: least squares on the prior mean (all 3 tasks observed these cells)
+    warped = surrogate.transform.warp(target[candidates, epochs - 1])
+    assert prior.observed[:, candidates, epochs - 1].all()
+    scale = fit_affine_scale(warped, prior.curves[:, candidates, epochs - 1].mean(axis=0),
+                             float(prior.curves[prior.observed].var()))
+    np.testing.assert_allclose(data.always_y.numpy(), (warped - scale.offset) / scale.scale,
+                               rtol=1e-12)
+    # the steps moved every hyperparameter (Adam, lr 0.01: about 0.01 per step)
+    for old, new in zip(before, moving):
+        assert float((new.detach() - old).abs().max()) > 1e-3
     posterior = engine.posterior()
     assert np.isfinite(posterior.mean).all() and np.isfinite(posterior.std).all()
-    assert engine.surrogate._version == 2  # the offline fit, then one online fit
+    assert surrogate._version == 2  # the offline fit, then one online fit
 
 
 def test_prior_quantile_mean_scores_observed_and_imputed_cells_on_one_scale(conditioned):
     from at2_tune.core.prior import copula_average, copula_imputed_average
 
-    assert conditioned.settings.transfer_mean == "prior_quantile"  # the default
+    assert conditioned.policy.decides_on == "transfer"  # the default: the transfer posterior
     posterior = conditioned.posterior()
-    per_task = conditioned.surrogate.prior_task_means(conditioned._encoded)  # (T, 30, E)
+    encodings = conditioned.evidence().encodings
+    per_task = conditioned.surrogate.prior_task_means(encodings)  # (T, 30, E)
     transform = conditioned.surrogate.transform
     prior = conditioned.prior
     copula, count = copula_average(prior.curves, prior.observed)
@@ -231,58 +318,22 @@ def test_prior_quantile_mean_scores_observed_and_imputed_cells_on_one_scale(cond
     assert posterior.mean[29, 4:].max() <= transform.mean_from_model(np.nanmax(copula)) + 1e-12
 
 
-def test_prior_average_mean_averages_observing_tasks_and_the_gps_prior_tasks_elsewhere(
-        frozen_settings):
-    conditioned = _conditioned(dataclasses.replace(frozen_settings,
-                                                   transfer_mean="prior_average"))
+def test_the_prior_spread_is_the_cells_own_where_two_tasks_observed_it_else_the_epochs(
+        conditioned):
     posterior = conditioned.posterior()
-    per_task = conditioned.surrogate.prior_task_means(conditioned._encoded)  # (T, 30, E)
     transform = conditioned.surrogate.transform
-    curves = conditioned.prior.curves
-    # (config 0, epoch 5): tasks 1 and 2 observed it
-    expected = transform.mean_from_model((curves[1, 0, 4] + curves[2, 0, 4]) / 2)
-    assert posterior.mean[0, 4] == pytest.approx(float(expected), abs=1e-12)
-    # config 29 after epoch 4: no task observed it, the GP's prior-task curves are averaged
-    imputed = transform.mean_from_model(per_task[:, 29, 4:].mean(axis=0))
-    np.testing.assert_allclose(posterior.mean[29, 4:], imputed, rtol=0, atol=1e-12)
-    unobserved = [c for c in range(30) if c not in {3, 7, 12}]  # no residual correction there
-    with pytest.warns(RuntimeWarning, match="Mean of empty slice"):  # config 29, epochs 5..12
-        average = np.nanmean(curves[:, unobserved], axis=0)
-    expected = transform.mean_from_model(np.where(np.isnan(average),
-                                                  per_task[:, unobserved].mean(axis=0), average))
-    np.testing.assert_allclose(posterior.mean[unobserved], expected, rtol=0, atol=1e-12)
-    # the prior spread: the cell's own where 2 tasks observed it, the epoch's pooled elsewhere
-    deviation, error_scale, pooled = conditioned.prior_spread
+    deviation, error_scale, pooled = conditioned.posterior_source.base.spread
     scale = abs(transform.target.scale) * error_scale
+    # config 29 after epoch 4: no task observed it, the epoch's pooled spread
     np.testing.assert_allclose(posterior.std[29, 4:], scale * pooled[4:], rtol=1e-12)
+    # (config 0, epoch 5): tasks 1 and 2 observed it
+    assert np.isfinite(deviation[0, 4])
     assert posterior.std[0, 4] == pytest.approx(scale * deviation[0, 4], rel=1e-12)
-
-
-def test_imputation_penalty_lowers_unobserved_cells_by_their_cross_validated_error(
-        conditioned, frozen_settings):
-    penalized = _engine(dataclasses.replace(frozen_settings, imputation_penalty=1.5))
-    target = synthetic.toy_target(CONFIGS)
-    for candidate, epoch in TARGET_PAIRS:
-        penalized.observe(candidate, epoch, float(target[candidate, epoch - 1]))
-    penalized.condition()
-    plain, lowered = conditioned.posterior(), penalized.posterior()
-    error = penalized.imputation_error
-    assert error.shape == (N_EPOCHS,) and (error[4:] > 0.01).all()
-    transform = penalized.surrogate.transform
-    shift = transform.mean_from_model(1.5 * error[4:]) - transform.mean_from_model(0.0)
-    np.testing.assert_allclose(lowered.mean[29, 4:], plain.mean[29, 4:] - shift, atol=1e-9)
-    np.testing.assert_allclose(lowered.mean[:29], plain.mean[:29], atol=1e-12)  # observed cells
-    np.testing.assert_allclose(lowered.mean[29, :4], plain.mean[29, :4], atol=1e-12)
-    _, error_scale, pooled = penalized.prior_spread
-    scale = abs(transform.target.scale) * error_scale
-    np.testing.assert_allclose(lowered.std[29, 4:], scale * np.hypot(pooled[4:], error[4:]),
-                               rtol=1e-12)
-    np.testing.assert_allclose(lowered.std[:29], plain.std[:29], rtol=1e-12)
 
 
 def test_prior_task_means_are_the_gps_posterior_means_at_the_prior_tasks(conditioned):
     surrogate = conditioned.surrogate
-    encodings = conditioned._encoded[:4]
+    encodings = conditioned.evidence().encodings[:4]
     per_task = surrogate.prior_task_means(encodings)
     assert per_task.shape == (surrogate.prior.n_tasks, 4, N_EPOCHS)
     epochs = torch.arange(1, N_EPOCHS + 1, dtype=torch.float64).repeat(4)
@@ -294,49 +345,6 @@ def test_prior_task_means_are_the_gps_posterior_means_at_the_prior_tasks(conditi
         np.testing.assert_allclose(per_task[task], expected, rtol=1e-9, atol=1e-9)
 
 
-def test_held_out_prior_means_are_the_gps_curves_refitted_without_those_configs(frozen_settings):
-    full = synthetic.toy_prior(configs=CONFIGS)
-    curves = full.curves.copy()
-    curves[:, 25:] = np.nan  # no prior task ran configs 25..29
-    engine = _engine(frozen_settings, PriorData(full.tasks, full.configs, curves, "toy, 5 unrun"))
-    engine.fit_offline()
-    engine.condition()  # no new-task data: q(u) is the optimum given the prior cells
-    surrogate = engine.surrogate
-    before = engine.posterior()
-    unrun = np.arange(25, 30)
-    # configs no task observed: holding them out changes nothing
-    np.testing.assert_allclose(surrogate.held_out_prior_means(unrun),
-                               surrogate.prior_task_means(engine._encoded[25:]),
-                               rtol=1e-7, atol=1e-7)
-    # observed configs held out: the curves move, and the model's state is put back
-    held_out = surrogate.held_out_prior_means(np.array([0, 1]))
-    in_sample = surrogate.prior_task_means(engine._encoded[:2])
-    assert np.abs(held_out - in_sample).max() > 1e-3
-    engine._stale = True
-    engine.condition()
-    after = engine.posterior()
-    np.testing.assert_array_equal(before.mean, after.mean)
-    np.testing.assert_array_equal(before.std, after.std)
-    # the cross-validated error: per epoch, over the 25 observed configs, 5 seeded folds
-    error = engine.imputation_error
-    assert error.shape == (N_EPOCHS,) and (error > 0).all()
-    np.testing.assert_allclose(error, _engine_error(frozen_settings, engine), rtol=1e-12)
-    observed_average = engine.prior.curves[:, :25].mean(axis=0)
-    # no worse than predicting every held-out configuration at the others' average
-    assert (error <= observed_average.std(axis=0) + 1e-3).all()
-
-
-def _engine_error(settings, fitted: AT2Engine) -> np.ndarray:
-    """The imputation error recomputed by hand from the held-out curves of the same folds."""
-    from at2_tune.core import engine as engine_module
-
-    rng = np.random.default_rng([fitted.seed, engine_module.IMPUTATION_SEED])
-    folds = np.array_split(rng.permutation(np.arange(25)), engine_module.IMPUTATION_FOLDS)
-    errors = [fitted.surrogate.held_out_prior_means(fold).mean(axis=0)
-              - fitted.prior.curves[:, fold].mean(axis=0) for fold in folds]
-    return np.sqrt((np.concatenate(errors) ** 2).mean(axis=0))
-
-
 def test_cached_partial_prior_summary_equals_the_exact_update_over_observed_rows(conditioned):
     engine = copy.deepcopy(conditioned)
     surrogate = engine.surrogate
@@ -346,8 +354,10 @@ def test_cached_partial_prior_summary_equals_the_exact_update_over_observed_rows
     cached = _q_u(distribution)
     constants = surrogate.model.mean_module.constants
     cached_constant = float(constants[surrogate.target_task].detach())
-    candidates, epochs, values, _ = engine._observation_arrays()
-    target_x = surrogate.rows(engine._encoded[candidates], surrogate.target_task, epochs)
+    evidence = engine.evidence()
+    epochs, values = torch.as_tensor(evidence.epochs, dtype=torch.float64), evidence.values
+    target_x = surrogate.rows(evidence.encodings[evidence.candidates], surrogate.target_task,
+                              epochs)
     target_y = torch.as_tensor(surrogate.transform.target_to_model(values))
     prior_x, prior_y = surrogate._prior_rows()
     with torch.no_grad():
@@ -470,22 +480,16 @@ def test_full_prior_rows_and_summary_keep_the_full_grid_path(frozen_settings):
     assert summary.roots.shape[0] == 1 and summary.groups.tolist() == [0, 0, 0]
 
 
-def test_unobserved_candidates_wait_for_the_prior_observed_ones_after_observed(frozen_settings):
+def test_unobserved_candidates_wait_for_the_prior_observed_ones(frozen_settings):
     full = synthetic.toy_prior(configs=CONFIGS)
     curves = full.curves.copy()
     curves[:, 25:] = np.nan  # no prior task ran configs 25..29
     prior = PriorData(full.tasks, full.configs, curves, "toy, 5 unrun")
-    assert frozen_settings.unobserved_candidates == "after_observed"  # the default
-    waiting = frozen_settings
-    compete = AT2Engine(synthetic.TOY_SPACE, prior,
-                        dataclasses.replace(frozen_settings, unobserved_candidates="compete"),
-                        seed=0)
-    engine = AT2Engine(synthetic.TOY_SPACE, prior, waiting, seed=0)
-    for e in (compete, engine):
-        e.fit_offline()
-        e.condition()
-    assert compete.acquisition().contenders == tuple(range(30))
-    assert engine.acquisition().contenders == tuple(range(25))
+    engine = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0)
+    engine.condition()
+    assert engine.needs_gp() and engine.surrogate.fitted  # configs 25..29 need the GP
+    contenders = engine.policy.contenders(engine.situation())
+    assert contenders.tolist() == list(range(25))
     target = synthetic.toy_target(CONFIGS)
     for _ in range(15):
         query = engine.next_query()
@@ -494,7 +498,6 @@ def test_unobserved_candidates_wait_for_the_prior_observed_ones_after_observed(f
         engine.observe(query.candidate, query.epoch, value)
         engine.condition()
     # fewer than `leaders` (4) prior-observed candidates: every candidate contends
-    few = AT2Engine(synthetic.TOY_SPACE, prior, waiting, seed=0, candidates=CONFIGS[22:])
-    few.fit_offline()
+    few = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0, candidates=CONFIGS[22:])
     few.condition()
-    assert few.acquisition().contenders == tuple(range(8))
+    assert few.policy.contenders(few.situation()).tolist() == list(range(8))

@@ -3,7 +3,7 @@
 import numpy as np
 
 from at2_tune.core import residual
-from at2_tune.core.acquisition import CurvePosterior
+from at2_tune.core.posterior import CurvePosterior
 
 
 def test_unobserved_candidates_keep_the_transfer_posterior():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from at2_tune.core.engine import AT2Engine
+from at2_tune.core.settings import PolicySettings
 from at2_tune.errors import AT2Error
 from at2_tune.model.exact import set_optimal_variational_distribution
 
@@ -19,7 +20,7 @@ def _observe(engine, target, pairs):
 @pytest.fixture
 def conditioned(toy, frozen_settings):
     space, prior, target = toy  # the GP's own posterior (under the default the prior decides)
-    settings = dataclasses.replace(frozen_settings, transfer_mean="gp", transfer_std="gp")
+    settings = dataclasses.replace(frozen_settings, policy=PolicySettings("paper"))
     engine = AT2Engine(space, prior, settings, seed=0)
     _observe(engine, target, [(3, 1), (3, 2), (7, 1), (12, 1), (12, 2), (12, 3)])
     engine.condition()
@@ -30,9 +31,11 @@ def test_cached_prior_summary_gives_the_same_q_u_as_all_rows(conditioned):
     surrogate = conditioned.surrogate
     strategy = surrogate.model.variational_strategy.variational_distribution
     cached_mean = strategy.mean.detach().clone()
-    cached_constant = float(surrogate.model.mean_module.constants[surrogate.target_task])
-    candidates, epochs, values, _ = conditioned._observation_arrays()
-    target_x = surrogate.rows(conditioned._encoded[candidates], surrogate.target_task, epochs)
+    cached_constant = float(surrogate.model.mean_module.constants[surrogate.target_task].detach())
+    evidence = conditioned.evidence()
+    epochs, values = torch.as_tensor(evidence.epochs, dtype=torch.float64), evidence.values
+    target_x = surrogate.rows(evidence.encodings[evidence.candidates], surrogate.target_task,
+                              epochs)
     target_y = torch.as_tensor(surrogate.transform.target_to_model(values))
     prior_x, prior_y = surrogate._prior_rows()
     constants = surrogate.model.mean_module.constants
@@ -42,14 +45,18 @@ def test_cached_prior_summary_gives_the_same_q_u_as_all_rows(conditioned):
                                          torch.cat([prior_x, target_x]), torch.cat([prior_y, target_y]),
                                          offset_task=surrogate.target_task)
     torch.testing.assert_close(strategy.mean.detach(), cached_mean, rtol=1e-6, atol=1e-6)
-    assert float(constants[surrogate.target_task]) == pytest.approx(cached_constant, abs=1e-8)
+    assert float(constants[surrogate.target_task].detach()) == pytest.approx(cached_constant,
+                                                                             abs=1e-8)
 
 
 def test_fast_curve_posterior_matches_gpytorch(conditioned):
     surrogate = conditioned.surrogate
-    posterior = surrogate.curve_posterior(conditioned._encoded[:5])
+    encodings = conditioned.evidence().encodings[:5]
+    posterior = surrogate.curve_posterior(encodings)
+    np.testing.assert_allclose(posterior.mean, conditioned.posterior().mean[:5],  # the paper's
+                               rtol=1e-12)
     epochs = torch.arange(1, surrogate.n_epochs + 1, dtype=torch.float64).repeat(5)
-    rows = surrogate.rows(conditioned._encoded[:5].repeat_interleave(surrogate.n_epochs, 0),
+    rows = surrogate.rows(encodings.repeat_interleave(surrogate.n_epochs, 0),
                           surrogate.target_task, epochs)
     surrogate.model.eval()
     with torch.no_grad():
@@ -68,7 +75,7 @@ def test_queries_do_not_train_and_refuse_a_stale_model(conditioned, toy):
     for _ in range(3):
         conditioned.ranked_queries()
         conditioned.recommend()
-        conditioned.score([0, 1], [1, 1])
+        conditioned.predict([0, 1], [1, 1])
     conditioned.condition()  # nothing new: a no-op
     after = conditioned.posterior()
     np.testing.assert_array_equal(before.mean, after.mean)
@@ -112,17 +119,18 @@ def test_under_the_default_the_gp_is_not_conditioned_and_decisions_are_the_same(
     space, prior, target = toy
     lazy = AT2Engine(space, prior, frozen_settings, seed=0)
     eager = AT2Engine(space, prior, frozen_settings, seed=0)
-    eager._decides_alone = (eager.n_candidates, False)  # force the GP path
+    eager.posterior_source.base._covers = (tuple(eager._candidate_cell), False)  # force the GP path
     for engine in (lazy, eager):
         _observe(engine, target, [(3, 1), (3, 2), (7, 1), (12, 1), (12, 2), (12, 3)])
         engine.condition()
-    assert lazy.prior_decides_alone() and not eager.prior_decides_alone()
+    assert not lazy.needs_gp() and eager.needs_gp()
+    assert not lazy.surrogate.fitted and eager.surrogate.fitted
     strategy = lazy.surrogate.model.variational_strategy.variational_distribution
     assert not torch.equal(strategy.mean.detach(), eager.surrogate.model.variational_strategy
-                           .variational_distribution.mean.detach())  # q(u) left as fitted
+                           .variational_distribution.mean.detach())  # q(u) left as built
     np.testing.assert_allclose(lazy.posterior().mean, eager.posterior().mean, rtol=1e-12)
     np.testing.assert_allclose(lazy.posterior().std, eager.posterior().std, rtol=1e-12)
     assert [q.candidate for q in lazy.ranked_queries()] == \
         [q.candidate for q in eager.ranked_queries()]
     lazy.add_candidates([space.sample(np.random.default_rng(5))])  # off the grid: GP needed
-    assert not lazy.prior_decides_alone()
+    assert lazy.needs_gp()

@@ -52,7 +52,8 @@ def make_trainable(log_optimum: float):
 
 @pytest.fixture(scope="module")
 def experiments(tmp_path_factory) -> Iterator[list[Path]]:
-    """Two real Tune experiments (random search + ASHA, so some trials stop early)."""
+    """Two real Tune experiments (random search + ASHA, so some trials stop early); the tests
+    that use them are marked ``integration``."""
     storage = tmp_path_factory.mktemp("tune")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     folders = []
@@ -73,6 +74,7 @@ def _result_values(trial_dir: Path) -> dict[int, float]:
     return {r["training_iteration"]: r["acc"] for r in rows}
 
 
+@pytest.mark.integration
 def test_import_keeps_partial_curves_as_observed(experiments: list[Path], tmp_path: Path,
                                                  capsys) -> None:
     out = tmp_path / "db"
@@ -98,6 +100,7 @@ def test_import_keeps_partial_curves_as_observed(experiments: list[Path], tmp_pa
     assert "1 task pair(s) share no configuration" in printed
 
 
+@pytest.mark.integration
 def test_inferred_space(experiments: list[Path]) -> None:
     trials = read_tune_experiment(experiments[0], "acc")
     space = infer_space([t.config for t in trials])
@@ -122,6 +125,7 @@ def test_infer_space_rules() -> None:
         infer_space([{"a": 1}, {"a": 2, "b": 1.0}])
 
 
+@pytest.mark.integration
 def test_tampered_truncated_or_incomplete_databases_are_refused(experiments: list[Path],
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "db"
@@ -148,6 +152,7 @@ def test_tampered_truncated_or_incomplete_databases_are_refused(experiments: lis
         load_user_database(tmp_path / "nothing")
 
 
+@pytest.mark.integration
 def test_existing_output_is_not_overwritten(experiments: list[Path], tmp_path: Path,
                                             capsys) -> None:
     out = tmp_path / "db"
@@ -159,6 +164,7 @@ def test_existing_output_is_not_overwritten(experiments: list[Path], tmp_path: P
     assert (out / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.integration
 def test_unknown_metric_names_the_fields(experiments: list[Path], tmp_path: Path,
                                          capsys) -> None:
     assert main(["prior", "import", str(experiments[0]), "--metric", "accuracy", "--mode",
@@ -194,6 +200,7 @@ def test_min_mode_is_negated_for_at2(tmp_path: Path) -> None:
         type(db)(db.space, "loss", "median", "t", db.tasks, db.configs, db.curves)
 
 
+@pytest.mark.integration
 def test_at2_tunes_a_related_task_with_the_imported_prior(experiments: list[Path],
                                                           tmp_path: Path) -> None:
     from at2_tune.tune import AT2Scheduler, AT2Searcher
@@ -217,6 +224,7 @@ def test_at2_tunes_a_related_task_with_the_imported_prior(experiments: list[Path
     assert first < len(db.configs)  # the prior's curves decide the first trial
 
 
+@pytest.mark.integration
 def test_prior_metric_must_match_the_run(experiments: list[Path], tmp_path: Path) -> None:
     from at2_tune.tune import AT2Searcher
 
@@ -228,6 +236,7 @@ def test_prior_metric_must_match_the_run(experiments: list[Path], tmp_path: Path
         searcher._new_engine()
 
 
+@pytest.mark.integration
 def test_a_shorter_history_serves_a_longer_run(experiments: list[Path], tmp_path: Path) -> None:
     from at2_tune.tune import AT2Searcher
 

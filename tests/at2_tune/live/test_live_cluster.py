@@ -17,6 +17,8 @@ from typing import Iterator
 
 import pytest
 
+# a real two-node cluster: `-m cluster` runs it alone, `-m "not cluster"` leaves it out
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 ROOT = Path(__file__).resolve().parents[3]
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -121,6 +121,7 @@ def test_more_gpus_per_trial_than_any_node_has() -> None:
         trial_resources(3.0, 0.0, CPU_ONLY)
 
 
+@pytest.mark.integration  # starts local Ray
 def test_gpus_per_trial_checked_on_the_real_local_cluster(tmp_path: Path, capsys) -> None:
     err = _error_of([*SYNTHETIC, "--budget-epochs", "4", "--gpus-per-trial", "1",
                      "--out", str(tmp_path)], capsys)

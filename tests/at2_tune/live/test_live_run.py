@@ -18,6 +18,8 @@ from at2_tune.cli import main
 from at2_tune.databases.user import load_user_database
 from at2_tune.live.records import read_all
 
+pytestmark = pytest.mark.integration  # `at2-tune tune` end to end, and a killed driver
+
 ROOT = Path(__file__).resolve().parents[3]
 BUDGET = 8
 ARGS = ["--dataset", "synthetic", "--synthetic-images", "256", "--synthetic-classes", "3",

@@ -6,7 +6,6 @@ import gpytorch
 import pytest
 import torch
 
-from at2_tune.errors import AT2Error
 from at2_tune.model.exact import set_optimal_variational_distribution
 from at2_tune.model.fit import weighted_elbo_loss
 from at2_tune.model.gp import AT2GP, ModelShape

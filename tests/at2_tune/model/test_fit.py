@@ -31,25 +31,28 @@ def test_unknown_optimizer_or_schedule_is_a_clear_error():
 
 def test_settings_json_round_trip_and_reference_protocol():
     reference = AT2Settings.reference()
-    assert reference.n_inducing == 1000 and reference.offline_epochs == 200
-    assert reference.offline_optimizer == OptimizerSettings("sgd", 0.02, 0.8, "warmup_linear", 0.01)
-    assert reference.online_epochs == 3.0 and reference.unmatched_distance == 0.5
+    model = reference.model
+    assert model.n_inducing == 1000 and model.offline_epochs == 200
+    assert model.offline_optimizer == OptimizerSettings("sgd", 0.02, 0.8, "warmup_linear", 0.01)
+    assert model.online_epochs == 3.0 and model.unmatched_distance == 0.5
+    assert reference.policy.name == "paper"
     for settings in (AT2Settings(), reference):
         assert AT2Settings.from_json(settings.to_json()) == settings
 
 
 def test_reference_protocol_runs(hyperrec):
-    from at2_tune.replay import resolve_task, run_replay
+    from at2_tune.simulator import resolve_task, run_replay
 
-    small = dataclasses.replace(AT2Settings.reference(), n_inducing=24, offline_epochs=1,
-                                online_epochs=0.05)
+    reference = AT2Settings.reference()
+    small = dataclasses.replace(reference, model=dataclasses.replace(
+        reference.model, n_inducing=24, offline_epochs=1, online_epochs=0.05))
     task = resolve_task(hyperrec, train_tasks=["CIFAR10"], test_task="CIFAR100", budget=2)
     result = run_replay(hyperrec, task, seed=0, settings=small)
     assert [r["query"] for r in result["trace"]] == [1, 2]
     for row in result["trace"]:  # the paper's protocol: UCB of the next epoch, recommend from all
         assert row["value"] == hyperrec.curve("CIFAR100", row["config_id"])[row["epoch"] - 1]
         assert row["rank"] == hyperrec.rank("CIFAR100", row["recommended_config_id"])
-    assert result["settings"]["acquisition"] == "next_epoch"
+    assert result["settings"]["policy"]["name"] == "paper"
 
 
 def _tiny_model(n_inducing: int = 8):

@@ -55,6 +55,7 @@ def _make_trainable():
     return trainable
 
 
+@pytest.mark.integration  # local Ray, Tune with HyperBand
 def test_the_budget_holds_exactly_with_a_pausing_scheduler(tmp_path):
     # HyperBand(max_t=9, eta=3) over 12 trials: 3 trials to 9 epochs (27 epochs), 5 paused
     # at 3 epochs (42), 4 paused at 1 epoch (46); Ray's HyperBand starts every pending trial

@@ -10,14 +10,16 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from at2_tune.core.prior import PriorData  # noqa: E402
-from at2_tune.core.settings import AT2Settings  # noqa: E402
+from at2_tune.core.settings import AT2Settings, ModelSettings, PolicySettings  # noqa: E402
 from at2_tune.errors import AT2Error  # noqa: E402
-from at2_tune.replay import resolve_task, run_replay  # noqa: E402
+from at2_tune.simulator import resolve_task, run_replay  # noqa: E402
 from at2_tune.tune import AT2Scheduler, AT2Searcher  # noqa: E402
-from at2_tune.tune.replay import run_replay_ray  # noqa: E402
+from at2_tune.tune.ray_replay import run_replay_ray  # noqa: E402
 from at2_tune.baselines import prior_order  # noqa: E402
 from search_spaces import config_key  # noqa: E402
-from trainers.replay import make_replay_trainable  # noqa: E402
+from trainers.curve_trainable import make_replay_trainable  # noqa: E402
+
+pytestmark = pytest.mark.integration  # local Ray for the whole module
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -116,7 +118,7 @@ def test_a_trainable_that_ignores_its_checkpoint_is_a_clear_error(hyperrec, fast
         for epoch in range(1, 5):
             tune.report({"val_acc": 0.5 + 0.01 * epoch, "epoch": epoch})
 
-    settings = dataclasses.replace(fast_settings, acquisition="leaders", leaders_decay=0.0)
+    settings = dataclasses.replace(fast_settings, policy=PolicySettings("leaders", leaders_decay=0.0))
     searcher = _searcher(hyperrec, settings, 12, time_attr="epoch")
     with pytest.raises(Exception, match=r"reported epoch 1 again \(its next epoch is 2\).*restarted from scratch"):
         _run(forgetful, searcher, tmp_path, concurrency=1)
@@ -142,7 +144,7 @@ def test_tuner_with_a_user_param_space_and_no_prior(tmp_path):
                 tune.report({"score": value if config["opt"]["name"] != "bad" else float("nan")},
                             checkpoint=tune.Checkpoint.from_directory(directory))
 
-    settings = dataclasses.replace(AT2Settings(), n_inducing=16, online_steps=2)
+    settings = AT2Settings(ModelSettings(n_inducing=16, online_steps=2))
     searcher = AT2Searcher(prior=None, n_candidates=12, max_epochs=5, budget_epochs=15,
                            fit_cache=None, seed=3, settings=settings)
     param_space = {"rate": tune.loguniform(0.1, 2.0),
@@ -204,7 +206,7 @@ def test_no_argument_searcher_defaults_to_the_hyperrec_space_and_database(releas
     assert searcher.metric == "val_acc" and searcher.mode == "max"
 
 
-def _user_prior_run(tmp_path, fast_settings, unobserved_candidates: str):
+def _user_prior_run(tmp_path, settings):
     """A run with a 3-task user database of 4 configurations (6 epochs each) plus 6 samples of
     the space, one trial at a time; its searcher and the candidates the prior trained."""
     from at2_tune.databases.user import UserDatabase, UserTask, write_user_database
@@ -232,14 +234,13 @@ def _user_prior_run(tmp_path, fast_settings, unobserved_candidates: str):
                             checkpoint=tune.Checkpoint.from_directory(directory))
 
     prior = toy_prior(3, toy_configs(4, seed=1)).with_epochs(6)  # seed 0: the samples below
-    folder = tmp_path / f"db-{unobserved_candidates}"
+    folder = tmp_path / "db"
     write_user_database(UserDatabase(TOY_SPACE, "val_acc", "max", "training_iteration",
                                      tuple(UserTask(t, "toy", 4) for t in prior.tasks),
                                      prior.configs, prior.curves), folder)
-    settings = dataclasses.replace(fast_settings, unobserved_candidates=unobserved_candidates)
     searcher = AT2Searcher(TOY_SPACE, prior=str(folder), n_candidates=6, budget_epochs=30,
                            fit_cache=None, seed=0, settings=settings)
-    _run(toy_target, searcher, tmp_path / unobserved_candidates, concurrency=1)
+    _run(toy_target, searcher, tmp_path / "run", concurrency=1)
     engine = searcher.coordinator.engine
     grid = {config_key(c) for c in prior.configs}
     on_grid = {c for c in range(engine.n_candidates) if config_key(engine.candidates[c]) in grid}
@@ -249,7 +250,7 @@ def _user_prior_run(tmp_path, fast_settings, unobserved_candidates: str):
 
 
 def test_samples_of_the_space_wait_for_the_user_priors_configurations(tmp_path, fast_settings):
-    searcher, on_grid = _user_prior_run(tmp_path, fast_settings, "after_observed")
+    searcher, on_grid = _user_prior_run(tmp_path, fast_settings)
     finished: set[int] = set()  # grid candidates trained for all 6 epochs so far
     samples_seen = 0
     for row in searcher.coordinator.trace:
@@ -259,7 +260,3 @@ def test_samples_of_the_space_wait_for_the_user_priors_configurations(tmp_path, 
             assert len(on_grid) - len(finished) < 4, (row, finished)
             samples_seen += 1
     assert finished and samples_seen > 0  # the rule was reached, then let them in
-    competing, _ = _user_prior_run(tmp_path, fast_settings, "compete")
-    first_sample = next(i for i, r in enumerate(competing.coordinator.trace)
-                        if r.candidate not in on_grid)
-    assert first_sample < 6  # competing from the start, before any grid configuration finished

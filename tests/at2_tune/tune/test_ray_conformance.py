@@ -28,6 +28,8 @@ from at2_tune.errors import AT2Error  # noqa: E402
 from at2_tune.tune import AT2Scheduler, AT2Searcher  # noqa: E402
 from search_spaces import config_key  # noqa: E402
 
+pytestmark = pytest.mark.integration  # local Ray for the whole module
+
 SPACE = {"lr": tune.loguniform(1e-4, 1e-1), "width": tune.choice([16, 32, 64]),
          "train_epochs": 6}
 
@@ -346,7 +348,7 @@ def test_an_accuracy_prior_keeps_the_log_error_warp_and_names_a_bad_value_as_rep
         searcher.metric_value("t0", {"val_acc": 87.5})
     as_loss = AT2Searcher(prior=prior, fit_cache=None, settings=fast_settings)
     as_loss.set_search_properties("val_loss", "min", {})
-    assert as_loss._resolved_settings(prior).output_warp == "standardize"
+    assert as_loss._resolved_settings(prior).model.output_warp == "standardize"
 
 
 def test_a_prior_imported_with_mode_min_tunes_a_loss(fast_settings, tmp_path):

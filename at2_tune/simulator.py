@@ -1,11 +1,12 @@
-"""Replay tuning on a learning-curve database: the AT2 paper's online protocol, in pure Python.
+"""The coordinator's K-slot simulator, and replay tuning on a learning-curve database with it.
 
-The target task starts with no observation; each query trains one configuration for one more
-epoch, i.e. reveals the next value of its curve from the database. The decisions are the
-freeze-thaw coordinator's (``at2_tune.core.coordinator``), the same as through Ray Tune, carried
-out on ``K`` simulated slots with deterministic simulated epoch durations. After every query the engine's
-recommendation is ranked on the target task (0 = best of all configurations, by best value
-over epochs).
+:func:`simulate` carries out any coordinator's decisions (AT2's engine, or a model-free baseline
+of ``at2_tune.baselines``) on ``K`` simulated slots with deterministic simulated epoch
+durations: a trial's epoch reveals the next value of its configuration's curve. :func:`run_replay`
+is the AT2 paper's online protocol on a database task in pure Python: the target task starts with
+no observation, each query trains one configuration for one more epoch, and after every query
+the recommendation is ranked on the target task (0 = best of all configurations, by best value
+over epochs). The decisions are the same as through Ray Tune (``at2_tune.tune.ray_replay``).
 """
 
 from __future__ import annotations

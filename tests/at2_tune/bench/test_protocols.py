@@ -3,7 +3,7 @@
 import pytest
 
 from at2_tune.errors import AT2Error
-from experiments.protocols import cases, prior_subset
+from at2_tune.bench.protocols import cases, prior_subset
 
 
 def test_loo_and_pairs_cases(lcbench):

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from at2_tune.cli import main
-from at2_tune.replay import TRACE_FIELDS, resolve_task, run_replay
+from at2_tune.core.settings import PolicySettings
+from at2_tune.simulator import TRACE_FIELDS, resolve_task, run_replay
 
 
 def test_short_replay_on_a_real_pair_is_deterministic(hyperrec, fast_settings):
@@ -72,15 +73,16 @@ def test_saved_offline_fit_is_reused_and_gives_the_same_run(hyperrec, fast_setti
     assert [r["config_id"] for r in again["trace"]] == [r["config_id"] for r in fresh["trace"]]
 
 
-def test_online_only_settings_share_the_offline_fit(hyperrec, fast_settings, tmp_path):
+def test_policy_settings_share_the_offline_fit(hyperrec, fast_settings, tmp_path):
     task = resolve_task(hyperrec, pair=2, budget=2)
     run_replay(hyperrec, task, seed=4, settings=fast_settings, fit_cache=tmp_path)
-    online = dataclasses.replace(fast_settings, beta=2.0, acquisition="next_epoch")
+    online = dataclasses.replace(fast_settings, policy=PolicySettings("paper", beta=2.0))
     reused = run_replay(hyperrec, task, seed=4, settings=online, fit_cache=tmp_path)
-    assert reused["offline_fit_reused"] and reused["settings"]["beta"] == 2.0
+    assert reused["offline_fit_reused"] and reused["settings"]["policy"]["beta"] == 2.0
     direct = run_replay(hyperrec, task, seed=4, settings=online)
     assert [r["config_id"] for r in reused["trace"]] == [r["config_id"] for r in direct["trace"]]
-    offline = dataclasses.replace(fast_settings, feature_dim=fast_settings.feature_dim + 1)
+    offline = dataclasses.replace(fast_settings, model=dataclasses.replace(
+        fast_settings.model, feature_dim=fast_settings.model.feature_dim + 1))
     assert not run_replay(hyperrec, task, seed=4, settings=offline, fit_cache=tmp_path)["offline_fit_reused"]
 
 

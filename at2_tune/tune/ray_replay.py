@@ -1,4 +1,4 @@
-"""Replay tuning through Ray Tune: the same protocol and results as :mod:`at2_tune.replay`."""
+"""Replay tuning through Ray Tune: the same protocol and results as :mod:`at2_tune.simulator`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.databases import LearningCurveDatabase
 from at2_tune.core.offline_cache import FitCache
-from at2_tune.replay import ReplayTask, results_document, trace_row
+from at2_tune.simulator import ReplayTask, results_document, trace_row
 from at2_tune.tune.scheduler import AT2Scheduler
 from at2_tune.tune.searcher import AT2Searcher
 
@@ -24,14 +24,14 @@ def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                    on_query: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``task`` with ``tune.run``, the replay trainable, AT2Searcher and AT2Scheduler.
 
-    With ``concurrency=1`` it makes exactly the queries of :func:`at2_tune.replay.run_replay`.
+    With ``concurrency=1`` it makes exactly the queries of :func:`at2_tune.simulator.run_replay`.
     Returns the same results document (``"backend": "ray"``).
     """
     import ray
     from ray import tune
 
     from search_spaces import get_space
-    from trainers.replay import make_replay_trainable
+    from trainers.curve_trainable import make_replay_trainable
 
     settings = settings or AT2Settings()
     started = time.perf_counter()

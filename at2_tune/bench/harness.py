@@ -1,0 +1,146 @@
+"""One harness for benchmark runs: jobs, their plan, a resumable process pool, the run files.
+
+``at2-tune bench`` (through Ray Tune) and the experiments' in-process replays
+(``experiments/replay_benchmark.py``) describe a run the same way (:class:`Job`), plan it the
+same way (:func:`plan`: every method on every case of a protocol, ``at2_tune.bench.protocols``,
+and seed profile, with its seeds) and keep one JSON file per run under ``OUT/runs``, written
+when the run finishes and skipped when it exists, so an interrupted benchmark resumes where it
+stopped (:func:`run_missing`, :func:`load_documents`). Each supplies its own function that runs
+one job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from at2_tune.bench.protocols import Case
+from at2_tune.errors import AT2Error
+from at2_tune.simulator import ReplayTask
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: ``method`` with ``seed`` on the case ``case`` (test task @ seed profile)."""
+
+    database: str
+    protocol: str
+    case: str
+    test_task: str
+    seed_profile: int
+    train_tasks: tuple[str, ...]
+    """The prior tasks the method uses (empty for a method without transfer)."""
+    method: str
+    seed: int
+    budget: int
+    concurrency: int = 1
+    seconds_per_epoch: float = 0.0
+    """Simulated training time of one replayed epoch (runs through Ray Tune)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """``--set`` overrides of AT2's settings (empty for other methods)."""
+
+    @property
+    def key(self) -> str:
+        """File name of the run: names the case, method and seed, and hashes the rest."""
+        rest = [self.budget, self.concurrency, self.seconds_per_epoch, self.overrides,
+                list(self.train_tasks)]
+        digest = hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:8]
+        task = re.sub(r"[^A-Za-z0-9.-]", "-", self.test_task)
+        return (f"{self.database}_{task}_sp{self.seed_profile}_{self.method}_seed{self.seed}"
+                f"_{digest}")
+
+    def task(self) -> ReplayTask:
+        return ReplayTask(self.database, self.train_tasks, self.test_task, self.seed_profile,
+                          self.budget)
+
+
+def plan(database: str, cases: Sequence[Case], methods: Sequence[str], *,
+         profiles: Sequence[int], seeds: Callable[[str], Iterable[int]], budget: int,
+         uses_prior: Callable[[str], bool] = lambda method: True,
+         concurrency: int = 1, seconds_per_epoch: Callable[[str], float] = lambda m: 0.0,
+         overrides: Callable[[str], dict[str, Any]] = lambda method: {}) -> list[Job]:
+    """Every run: each method on each case and seed profile, with the seeds ``seeds(method)``;
+    a method for which ``uses_prior`` is false gets no prior tasks (its runs are then shared by
+    the cases of one test task)."""
+    if budget < 1 or concurrency < 1:
+        raise ValueError(f"budget={budget} and concurrency={concurrency} must each be at "
+                         "least 1")
+    return [Job(database, case.protocol, f"{case.name}@sp{profile}", case.test_task, profile,
+                case.train_tasks if uses_prior(method) else (), method, seed, budget,
+                concurrency, seconds_per_epoch(method), overrides(method))
+            for case in cases for profile in profiles for method in methods
+            for seed in seeds(method)]
+
+
+def run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], runs_dir: Path,
+                workers: int, *, description: str = "runs",
+                after_in_process: Callable[[], None] | None = None, **context: Any) -> int:
+    """Run each job without a run file as ``run_one(job, **context)``, in this process with one
+    worker (then ``after_in_process()``) or in ``workers`` spawned processes, and write each
+    document to ``runs_dir/<key>.json`` when it finishes. A failed run is reported and the
+    others go on; returns how many failed."""
+    from tqdm import tqdm
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    todo = list({job.key: job for job in jobs
+                 if not (runs_dir / f"{job.key}.json").exists()}.values())
+    done = len({job.key for job in jobs}) - len(todo)
+    if done:
+        print(f"{done} runs already in {runs_dir}, {len(todo)} to run", file=sys.stderr)
+    failed = 0
+    with tqdm(total=len(todo), unit="run", desc=description, file=sys.stderr) as progress:
+        def finished(job: Job, result: Callable[[], dict[str, Any]]) -> None:
+            nonlocal failed
+            try:
+                write_json(runs_dir / f"{job.key}.json", result())
+            except Exception as exc:  # keep the other runs' results
+                failed += 1
+                progress.write(f"FAILED {job.key}: {exc!r}")
+            progress.update()
+
+        if workers == 1:
+            for job in todo:
+                finished(job, lambda: run_one(job, **context))
+            if after_in_process is not None:
+                after_in_process()
+            return failed
+        with ProcessPoolExecutor(max_workers=workers,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_one, job, **context): job for job in todo}
+            for future in as_completed(futures):
+                finished(futures[future], future.result)
+    return failed
+
+
+def load_documents(jobs: Sequence[Job], runs_dir: Path) -> list[dict[str, Any]]:
+    """The run documents of ``jobs`` that exist, each with its job's protocol and case (a file
+    that does not hold its job's run is an error)."""
+    documents = []
+    for job in jobs:
+        path = runs_dir / f"{job.key}.json"
+        if not path.exists():
+            continue
+        try:
+            document = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise AT2Error(f"{path} is not valid JSON ({exc}); delete it to run it again") from None
+        if document.get("key") != job.key:
+            raise AT2Error(f"{path} holds run {document.get('key')!r}, not {job.key!r}; delete "
+                           "it to run it again")
+        documents.append({**document, "protocol": job.protocol, "case": job.case})
+    return documents
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` to ``path`` atomically (a reader never sees half a file)."""
+    from at2_tune.paths import atomic_write
+
+    text = json.dumps(document, indent=1) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode()))

@@ -1,0 +1,237 @@
+"""Policies: what to train next, and what to recommend, given a curve posterior.
+
+One small protocol (:class:`Policy`):
+
+* ``observe(candidate, epoch, value)``: a value of the new task arrived;
+* ``order(posterior, situation)``: the open candidates, the one to train next first;
+* ``recommend(posterior, eligible)``: the configuration to use now;
+* ``state_dict()`` / ``load_state_dict(state)``: what the policy holds beyond the observations
+  (the engine replays those into a restored policy).
+
+A policy reads a :class:`~at2_tune.core.posterior.CurvePosterior` and trains nothing. Each
+policy names the posterior it decides on (:attr:`Policy.decides_on`: ``"transfer"``, the prior tasks'
+average and spread, or ``"gp"``) and whether observed curves are corrected by their residuals.
+:data:`POLICIES` maps the names of ``PolicySettings.name`` to them:
+
+* ``leaders`` (the default with prior tasks): a weighted round robin over the transfer
+  posterior's ``k`` most promising configurations, re-ranked after every observation;
+* ``paper``: the AT2 paper's UCB of the next epoch on the GP, recommending the best predicted;
+* ``no_prior`` (the default without prior tasks): the highest UCB over the remaining epochs on
+  the GP, residual-corrected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from at2_tune.core.acquisition import Acquisition, BestFutureUCB, NextEpochUCB, owed_epochs
+from at2_tune.core.posterior import CurvePosterior
+from at2_tune.core.settings import PolicySettings
+from at2_tune.errors import AT2Error
+
+
+@dataclass(frozen=True)
+class Query:
+    """Train ``candidate`` for epoch ``epoch`` (1-based)."""
+
+    candidate: int
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What a policy orders: every open candidate (epochs left, not failed) and its next epoch.
+
+    Attributes:
+        open: ``(k,)`` open candidate indices, ascending.
+        next_epochs: ``(k,)`` their next 1-based epochs.
+        eligible: every candidate that did not fail (open or trained to its last epoch).
+        trained: ``(n,)`` epochs trained so far per candidate.
+        prior_trained: ``(n,)`` bool, candidates some prior task trained.
+    """
+
+    open: np.ndarray
+    next_epochs: np.ndarray
+    eligible: np.ndarray
+    trained: np.ndarray
+    prior_trained: np.ndarray
+
+
+def situation_of(n_candidates: int, failed: set[int], next_epoch: Callable[[int], int],
+                 n_epochs: int, prior_trained: np.ndarray) -> Situation:
+    """The :class:`Situation` of ``n_candidates`` whose next epochs ``next_epoch`` gives."""
+    trained = np.array([next_epoch(c) - 1 for c in range(n_candidates)], dtype=np.int64)
+    eligible = np.array([c for c in range(n_candidates) if c not in failed], dtype=np.int64)
+    open_ = eligible[trained[eligible] < n_epochs]
+    return Situation(open_, trained[open_] + 1, eligible, trained, prior_trained)
+
+
+class Policy(Protocol):
+    name: str
+    decides_on: str
+    residual_correction: bool
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None: ...
+
+    def order(self, posterior: CurvePosterior, situation: Situation) -> list[int]: ...
+
+    def recommend(self, posterior: CurvePosterior, eligible: Sequence[int]) -> int: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+# ---------------------------------------------------------------- recommenders
+def best_predicted(posterior: CurvePosterior, candidates: Sequence[int]) -> int:
+    """The candidate whose best predicted value over all epochs is highest (ties: first)."""
+    if not len(candidates):
+        raise AT2Error("every candidate failed; there is nothing to recommend")
+    rows = np.asarray(candidates, dtype=np.int64)
+    return int(rows[int(np.argmax(posterior.mean[rows].max(axis=1)))])
+
+
+@dataclass
+class BestObserved:
+    """Recommends the candidate with the best value observed so far (ties: the earliest
+    observation), among candidates that did not fail; before any such value, the best
+    predicted."""
+
+    observations: list[tuple[int, float]] = field(default_factory=list)
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        self.observations.append((int(candidate), float(value)))
+
+    def recommend(self, posterior: CurvePosterior, eligible: Sequence[int]) -> int:
+        allowed = set(int(c) for c in eligible)
+        best = None
+        for candidate, value in self.observations:
+            if candidate in allowed and (best is None or value > best[1]):
+                best = (candidate, value)
+        return best[0] if best is not None else best_predicted(posterior, eligible)
+
+
+class BestPredicted:
+    """Recommends the candidate with the highest predicted best value (the paper)."""
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        pass
+
+    def recommend(self, posterior: CurvePosterior, eligible: Sequence[int]) -> int:
+        return best_predicted(posterior, eligible)
+
+
+# ---------------------------------------------------------------- policies
+class _Recommending:
+    """Observation and recommendation through a recommender; nothing beyond the observations
+    to save but the policy's name."""
+
+    recommender: BestObserved | BestPredicted
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        self.recommender.observe(candidate, epoch, value)
+
+    def recommend(self, posterior: CurvePosterior, eligible: Sequence[int]) -> int:
+        return self.recommender.recommend(posterior, eligible)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("name") != self.name:
+            raise AT2Error(f"the saved state is of policy {state.get('name')!r}, this engine's "
+                           f"is {self.name!r}; build it with the saved settings")
+
+
+class LeadersRoundRobin(_Recommending):
+    """Train the ``k`` most promising configurations in turn, the more promising more often.
+
+    The leaders are the ``k`` contenders with the highest predicted best value (the peak of the
+    posterior mean curve), re-ranked after every observation. Contenders are the candidates that
+    did not fail and that a prior task trained, or all that did not fail once fewer than ``k``
+    of those are open (the GP's imputations of configurations the prior never ran are not
+    reliable enough to displace what it trained). The leader in place ``i`` (0 = most promising)
+    is owed the share ``(i + 1) ** -decay`` (normalized) of the epochs trained on leaders; the
+    open leader furthest below its share after the next epoch goes first (ties: the better
+    place), then the other open leaders the same way, then every other open candidate by its
+    place. The model-based counterpart of training the prior's top-k configurations in turn.
+    """
+
+    name = "leaders"
+    decides_on = "transfer"
+    residual_correction = True
+
+    def __init__(self, k: int = 4, decay: float = 0.5) -> None:
+        self.k, self.decay = k, decay
+        self.recommender = BestObserved()
+
+    def contenders(self, situation: Situation) -> np.ndarray:
+        eligible = situation.eligible
+        trained_by_prior = eligible[situation.prior_trained[eligible]]
+        still_open = np.isin(trained_by_prior, situation.open).sum()
+        return trained_by_prior if still_open >= self.k else eligible
+
+    def order(self, posterior: CurvePosterior, situation: Situation) -> list[int]:
+        best_mean, _ = posterior.best_value()
+        contenders = self.contenders(situation)
+        ranked = contenders[np.argsort(-best_mean[contenders], kind="stable")]
+        n = posterior.mean.shape[0]
+        place = np.full(n, len(ranked))
+        place[ranked] = np.arange(len(ranked))
+        leaders = ranked[: self.k]
+        deficit = np.zeros(n)
+        deficit[leaders] = owed_epochs((np.arange(len(leaders)) + 1.0) ** -self.decay,
+                                       situation.trained[leaders].astype(float))
+        candidates = situation.open
+        is_leader = place[candidates] < self.k
+        # leaders by deficit (which differ by at least ~1/k^decay of an epoch or are equal),
+        # then place; the rest by place, after every leader
+        leaders_first = sorted(candidates[is_leader],
+                               key=lambda c: (-round(float(deficit[c]), 9), place[c]))
+        rest = candidates[~is_leader][np.argsort(place[candidates[~is_leader]], kind="stable")]
+        return [int(c) for c in leaders_first] + [int(c) for c in rest]
+
+
+class ScoreOrder(_Recommending):
+    """Orders open candidates by an acquisition's score of their next epoch (ties: lower
+    index first)."""
+
+    def __init__(self, name: str, acquisition: Acquisition, recommender, decides_on: str,
+                 residual_correction: bool) -> None:
+        self.name, self.acquisition, self.recommender = name, acquisition, recommender
+        self.decides_on, self.residual_correction = decides_on, residual_correction
+
+    def order(self, posterior: CurvePosterior, situation: Situation) -> list[int]:
+        scores = self.acquisition(posterior, situation.open, situation.next_epochs)
+        return [int(situation.open[i]) for i in np.argsort(-scores, kind="stable")]
+
+
+def paper(settings: PolicySettings) -> ScoreOrder:
+    """The AT2 paper's: UCB of the next epoch on the GP; recommends the best predicted."""
+    return ScoreOrder("paper", NextEpochUCB(settings.beta), BestPredicted(), "gp", False)
+
+
+def no_prior(settings: PolicySettings) -> ScoreOrder:
+    """Without prior tasks: the highest UCB over the remaining epochs on the residual-corrected
+    GP; recommends the best observed."""
+    return ScoreOrder("no_prior", BestFutureUCB(settings.beta), BestObserved(), "gp", True)
+
+
+POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
+    "leaders": lambda s: LeadersRoundRobin(s.leaders, s.leaders_decay),
+    "paper": paper,
+    "no_prior": no_prior,
+}
+"""Policy factories by ``PolicySettings.name``."""
+
+
+def build_policy(settings: PolicySettings, n_prior_tasks: int) -> Policy:
+    """The policy ``settings`` name (``"auto"``: ``leaders`` with prior tasks, else
+    ``no_prior``)."""
+    name = settings.name
+    if name == "auto":
+        name = "leaders" if n_prior_tasks else "no_prior"
+    return POLICIES[name](settings)

@@ -1,0 +1,130 @@
+"""The transfer posterior: what the prior tasks say about the new task's curves.
+
+A candidate's mean curve is the prior tasks' Gaussian copula average at its grid configuration
+(``prior.copula_average``: each task's values become the normal quantiles of their ranks within
+the task, the mean score is mapped back through the pooled prior values' quantiles; Salinas et
+al. 2020), mapped onto the new task's scale by the output transform. Its standard deviation is
+the prior tasks' spread around their average at each cell, widened by the error scale measured
+when each prior task plays the new task (``at2_tune.core.spread``).
+
+The multi-task GP enters only where the prior tasks are silent:
+
+* a candidate no prior task observed (off the grid, or a grid configuration the prior never
+  ran) gets the GP's curves of the prior tasks there (``AT2Surrogate.prior_task_means``),
+  averaged the same way (``prior.copula_imputed_average``);
+* with a single prior task there is no spread to measure: the std is the GP's.
+
+So with the full HyperRec or LCBench grid as prior and its configurations as candidates the GP
+is neither fitted nor conditioned (:meth:`TransferPosterior.needs_gp` is False).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from at2_tune.core.models import Evidence, GPCurveModel, _Conditioned
+from at2_tune.core.posterior import CurvePosterior
+from at2_tune.core.prior import copula_average, copula_imputed_average
+from at2_tune.core.spread import pooled_spread, spread_error_scale, spread_over_tasks
+
+
+class TransferPosterior(_Conditioned):
+    """The prior tasks' copula average and spread on the new task's scale (module docstring).
+
+    Args:
+        gp: the multi-task GP model; it owns the output transform and the prior tasks on the
+            model's scale, and is asked only for what the prior tasks did not observe.
+    """
+
+    def __init__(self, gp: GPCurveModel) -> None:
+        self.gp = gp
+        self._covers: tuple[tuple, bool] | None = None
+
+    @property
+    def prior(self):
+        """The prior tasks on the model's scale."""
+        return self.gp.surrogate.prior
+
+    @functools.cached_property
+    def grid_average(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(C, E)`` the prior tasks' copula average of every grid cell and ``(C, E)`` how many
+        tasks observed it; it depends on the prior alone, so it is computed once."""
+        return copula_average(self.prior.curves, self.prior.observed)
+
+    @functools.cached_property
+    def spread(self) -> tuple[np.ndarray, float, np.ndarray]:
+        """``(C, E)`` spread of the prior tasks around their average (NaN where fewer than 2
+        observed a cell), the error scale that widens it, and the ``(E,)`` pooled spread of each
+        epoch; computed once."""
+        curves, observed = self.prior.curves, self.prior.observed
+        return (spread_over_tasks(curves, observed), spread_error_scale(curves, observed),
+                pooled_spread(curves, observed))
+
+    def needs_gp(self, cells: Sequence[int | None]) -> bool:
+        """Whether the GP takes part in the posterior of candidates on these grid ``cells``: a
+        candidate off the grid or unobserved by the prior, fewer than 2 prior tasks, or a GP
+        whose hyperparameters move online."""
+        key = tuple(cells)
+        if self._covers is None or self._covers[0] != key:
+            self._covers = (key, self._covered(cells))
+        return not self._covers[1]
+
+    def _covered(self, cells: Sequence[int | None]) -> bool:
+        if self.prior.n_tasks < 2 or not len(cells) or any(c is None for c in cells) or \
+                self.gp.surrogate.settings.online_gradient:
+            return False
+        _, count = self.grid_average
+        if (count[np.array(cells, dtype=np.int64)] == 0).any():
+            return False
+        shape = (len(cells), self.prior.n_epochs)
+        posterior = self._transfer(CurvePosterior.uninformed(*shape), cells, None)
+        return bool(np.isfinite(posterior.mean).all() and np.isfinite(posterior.std).all())
+
+    def condition(self, evidence: Evidence) -> None:
+        """Condition the GP when it takes part (:meth:`needs_gp`), else fit only the new
+        task's scale; then compute the posterior."""
+        self._update(evidence, self.gp.condition)
+
+    def restore(self, evidence: Evidence) -> None:
+        self._update(evidence, self.gp.restore)
+
+    def _update(self, evidence: Evidence, gp_step) -> None:
+        if self.needs_gp(evidence.cells):
+            gp_step(evidence)
+            base = self.gp.posterior()
+        else:
+            self.gp.fit_transform(evidence)
+            base = CurvePosterior.uninformed(len(evidence.cells), self.prior.n_epochs)
+        self._posterior = self._transfer(base, evidence.cells, evidence)
+
+    def _transfer(self, base: CurvePosterior, cells: Sequence[int | None],
+                  evidence: Evidence | None) -> CurvePosterior:
+        """``base`` (the GP's posterior, or an uninformed one) with every mean replaced by the
+        prior tasks' average and every std by their spread where they have one."""
+        if not self.prior.n_tasks:
+            return base
+        n_candidates, n_epochs = base.mean.shape
+        average = np.full((n_candidates, n_epochs), np.nan)
+        grid = [(row, cell) for row, cell in enumerate(cells) if cell is not None]
+        rows, grid_cells = (np.array(column, dtype=np.int64) for column in zip(*grid)) if grid \
+            else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if grid:
+            grid_average, count = self.grid_average
+            average[rows] = np.where(count[grid_cells] > 0, grid_average[grid_cells], np.nan)
+        unobserved = np.isnan(average)
+        if unobserved.any() and evidence is not None:
+            per_task = self.gp.surrogate.prior_task_means(evidence.encodings)  # (T, n, E)
+            imputed = copula_imputed_average(per_task, self.prior.curves, self.prior.observed)
+            average = np.where(unobserved, imputed, average)
+        deviation, error_scale, pooled = self.spread
+        spread = np.broadcast_to(np.where(pooled > 0, pooled, np.nan),
+                                 (n_candidates, n_epochs)).copy()
+        spread[rows] = np.where(np.isnan(deviation[grid_cells]), spread[rows],
+                                deviation[grid_cells])
+        transform = self.gp.surrogate.transform
+        widened = np.abs(transform.std_from_model(error_scale * spread))
+        std = np.where(np.isnan(widened), base.std, widened)  # 1 prior task: the GP's
+        return CurvePosterior(transform.mean_from_model(average), std)

@@ -1,0 +1,134 @@
+"""Acquisitions and policies against hand-made posteriors (no model, no data release)."""
+
+import numpy as np
+import pytest
+
+from at2_tune.core import acquisition as acq
+from at2_tune.core.policies import (POLICIES, BestObserved, LeadersRoundRobin, Situation,
+                                    build_policy)
+from at2_tune.core.posterior import CurvePosterior
+from at2_tune.core.settings import PolicySettings
+from at2_tune.errors import AT2Error
+
+# 3 candidates x 4 epochs
+MEAN = np.array([[0.1, 0.3, 0.5, 0.6],
+                 [0.2, 0.4, 0.45, 0.4],
+                 [0.0, 0.1, 0.2, 0.3]])
+STD = np.array([[0.1, 0.1, 0.2, 0.3],
+                [0.05, 0.05, 0.05, 0.05],
+                [0.5, 0.5, 0.5, 0.5]])
+POSTERIOR = CurvePosterior(MEAN, STD)
+
+
+def situation(trained, open_=None, failed=(), prior_trained=None):
+    """A :class:`Situation` of candidates with ``trained`` epochs out of 4."""
+    trained = np.asarray(trained)
+    n = trained.size
+    open_ = np.array([c for c in range(n) if c not in failed and trained[c] < 4]
+                     if open_ is None else open_, dtype=np.int64)
+    eligible = np.array([c for c in range(n) if c not in failed], dtype=np.int64)
+    prior_trained = np.ones(n, bool) if prior_trained is None else np.asarray(prior_trained)
+    return Situation(open_, trained[open_] + 1, eligible, trained, prior_trained)
+
+
+def test_next_epoch_ucb_reads_the_next_epoch_only():
+    score = acq.NextEpochUCB(beta=2.0)(POSTERIOR, np.array([0, 1, 2]), np.array([1, 3, 4]))
+    np.testing.assert_allclose(score, [0.1 + 0.2, 0.45 + 0.1, 0.3 + 1.0])
+
+
+def test_best_future_ucb_is_the_best_ucb_from_the_next_epoch_on():
+    score = acq.BestFutureUCB(beta=1.0)(POSTERIOR, np.array([0, 1, 1]), np.array([1, 1, 4]))
+    np.testing.assert_allclose(score, [0.9, 0.5, 0.45])
+
+
+def test_the_best_value_is_the_peak_of_the_mean_curve_and_select_picks_cells():
+    mean, std = POSTERIOR.best_value()
+    np.testing.assert_allclose(mean, [0.6, 0.45, 0.3])
+    np.testing.assert_allclose(std, [0.3, 0.05, 0.5])
+    part = POSTERIOR.select([2, 0], [1, 4])
+    np.testing.assert_array_equal(part.mean, [[0.0, 0.3], [0.1, 0.6]])
+    np.testing.assert_array_equal(part.std, [[0.5, 0.5], [0.1, 0.3]])
+
+
+def test_owed_epochs_by_hand():
+    # shares 2/3 and 1/3 of (3 trained + 1): owed 8/3 - 2 and 4/3 - 1
+    np.testing.assert_allclose(acq.owed_epochs([2.0, 1.0], [2, 1]), [2 / 3, 1 / 3])
+    np.testing.assert_allclose(acq.owed_epochs([1.0, 0.0, 1.0], [1, 5, 0]), [-0.0, -5.0, 1.0])
+
+
+def test_leaders_train_the_least_trained_of_the_top_k_first():
+    # predicted best values: 0.6, 0.45, 0.3 (see MEAN); a 4th candidate predicted 0.5
+    posterior = CurvePosterior(np.vstack([MEAN, [0.1, 0.2, 0.3, 0.5]]),
+                               np.vstack([STD, np.full(4, 0.1)]))
+    rule = LeadersRoundRobin(k=2, decay=0.0)
+    # leaders are 0 (0.6) and 3 (0.5); 3 has fewer epochs, so it goes first; then by place
+    assert rule.order(posterior, situation([2, 0, 0, 1])) == [3, 0, 1, 2]
+    # same epochs: the more promising leader first
+    assert rule.order(posterior, situation([1, 0, 0, 1])) == [0, 3, 1, 2]
+
+
+def test_leaders_shares_decay_with_their_place():
+    posterior = CurvePosterior(np.vstack([MEAN, [0.1, 0.2, 0.3, 0.5]]),
+                               np.vstack([STD, np.full(4, 0.1)]))
+    rule = LeadersRoundRobin(k=2, decay=1.0)  # shares 2/3 (candidate 0) and 1/3 (candidate 3)
+    # after 2 and 1 epochs, (2 + 1 + 1) * 2/3 - 2 = 0.67 vs 4/3 - 1 = 0.33: the first leader
+    assert rule.order(posterior, situation([2, 0, 0, 1])) == [0, 3, 1, 2]
+    # after 3 and 1, 5 * 2/3 - 3 = 0.33 vs 5/3 - 1 = 0.67: the second
+    assert rule.order(posterior, situation([3, 0, 0, 1])) == [3, 0, 1, 2]
+
+
+def test_a_leader_trained_to_its_last_epoch_keeps_its_place_but_is_not_ordered():
+    rule = LeadersRoundRobin(k=2, decay=0.0)
+    # candidate 0 (best) finished: it stays a leader, so only candidate 1 trains among leaders
+    assert rule.order(POSTERIOR, situation([4, 1, 0])) == [1, 2]
+
+
+def test_leaders_are_taken_among_candidates_that_did_not_fail():
+    rule = LeadersRoundRobin(k=1, decay=0.0)
+    assert rule.order(POSTERIOR, situation([0, 0, 0], failed=(0,))) == [1, 2]
+
+
+def test_candidates_the_prior_never_trained_wait_until_fewer_than_k_trained_ones_are_open():
+    rule = LeadersRoundRobin(k=1, decay=0.0)
+    # candidate 0 is the best predicted, but no prior task trained it: 1 and 2 lead
+    assert rule.order(POSTERIOR, situation([0, 0, 0], prior_trained=[False, True, True])) == \
+        [1, 2, 0]
+    # once the trained ones are finished, candidate 0 contends (and leads)
+    assert rule.order(POSTERIOR, situation([0, 4, 4], prior_trained=[False, True, True])) == [0]
+
+
+def test_best_observed_recommends_the_best_value_ties_to_the_earliest_and_skips_failed():
+    recommender = BestObserved()
+    assert recommender.recommend(POSTERIOR, [0, 1, 2]) == 0  # nothing observed: best predicted
+    for candidate, value in [(2, 0.5), (1, 0.7), (0, 0.7)]:
+        recommender.observe(candidate, 1, value)
+    assert recommender.recommend(POSTERIOR, [0, 1, 2]) == 1
+    assert recommender.recommend(POSTERIOR, [0, 2]) == 0  # 1 failed
+    with pytest.raises(AT2Error, match="every candidate failed"):
+        BestObserved().recommend(POSTERIOR, [])
+
+
+def test_the_registry_names_each_policy_and_its_posterior():
+    settings = PolicySettings(beta=2.0)
+    assert set(POLICIES) == {"leaders", "paper", "no_prior"}
+    leaders, paper, no_prior = (POLICIES[name](settings) for name in ("leaders", "paper", "no_prior"))
+    assert (leaders.decides_on, leaders.residual_correction, leaders.k) == ("transfer", True, 4)
+    assert (paper.decides_on, paper.residual_correction) == ("gp", False)
+    assert (no_prior.decides_on, no_prior.residual_correction) == ("gp", True)
+    assert build_policy(PolicySettings(), n_prior_tasks=3).name == "leaders"
+    assert build_policy(PolicySettings(), n_prior_tasks=0).name == "no_prior"
+    state = situation([0, 1, 3])
+    # the paper: UCB of the next epoch, 0.1 + 0.2, 0.4 + 0.1, 0.3 + 1.0
+    assert paper.order(POSTERIOR, state) == [2, 1, 0]
+    # no prior: the best UCB over the remaining epochs, 0.6 + 0.6, 0.45 + 0.1, 0.3 + 1.0
+    assert no_prior.order(POSTERIOR, state) == [2, 0, 1]
+    paper.observe(1, 1, 0.9)  # the paper recommends the best predicted, whatever was observed
+    assert paper.recommend(POSTERIOR, [0, 1, 2]) == 0
+    no_prior.observe(1, 1, 0.9)
+    assert no_prior.recommend(POSTERIOR, [0, 1, 2]) == 1
+
+
+def test_a_policy_state_of_another_policy_is_a_clear_error():
+    state = POLICIES["paper"](PolicySettings()).state_dict()
+    with pytest.raises(AT2Error, match="policy 'paper', this engine's is 'leaders'"):
+        POLICIES["leaders"](PolicySettings()).load_state_dict(state)
