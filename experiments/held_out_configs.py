@@ -21,26 +21,27 @@ fewer than ``leaders`` observed ones are open, which 100 queries never reach, so
 Prints, per database, the rank of the recommendation among all configurations after
 10/25/50/100 queries (mean ± standard error over cases), the paired difference of AT2 with the
 best baseline, the share of cases whose best configuration is hidden and of AT2's final
-recommendations that are hidden. Each case is one JSON file under ``OUT/cases``; cases already
-there are skipped, so a run can be resumed; ``OUT/summary.md`` holds the tables. With
-``--fit-cache DIR`` the offline fits are saved there, and a rerun with other online settings
-(``--set leaders=3``) reuses them.
+recommendations that are hidden. Each run (one method on one case) is one JSON file under
+``OUT/runs`` (``at2_tune.bench.harness``, as the other benchmarks); runs already there are
+skipped, so a run can be resumed; ``OUT/summary.md`` holds the tables. With ``--fit-cache DIR``
+the offline fits are saved there, and a rerun with other policy settings (``--set leaders=3``)
+reuses them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from at2_tune import evaluation
+from at2_tune.bench import harness
+from at2_tune.bench.harness import Job
 
 METHODS = ("at2", "top4-weighted", "top4-weighted-nn")
 OPTIONAL = ("at2-observed", "at2-replica")
@@ -218,6 +219,34 @@ def summarize(cases: list[dict[str, Any]], methods) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
+            threads: int = 1) -> dict[str, Any]:
+    """One method on one case (the harness's unit of work): :func:`run_case`'s document."""
+    from at2_tune.core.settings import AT2Settings
+
+    settings = AT2Settings().with_assignments(f"{name}={json.dumps(value)}"
+                                              for name, value in job.overrides.items())
+    case = run_case(job.database, job.test_task, job.seed_profile, [job.method], job.budget,
+                    data_dir, settings.to_json(), threads, fit_cache)
+    return {"key": job.key, **case}
+
+
+def merged_cases(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The run documents of one method each, merged into one case document per test task and
+    seed profile (every method's recommendations, ranks and seconds), by database."""
+    cases: dict[tuple, dict[str, Any]] = {}
+    for document in documents:
+        key = (document["database"], document["test_task"], document["seed_profile"])
+        case = cases.setdefault(key, {**document, "recommended": {}, "ranks": {},
+                                      "seconds": {}})
+        for part in ("recommended", "ranks", "seconds"):
+            case[part].update(document[part])
+    by_database: dict[str, list[dict[str, Any]]] = {}
+    for (database, _, _), case in cases.items():
+        by_database.setdefault(database, []).append(case)
+    return by_database
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", action="append", choices=("hyperrec", "lcbench"))
@@ -231,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON")
     parser.add_argument("--fit-cache", metavar="DIR",
                         help="reuse offline fits saved in DIR (and save new ones there): runs "
-                             "that differ only in online settings share one fit")
+                             "that differ only in policy settings share one fit")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", type=Path, default=Path("results/held_out_configs"))
     args = parser.parse_args(argv)
@@ -243,45 +272,36 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not methods:
         parser.error(f"--methods: {unknown or 'nothing'} not among {', '.join(METHODS + OPTIONAL)}")
     try:
-        settings = AT2Settings().with_assignments(args.set)
+        AT2Settings().with_assignments(args.set)
     except ValueError as exc:
         parser.error(f"--set: {exc}")
     if args.jobs < 1 or args.budget < 1:
         parser.error("--jobs and --budget must be at least 1")
+    overrides = {name.strip(): json.loads(value)  # as given: the run keys hash them
+                 for name, _, value in (item.partition("=") for item in args.set)}
     profiles = [int(p) for p in args.seed_profiles.split(",")]
-    cases_dir = args.out / "cases"
-    cases_dir.mkdir(parents=True, exist_ok=True)
-    todo, planned = [], {}
+    jobs = []
     for name in args.database or ("hyperrec", "lcbench"):
         db = load_database(name, args.data_dir)
         for test_task in db.tasks[: args.tasks]:
             for profile in profiles if db.n_seeds > 1 else [0]:
-                path = cases_dir / f"{name}-{test_task}-{profile}-{args.budget}.json"
-                planned.setdefault(name, []).append(path)
-                if not path.exists():
-                    todo.append((path, (name, test_task, profile, methods, args.budget,
-                                        args.data_dir, settings.to_json(),
-                                        max(1, 2 // args.jobs), args.fit_cache)))
-    print(f"{len(todo)} cases to run, {sum(map(len, planned.values())) - len(todo)} already "
-          f"in {cases_dir}", flush=True)
-    with ProcessPoolExecutor(max_workers=args.jobs,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_case, *job): path for path, job in todo}
-        for number, future in enumerate(as_completed(futures), 1):
-            case = future.result()
-            futures[future].write_text(json.dumps(case) + "\n")
-            print(f"[{number}/{len(todo)}] {case['database']} {case['test_task']} "
-                  f"{case['ranks']}", flush=True)
+                jobs += [Job(name, "held-out-configs", f"{test_task}@sp{profile}", test_task,
+                             profile, tuple(db.tasks_excluding([test_task])), method, 0,
+                             args.budget, overrides=overrides if method.startswith("at2")
+                             else {}) for method in methods]
+    runs_dir = args.out / "runs"
+    harness.run_missing(jobs, run_job, runs_dir, args.jobs, description="held-out runs",
+                        data_dir=args.data_dir, fit_cache=args.fit_cache,
+                        threads=max(1, 2 // args.jobs))
     sections = []
-    for name, paths in planned.items():
-        cases = [json.loads(p.read_text()) for p in paths]
+    for name, cases in merged_cases(harness.load_documents(jobs, runs_dir)).items():
         usable = [c for c in cases if all(m in c["ranks"] for m in methods)]
         if len(usable) < len(cases):
-            print(f"{name}: {len(cases) - len(usable)} cases were run without some of "
-                  f"{methods}; delete them to rerun", flush=True)
+            print(f"{name}: {len(cases) - len(usable)} cases miss a method's run (it failed); "
+                  "see the errors above", flush=True)
         if usable:
             sections.append(f"## {name}, half of the configurations hidden from the prior, "
-                            f"rank\n\n{summarize(usable, methods)}")
+                            f"rank ({len(usable)} cases)\n\n{summarize(usable, methods)}")
     (args.out / "summary.md").write_text("\n".join(sections))
     print("\n".join(sections))
     return 0

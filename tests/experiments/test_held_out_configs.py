@@ -100,18 +100,22 @@ def test_a_fit_cache_is_shared_by_runs_that_differ_in_policy_settings(lcbench, r
     assert len(other["recommended"]["at2"]) == 10
 
 
-def test_main_writes_the_summary_and_skips_cases_it_has(release_dir, tmp_path, capsys):
+def test_main_writes_the_summary_and_skips_runs_it_has(release_dir, tmp_path, capsys):
     argv = ["--database", "lcbench", "--tasks", "2", "--budget", "10", "--jobs", "1",
             "--methods", "top4-weighted,top4-weighted-nn", "--data-dir", str(release_dir),
             "--out", str(tmp_path)]
     assert main(argv) == 0
-    first = capsys.readouterr().out
-    assert "2 cases to run" in first and "| top4-weighted-nn |" in first
-    cases = sorted((tmp_path / "cases").glob("*.json"))
-    assert len(cases) == 2 and json.loads(cases[0].read_text())["budget"] == 10
+    first = capsys.readouterr()
+    assert "| top4-weighted-nn |" in first.out and "2 cases" in first.out
+    runs = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(runs) == 4  # 2 cases x 2 methods, one file each
+    document = json.loads(runs[0].read_text())
+    assert document["budget"] == 10 and len(document["ranks"]) == 1
+    summary = (tmp_path / "summary.md").read_text()
     assert main(argv) == 0
-    assert "0 cases to run, 2 already" in capsys.readouterr().out
-    assert "2 cases; the best configuration is hidden in" in (tmp_path / "summary.md").read_text()
+    assert "4 runs already in" in capsys.readouterr().err
+    assert (tmp_path / "summary.md").read_text() == summary  # the same runs, the same tables
+    assert "2 cases; the best configuration is hidden in" in summary
 
 
 def test_main_names_an_unknown_method(release_dir, tmp_path, capsys):
