@@ -154,6 +154,73 @@ class SuccessiveHalving(_ModelFree):
             rung *= self.eta
 
 
+@dataclass
+class Portfolio(_ModelFree):
+    """Train the configurations of ``ranking`` one after another, each to its last epoch (a
+    FIFO scheduler over a zero-shot portfolio, :func:`greedy_portfolio`)."""
+
+    ranking: Sequence[int] = ()
+    name = "portfolio"
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        open_ = set(situation.open.tolist())
+        return [int(c) for c in self.ranking if c in open_]
+
+
+def greedy_portfolio(scores: np.ndarray) -> list[int]:
+    """Syne Tune's ``ZeroShotTransfer`` (Wistuba et al. 2015), reimplemented: configurations
+    in the order a greedy portfolio picks them from the prior tasks' ``scores`` ``(T, C)``
+    (higher is better; NaN: not observed).
+
+    Each task ranks its configurations (1 = best, ties averaged, NaN left out). The next pick is
+    the configuration with the lowest mean rank over the tasks that ranked it (ties: the lower
+    index); then every task's ranks are capped at the pick's rank there, so a configuration
+    gains only where it beats what the portfolio holds. Once every task's ranks are equal,
+    the remaining configurations are ranked afresh."""
+    scores = np.asarray(scores, dtype=float)
+    remaining = [c for c in range(scores.shape[1]) if not np.isnan(scores[:, c]).all()]
+    columns = list(remaining)
+    ranks = _row_ranks(-scores[:, columns])
+    picked: list[int] = []
+    while remaining:
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(ranks, axis=0)
+        candidates = [i for i, c in enumerate(columns) if c in remaining and not np.isnan(means[i])]
+        best = min(candidates, key=lambda i: (means[i], columns[i]))
+        cap = ranks[:, best]
+        ranks = np.where(np.isnan(cap)[:, None], ranks, np.minimum(ranks, cap[:, None]))
+        picked.append(columns[best])
+        remaining.remove(columns[best])
+        if remaining and np.nansum(_row_std(ranks)) == 0:
+            columns = list(remaining)
+            ranks = _row_ranks(-scores[:, columns])
+    return picked
+
+
+def _row_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks (1 = smallest) within each row, ties averaged, NaN left as NaN (pandas' rank)."""
+    ranks = np.full(values.shape, np.nan)
+    for row, row_values in enumerate(values):
+        seen = ~np.isnan(row_values)
+        present = row_values[seen]
+        order = np.argsort(present, kind="stable")
+        positions = np.empty(present.size)
+        positions[order] = np.arange(1, present.size + 1)
+        for value in np.unique(present):  # ties: their average rank
+            tied = present == value
+            positions[tied] = positions[tied].mean()
+        ranks[row, seen] = positions
+    return ranks
+
+
+def _row_std(ranks: np.ndarray) -> np.ndarray:
+    """Each row's sample standard deviation over its ranked entries (NaN below 2)."""
+    counts = (~np.isnan(ranks)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 1, np.nanstd(ranks, axis=1, ddof=1) if ranks.size else 0.0,
+                        np.nan)
+
+
 # ---------------------------------------------------------------- running them
 class ModelFreeCore:
     """The coordinator's decision-core protocol for a model-free policy: candidates, the
@@ -239,6 +306,21 @@ def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> BaselineRun:
     return BaselineRun([int(prior_order(db, task, "zero_shot")[0])] * task.budget, [])
 
 
+def prior_best_values(db: LearningCurveDatabase, task: ReplayTask) -> np.ndarray:
+    """``(T, C)`` each prior task's best value of each configuration over its epochs."""
+    prior_order(db, task, "the portfolio")  # no prior tasks: the same clear error
+    return np.stack([db.task_curves(t, task.seed_profile).max(axis=1) for t in task.train_tasks])
+
+
+def portfolio(db: LearningCurveDatabase, task: ReplayTask, scores: np.ndarray | None = None,
+              concurrency: int = 1) -> BaselineRun:
+    """Syne Tune's zero-shot transfer with a FIFO scheduler: the greedy portfolio of the prior
+    tasks' ``scores`` (default: their best value of every configuration,
+    :func:`prior_best_values`), each configuration trained to its last epoch in turn."""
+    ranking = greedy_portfolio(prior_best_values(db, task) if scores is None else scores)
+    return replay_policy(db, task, Portfolio(ranking[0], ranking=ranking), concurrency)
+
+
 def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int,
                       decay: float = 0.0, order: np.ndarray | None = None,
                       concurrency: int = 1) -> BaselineRun:
@@ -275,11 +357,14 @@ def successive_halving(db: LearningCurveDatabase, task: ReplayTask, rng: np.rand
 
 
 def transfer_successive_halving(db: LearningCurveDatabase, task: ReplayTask, n: int,
-                                eta: int = 3, concurrency: int = 1) -> BaselineRun:
-    """Successive halving over the ``n`` best configurations by average prior rank; once a
-    single configuration survives, it is trained until the budget ends or it reaches its last
-    epoch."""
-    start = prior_order(db, task, "transfer_successive_halving")[:n]
+                                eta: int = 3, concurrency: int = 1,
+                                order: np.ndarray | None = None) -> BaselineRun:
+    """Successive halving over the ``n`` best configurations by average prior rank (or of
+    ``order``); once a single configuration survives, it is trained until the budget ends or
+    it reaches its last epoch."""
+    if order is None:
+        order = prior_order(db, task, "transfer_successive_halving")
+    start = np.asarray(order)[:n]
     return _successive_halving(db, task, start, eta, True, concurrency)
 
 
@@ -304,6 +389,7 @@ BY_NAME: dict[str, Callable[..., BaselineRun]] = {
                                                                            concurrency=k),
     "transfer-sh27": lambda db, task, rng, k=1: transfer_successive_halving(db, task, 27,
                                                                             concurrency=k),
+    "portfolio": lambda db, task, rng, k=1: portfolio(db, task, concurrency=k),
     "screening": lambda db, task, rng, k=1: one_epoch_screening(db, task, rng, k),
     "successive-halving": lambda db, task, rng, k=1: successive_halving(db, task, rng,
                                                                         concurrency=k),

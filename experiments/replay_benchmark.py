@@ -118,7 +118,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", action="append", choices=["hyperrec", "lcbench"],
                         help="repeatable (default: both)")
-    parser.add_argument("--protocol", action="append", choices=protocols.PROTOCOLS,
+    parser.add_argument("--protocol", action="append", choices=("pairs", "loo", "subsets"),
                         help="pairs: the paper's train/test pairs; loo: every task as test task "
                              "with all the others as prior tasks; subsets: every task as test "
                              "task with random subsets of the others as prior tasks "

@@ -45,12 +45,14 @@ class Job:
     """Simulated training time of one replayed epoch (runs through Ray Tune)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """``--set`` overrides of AT2's settings (empty for other methods)."""
+    history: dict[str, Any] = field(default_factory=dict)
+    """The histories protocol's options (``at2_tune.bench.histories``; empty on a grid)."""
 
     @property
     def key(self) -> str:
         """File name of the run: names the case, method and seed, and hashes the rest."""
         rest = [self.budget, self.concurrency, self.seconds_per_epoch, self.overrides,
-                list(self.train_tasks)]
+                list(self.train_tasks)] + ([self.history] if self.history else [])
         digest = hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:8]
         task = re.sub(r"[^A-Za-z0-9.-]", "-", self.test_task)
         return (f"{self.database}_{task}_sp{self.seed_profile}_{self.method}_seed{self.seed}"
@@ -65,7 +67,8 @@ def plan(database: str, cases: Sequence[Case], methods: Sequence[str], *,
          profiles: Sequence[int], seeds: Callable[[str], Iterable[int]], budget: int,
          uses_prior: Callable[[str], bool] = lambda method: True,
          concurrency: int = 1, seconds_per_epoch: Callable[[str], float] = lambda m: 0.0,
-         overrides: Callable[[str], dict[str, Any]] = lambda method: {}) -> list[Job]:
+         overrides: Callable[[str], dict[str, Any]] = lambda method: {},
+         history: dict[str, Any] | None = None) -> list[Job]:
     """Every run: each method on each case and seed profile, with the seeds ``seeds(method)``;
     a method for which ``uses_prior`` is false gets no prior tasks (its runs are then shared by
     the cases of one test task)."""
@@ -74,7 +77,8 @@ def plan(database: str, cases: Sequence[Case], methods: Sequence[str], *,
                          "least 1")
     return [Job(database, case.protocol, f"{case.name}@sp{profile}", case.test_task, profile,
                 case.train_tasks if uses_prior(method) else (), method, seed, budget,
-                concurrency, seconds_per_epoch(method), overrides(method))
+                concurrency, seconds_per_epoch(method), overrides(method),
+                dict(history or {}) if uses_prior(method) else {})
             for case in cases for profile in profiles for method in methods
             for seed in seeds(method)]
 

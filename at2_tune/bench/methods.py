@@ -11,8 +11,10 @@ Three kinds, all on the same replay tasks and the same budget in epochs:
   lookup Syne Tune's blackbox repository uses for tabulated benchmarks. So the model-based
   searchers keep the structure of the space (a choice over 100 ids would make TPE and BOHB's
   KDE blind to which configurations are alike), and random search samples the same space.
-- Model-free transfer baselines (``zero-shot``, ``top3``, ``top5``, ``transfer-sh``) in
-  process: they only choose among the prior's best configurations and need no Tune machinery.
+- Model-free transfer baselines (``zero-shot``, ``top3``, ``top5``, ``top4-weighted``,
+  ``transfer-sh``, ``portfolio``: Syne Tune's zero-shot transfer) in process, replayed by the
+  coordinator's simulator on the same K slots: they only choose among the prior's
+  configurations and need no Tune machinery.
 
 Importing this module imports neither Ray nor the optional searchers' libraries.
 """
@@ -31,6 +33,8 @@ MODEL_FREE: dict[str, Callable[..., baselines.BaselineRun]] = {
     "top3": baselines.BY_NAME["top3"],
     "top5": baselines.BY_NAME["top5"],
     "transfer-sh": baselines.BY_NAME["transfer-sh9"],
+    "top4-weighted": baselines.BY_NAME["top4-weighted"],
+    "portfolio": baselines.BY_NAME["portfolio"],
 }
 METHODS = (*AT2, *RAY, *MODEL_FREE)
 """Every method, in the order of the tables."""

@@ -5,7 +5,9 @@ with all the other tasks as prior. ``subsets``: every task as the new task with 
 subsets of the other tasks as prior, ``draws`` of each size in ``prior_sizes``; a team's own
 history rarely holds 26 earlier tasks, and the paper's 5 pairs are too few cases to tell
 policies apart (each size gives 27 x draws HyperRec and 35 x draws LCBench cases). Each size is
-its own protocol, ``subsets-K``, so the reports keep them apart.
+its own protocol, ``subsets-K``, so the reports keep them apart. ``histories``: the cases of
+``subsets``, each prior task then cut to a tuning history (``at2_tune.bench.histories``), as
+``histories-K``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from at2_tune.errors import AT2Error
 
-PROTOCOLS = ("pairs", "loo", "subsets")
+PROTOCOLS = ("pairs", "loo", "subsets", "histories")
 PRIOR_SIZES = (2, 4, 8, 16)
 DRAWS = 3
 SUBSET_SEED = 0
@@ -66,6 +68,6 @@ def cases(db, protocol: str, pairs: Sequence[int] = range(5),
         return [Case("loo", test, db.tasks_excluding([test]), test) for test in tests]
     if draws < 1:
         raise AT2Error(f"draws {draws} must be at least 1 (random priors of each size per task)")
-    return [Case(f"subsets-{size}", f"{test}#d{draw}", prior_subset(db.tasks, test, size, draw,
-                                                                    seed), test)
+    return [Case(f"{protocol}-{size}", f"{test}#d{draw}",
+                 prior_subset(db.tasks, test, size, draw, seed), test)
             for size in prior_sizes for test in tests for draw in range(draws)]

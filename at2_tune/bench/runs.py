@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,22 +85,37 @@ def run_job(job: Job, db: LearningCurveDatabase, data_dir: str | None = None,
     return document
 
 
+def _history(job: Job, db: LearningCurveDatabase):
+    """The job's prior as tuning histories (``PriorData``), or ``None`` on a grid protocol."""
+    if not job.history:
+        return None
+    from at2_tune.bench.histories import case_history
+
+    with tempfile.TemporaryDirectory() as scratch:
+        return case_history(db, job, Path(scratch) / "history")
+
+
 def _run_at2(job: Job, db: LearningCurveDatabase, task: ReplayTask, data_dir: str | None,
              fit_cache, settings) -> dict[str, Any]:
     from at2_tune.tune.ray_replay import run_replay_ray
 
     started = time.perf_counter()
+    history = _history(job, db)
     document = run_replay_ray(db, task, seed=job.seed, settings=settings,
                               concurrency=job.concurrency, fit_cache=fit_cache, data_dir=data_dir,
-                              seconds_per_epoch=job.seconds_per_epoch)
+                              seconds_per_epoch=job.seconds_per_epoch, prior=history)
     document["timing"]["tune_s"] = time.perf_counter() - started
     return document
 
 
 def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> dict[str, Any]:
     started = time.perf_counter()
-    run = bench_methods.MODEL_FREE[job.method](db, task, np.random.default_rng(job.seed),
-                                               job.concurrency)
+    history = _history(job, db)
+    if history is None:
+        run = bench_methods.MODEL_FREE[job.method](db, task, np.random.default_rng(job.seed),
+                                                   job.concurrency)
+    else:
+        run = _history_baseline(job.method, db, task, history, job.concurrency)
     curves = db.task_curves(task.test_task, task.seed_profile)
     epochs: dict[int, int] = {}
     observed = []
@@ -120,6 +136,26 @@ def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> di
                                     "tune_s": time.perf_counter() - started})
 
 
+def _history_baseline(method: str, db: LearningCurveDatabase, task: ReplayTask, history,
+                      concurrency: int):
+    """A model-free transfer baseline on tuning histories: the configurations the histories
+    trained, ranked by their within-task normalized deepest values (``history_order``); the
+    portfolio from their deepest values (``history_scores``)."""
+    from at2_tune import baselines
+    from at2_tune.bench.histories import history_order, history_scores
+
+    order = history_order(history, db.configs)
+    if method == "zero-shot":
+        return baselines.BaselineRun([int(order[0])] * task.budget, [])
+    if method == "portfolio":
+        return baselines.portfolio(db, task, history_scores(history, db.configs), concurrency)
+    if method == "transfer-sh":
+        return baselines.transfer_successive_halving(db, task, 9, concurrency=concurrency,
+                                                     order=order)
+    k, decay = {"top3": (3, 0.0), "top5": (5, 0.0), "top4-weighted": (4, 0.5)}[method]
+    return baselines.top_k_round_robin(db, task, k, decay, order, concurrency)
+
+
 def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
                     data_dir: str | None) -> dict[str, Any]:
     import ray
@@ -133,7 +169,13 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     space = get_space(db.space_name)
     warm = []
     if job.method == "optuna-warm":
-        order = prior_order(db, task, "optuna-warm")[:bench_methods.WARM_START_POINTS]
+        history = _history(job, db)
+        if history is None:
+            order = prior_order(db, task, "optuna-warm")[:bench_methods.WARM_START_POINTS]
+        else:
+            from at2_tune.bench.histories import history_order
+
+            order = history_order(history, db.configs)[:bench_methods.WARM_START_POINTS]
         warm = [space.to_ray_sample(db.configs[i]) for i in order]
     search_alg, scheduler = bench_methods.ray_tuner(job.method, db.n_epochs, job.seed, warm)
     stopper = EpochBudgetStopper(task.budget, keep=("config_id", "epoch", METRIC))
@@ -222,26 +264,34 @@ def plan(db: LearningCurveDatabase, protocol: str, methods: list[str], *, budget
          repeats: int, concurrency: int, seconds_per_epoch: float = 0.0,
          pairs: list[int] | None = None,
          tasks: list[str] | None = None,
-         seed_profiles: list[int] | None = None) -> list[Job]:
-    """Every run: each method on each case (``pairs`` or ``loo``) and seed profile, with seeds
-    ``0..repeats-1`` (one run for the deterministic methods); AT2 runs first (the longest)."""
+         seed_profiles: list[int] | None = None,
+         history: dict[str, Any] | None = None, prior_sizes: list[int] | None = None,
+         draws: int = 1) -> list[Job]:
+    """Every run: each method on each case (``pairs``, ``loo`` or ``histories``: random priors
+    of ``prior_sizes`` tasks, ``draws`` of each, cut to histories by ``history``, the options
+    of ``at2_tune.bench.histories.HistoryOptions`` plus ``draw_seed``) and seed profile, with
+    seeds ``0..repeats-1`` (one run for the deterministic methods); AT2 runs first."""
     if repeats < 1:
         raise ValueError(f"repeats={repeats} must be at least 1")
     if not seconds_per_epoch >= 0:
         raise ValueError(f"seconds_per_epoch={seconds_per_epoch} must be at least 0")
-    if protocol not in ("pairs", "loo"):
-        raise ValueError(f"protocol {protocol!r} is not 'pairs' or 'loo'")
+    if protocol not in ("pairs", "loo", "histories"):
+        raise ValueError(f"protocol {protocol!r} is not 'pairs', 'loo' or 'histories'")
+    if (protocol == "histories") != (history is not None):
+        raise ValueError("the histories protocol, and only it, takes history options")
     profiles = list(range(db.n_seeds)) if seed_profiles is None else seed_profiles
     for profile in profiles:
         db.final_values(db.tasks[0], profile)  # an unknown seed profile: a clear error
     for task in tasks or ():
         db.task_index(task)  # an unknown task: an error with a suggestion
     chosen = protocols.cases(db, protocol, pairs=range(len(db.pairs)) if pairs is None else pairs,
-                             tasks=tasks)
+                             tasks=tasks, prior_sizes=prior_sizes or protocols.PRIOR_SIZES,
+                             draws=draws, seed=(history or {}).get("draw_seed", 0))
     jobs = harness.plan(
         db.name, chosen, methods, profiles=profiles, budget=budget, concurrency=concurrency,
         seeds=lambda m: range(1 if m in bench_methods.DETERMINISTIC else repeats),
         uses_prior=lambda m: m not in bench_methods.WITHOUT_PRIOR,
-        seconds_per_epoch=lambda m: 0.0 if m in bench_methods.MODEL_FREE else seconds_per_epoch)
+        seconds_per_epoch=lambda m: 0.0 if m in bench_methods.MODEL_FREE else seconds_per_epoch,
+        history=history)
     jobs.sort(key=lambda j: j.method not in bench_methods.AT2)
     return jobs

@@ -26,9 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="AT2 vs Ray Tune's tuners and transfer baselines on replay tasks",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", choices=["hyperrec", "lcbench"], required=True)
-    parser.add_argument("--protocol", choices=["pairs", "loo"], default="pairs",
+    parser.add_argument("--protocol", choices=["pairs", "loo", "histories"], default="pairs",
                         help="pairs: the paper's train/test pairs (default); loo: every task "
-                             "as the test task, all others as prior tasks")
+                             "as the test task, all others as prior tasks; histories: every "
+                             "task as the test task, random prior tasks cut to tuning "
+                             "histories (--history-*, --prior-sizes, --draws)")
     parser.add_argument("--pairs", default=None, metavar="I,J,...",
                         help="pair numbers of the pairs protocol (default: all)")
     parser.add_argument("--tasks", default=None, metavar="NAME,...",
@@ -54,6 +56,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of AT2's saved offline fits (default: ~/.cache/at2-tune/fits)")
     parser.add_argument("--no-fit-cache", action="store_true", help="always fit AT2 offline")
     parser.add_argument("--no-plots", action="store_true", help="write no plots")
+    history = parser.add_argument_group(
+        "histories protocol", "each prior task replayed as the Ray Tune experiment a user "
+        "would have left: random configurations of the grid, cut where ASHA stopped them")
+    history.add_argument("--history-configs", type=int, default=25, metavar="N",
+                         help="trials per history (default 25)")
+    history.add_argument("--history-overlap", choices=["independent", "none"],
+                         default="independent",
+                         help="independent: each history draws its own configurations; none: "
+                              "disjoint across the histories (no two tasks share one)")
+    history.add_argument("--history-scheduler", choices=["asha", "fifo"], default="asha",
+                         help="asha: cut where Ray's ASHAScheduler (grace 1, reduction 3) "
+                              "stopped each trial; fifo: every trial to its last epoch")
+    history.add_argument("--prior-sizes", default="4,8,16", metavar="K,...",
+                         help="prior tasks per case (default 4,8,16)")
+    history.add_argument("--draws", type=int, default=1,
+                         help="random priors of each size per test task (default 1)")
+    history.add_argument("--draw-seed", type=int, default=0,
+                         help="seed of the prior tasks' and histories' draws (default 0)")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
     parser.set_defaults(run=_run)
@@ -90,7 +110,10 @@ def _run(args: argparse.Namespace) -> int:
         jobs = plan(db, args.protocol, methods, budget=args.budget, repeats=args.repeats,
                     concurrency=args.concurrency, seconds_per_epoch=args.seconds_per_epoch,
                     pairs=_ints("--pairs", args.pairs),
-                    tasks=tasks, seed_profiles=_ints("--seed-profiles", args.seed_profiles))
+                    tasks=tasks, seed_profiles=_ints("--seed-profiles", args.seed_profiles),
+                    history=_history_options(args), prior_sizes=_ints("--prior-sizes",
+                                                                      args.prior_sizes),
+                    draws=args.draws)
     except ValueError as exc:
         raise AT2Error(str(exc)) from None
     runs_dir = args.out / "runs"
@@ -111,6 +134,16 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{len(documents)} of {len(jobs)} runs in {runs_dir}; summary: "
           f"{args.out / 'summary.json'}; {summary['wall_s']:.0f} s")
     return 1 if failed else 0
+
+
+def _history_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The histories protocol's options (``None`` for the grid protocols), validated."""
+    if args.protocol != "histories":
+        return None
+    from at2_tune.bench.histories import HistoryOptions
+
+    options = HistoryOptions(args.history_configs, args.history_overlap, args.history_scheduler)
+    return {**options.to_json(), "draw_seed": args.draw_seed}
 
 
 def _check_matplotlib() -> None:
@@ -167,9 +200,20 @@ def write_summary(db, documents: list[dict[str, Any]], methods: list[str],
     """Write summary.md and the plots; return the summary (the caller writes summary.json)."""
     from at2_tune.bench import report
 
-    summary = report.summarize(db, documents, methods, args.protocol, args.budget,
-                               args.concurrency)
-    (args.out / "summary.md").write_text(report.render_markdown(summary))
+    if args.protocol != "histories":
+        summary = report.summarize(db, documents, methods, args.protocol, args.budget,
+                                   args.concurrency)
+        (args.out / "summary.md").write_text(report.render_markdown(summary))
+    else:  # one table per prior size (protocol histories-K), as the grid protocols have one
+        sizes = sorted({d["protocol"] for d in documents}, key=lambda p: int(p.split("-")[1]))
+        parts = {size: report.summarize(db, [d for d in documents if d["protocol"] == size],
+                                        methods, size, args.budget, args.concurrency)
+                 for size in sizes}
+        summary = {"database": db.name, "protocol": "histories", "budget": args.budget,
+                   "concurrency": args.concurrency, "history": _history_options(args),
+                   "prior_sizes": parts}
+        (args.out / "summary.md").write_text("\n".join(report.render_markdown(part)
+                                                       for part in parts.values()))
     if plots:
         runs = [report.curves_of(db, d) for d in documents]
         report.write_plots(runs, methods, f"{db.name} {args.protocol}", args.out / "plots")

@@ -21,11 +21,14 @@ def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                    settings: AT2Settings | None = None, concurrency: int = 1,
                    seconds_per_epoch: float = 0.0, fit_cache: FitCache | None = None,
                    storage_path: str | None = None, data_dir: str | None = None,
-                   on_query: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   on_query: Callable[[dict[str, Any]], None] | None = None,
+                   prior: PriorData | None = None) -> dict[str, Any]:
     """Run ``task`` with ``tune.run``, the replay trainable, AT2Searcher and AT2Scheduler.
 
     With ``concurrency=1`` it makes exactly the queries of :func:`at2_tune.simulator.run_replay`.
-    Returns the same results document (``"backend": "ray"``).
+    Returns the same results document (``"backend": "ray"``). ``prior``: the prior tasks'
+    curves (default: the database's curves of ``task.train_tasks``), e.g. tuning histories;
+    the candidates are the database's configurations either way.
     """
     import ray
     from ray import tune
@@ -35,10 +38,12 @@ def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
 
     settings = settings or AT2Settings()
     started = time.perf_counter()
-    prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
+    if prior is None:
+        prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
     searcher = AT2Searcher(get_space(db.space_name), prior=prior, settings=settings, seed=seed,
                            budget_epochs=task.budget, fit_cache=fit_cache,
-                           track_recommendations=True)
+                           track_recommendations=True, candidates=list(db.configs),
+                           max_epochs=db.n_epochs)
     trainable = make_replay_trainable(db.name, task.test_task, task.seed_profile,
                                       seconds_per_epoch, METRIC, data_dir)
     started_ray = not ray.is_initialized()

@@ -177,3 +177,45 @@ def test_baselines_run_on_k_slots_through_the_coordinator(hyperrec, method):
     if method == "transfer-sh9":  # its rungs end within the budget: the same epochs each
         assert Counter(four.trained) == Counter(one.trained)
     assert four.recommended == best_so_far(hyperrec.task_curves(task.test_task), four.trained, 40)
+
+
+def test_the_greedy_portfolio_by_hand():
+    # 2 tasks x 4 configurations, higher is better. Ranks (1 = best): task 0 [1 2 3 4],
+    # task 1 [4 1 3 2]: means [2.5 1.5 3 3] -> config 1. Capped at config 1's ranks (2, 1):
+    # [1 2 2 2], [1 1 1 1]: means [1 1.5 1.5 1.5] -> config 0. Then every rank is capped at 1:
+    # the rest are ranked afresh from their scores, [2 3] of task 0 and [3 2] of task 1 ->
+    # ranks [1 2], [2 1], means equal: the lower index, 2, then 3.
+    scores = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.9, 0.5, 0.6]])
+    assert baselines.greedy_portfolio(scores) == [1, 0, 2, 3]
+    # an unobserved cell takes no part; a configuration nobody observed is never picked
+    sparse = np.array([[0.9, np.nan, 0.5, np.nan], [np.nan, 0.8, 0.1, np.nan]])
+    assert baselines.greedy_portfolio(sparse) == [0, 1, 2]
+
+
+def test_the_portfolio_picks_what_syne_tunes_zero_shot_transfer_picks(hyperrec, lcbench):
+    """Recorded with syne-tune 0.13.0 (the last release where ``ZeroShotTransfer`` works) in a
+    throwaway environment: its first 20 picks on 6 cases of both databases."""
+    from pathlib import Path
+    import json
+
+    from at2_tune.bench import protocols
+
+    recorded = json.loads((Path(__file__).parent / "data" / "zero_shot_transfer_picks.json")
+                          .read_text())["picks"]
+    for key, picks in recorded.items():
+        name, protocol, case_name = key.split(":")
+        db = {"hyperrec": hyperrec, "lcbench": lcbench}[name]
+        family = "subsets" if protocol.startswith("subsets") else protocol
+        case = next(c for c in protocols.cases(db, family, prior_sizes=(2,), draws=1)
+                    if c.name == case_name and c.protocol == protocol)
+        task = resolve_task(db, train_tasks=case.train_tasks, test_task=case.test_task)
+        assert baselines.greedy_portfolio(baselines.prior_best_values(db, task))[:20] == picks
+
+
+def test_the_portfolio_trains_its_picks_one_after_another_to_the_last_epoch(lcbench):
+    task = resolve_task(lcbench, pair=1, budget=100)
+    run = baselines.portfolio(lcbench, task)
+    picks = baselines.greedy_portfolio(baselines.prior_best_values(lcbench, task))
+    epochs = lcbench.n_epochs
+    assert run.trained == [picks[0]] * epochs + [picks[1]] * (100 - epochs)
+    assert run.recommended == best_so_far(lcbench.task_curves(task.test_task), run.trained, 100)

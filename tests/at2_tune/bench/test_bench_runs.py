@@ -116,3 +116,50 @@ def test_bad_bench_input_is_refused_with_the_fix():
         bench_methods.check_methods(["at2", "tpe"])
     assert bench_methods.check_methods(["AT2", " top3", "at2"]) == ["at2", "top3"]
     assert cli.main(["bench", "--database", "hyperrec", "--budget", "0", "--out", "x"]) == 2
+
+
+def test_the_histories_protocol_plans_random_priors_with_their_history_options(lcbench):
+    history = {"configs": 10, "overlap": "none", "scheduler": "asha", "draw_seed": 3}
+    jobs = plan(lcbench, "histories", ["at2", "top3", "asha"], budget=20, repeats=1,
+                concurrency=1, tasks=["adult", "kc1"], prior_sizes=[2, 4], draws=2,
+                history=history)
+    assert len(jobs) == 2 * 2 * 2 * 3  # tasks x sizes x draws x methods
+    assert {j.protocol for j in jobs} == {"histories-2", "histories-4"}
+    assert all(j.history == history and len(j.train_tasks) == int(j.protocol[-1])
+               for j in jobs if j.method != "asha")
+    assert all(j.history == {} and j.train_tasks == () for j in jobs if j.method == "asha")
+    other = plan(lcbench, "histories", ["at2"], budget=20, repeats=1, concurrency=1,
+                 tasks=["adult"], prior_sizes=[2], draws=1, history={**history, "configs": 11})
+    assert other[0].key != jobs[0].key  # the history options are part of the run's key
+    with pytest.raises(ValueError, match="the histories protocol, and only it"):
+        plan(lcbench, "loo", ["at2"], budget=20, repeats=1, concurrency=1, history=history)
+
+
+def test_the_histories_protocol_runs_at2_and_the_baselines_on_the_same_histories(
+        lcbench, release_dir, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--database", "lcbench", "--protocol", "histories", "--tasks", "adult",
+            "--prior-sizes", "4", "--history-configs", "10", "--methods",
+            "at2,top3,portfolio,zero-shot", "--budget", "12", "--repeats", "1", "--no-plots",
+            "--data-dir", str(release_dir), "--out", str(out)]
+    assert cli.main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "histories" and list(summary["prior_sizes"]) == ["histories-4"]
+    assert summary["history"] == {"configs": 10, "overlap": "independent", "scheduler": "asha",
+                                  "draw_seed": 0}
+    documents = {json.loads(p.read_text())["method"]: json.loads(p.read_text())
+                 for p in (out / "runs").glob("*.json")}
+    assert set(documents) == {"at2", "top3", "portfolio", "zero-shot"}
+    # every transfer baseline only trains what the histories trained
+    from at2_tune.bench.histories import case_history, history_order
+    from at2_tune.bench.harness import Job
+
+    job = Job(**{**documents["top3"]["job"], "train_tasks": tuple(documents["top3"]["job"]
+                                                                   ["train_tasks"])})
+    history = case_history(lcbench, job, tmp_path / "history")
+    order = history_order(history, lcbench.configs).tolist()
+    trained = [row["config_id"] for row in documents["top3"]["trace"]]
+    assert trained == [order[i % 3] for i in range(12)]
+    assert documents["zero-shot"]["trace"][0]["recommended_config_id"] == order[0]
+    at2 = [row["config_id"] for row in documents["at2"]["trace"]]
+    assert len(at2) == 12 and len(set(at2)) >= 2

@@ -1,0 +1,210 @@
+"""Priors shaped like a team's real tuning histories, cut from a learning-curve database.
+
+A team's history is a set of Ray Tune experiments, one per earlier task, each random search with
+ASHA over its own configurations: most curves stop after a few epochs, a few reach the last one,
+and two tasks rarely share a configuration. :func:`history_database` builds such a prior from the
+database's full curves:
+
+* each prior task gets ``configs`` configurations of the grid, drawn at random per task
+  (``overlap="independent"``) or disjoint across the tasks (``overlap="none"``, the
+  continuous-space case);
+* each task's trials run one after another, in the drawn order, and stop where Ray's
+  ``ASHAScheduler`` (grace period 1, reduction factor 3, ``max_t`` = the database's epochs)
+  would stop them (:func:`asha_stops`), or at the last epoch (``scheduler="fifo"``).
+
+The result is a ``prior import`` database (``at2_tune.databases.user``): written with
+:func:`write_history`, it is read back through the same loader as a user's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from at2_tune.errors import AT2Error
+
+OVERLAPS = ("independent", "none")
+SCHEDULERS = ("asha", "fifo")
+GRACE_PERIOD = 1
+REDUCTION_FACTOR = 3
+
+
+@dataclass(frozen=True)
+class HistoryOptions:
+    """How the history of each prior task is drawn (``at2-tune bench --history-*``)."""
+
+    configs: int = 25
+    overlap: str = "independent"
+    scheduler: str = "asha"
+
+    def __post_init__(self) -> None:
+        if self.configs < 1:
+            raise AT2Error(f"--history-configs {self.configs} must be at least 1")
+        if self.overlap not in OVERLAPS:
+            raise AT2Error(f"--history-overlap {self.overlap!r} is not one of "
+                           f"{', '.join(OVERLAPS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise AT2Error(f"--history-scheduler {self.scheduler!r} is not one of "
+                           f"{', '.join(SCHEDULERS)}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def asha_rungs(max_t: int, grace_period: int = GRACE_PERIOD,
+               reduction_factor: int = REDUCTION_FACTOR) -> list[int]:
+    """The milestones of Ray's ``ASHAScheduler`` (one bracket), ascending: ``grace_period *
+    reduction_factor ** k`` for ``k < int(log(max_t / grace_period) / log(rf) + 1)``."""
+    count = int(np.log(max_t / grace_period) / np.log(reduction_factor) + 1)
+    return [grace_period * reduction_factor ** k for k in range(count)]
+
+
+def asha_stops(curves: np.ndarray, grace_period: int = GRACE_PERIOD,
+               reduction_factor: int = REDUCTION_FACTOR) -> np.ndarray:
+    """``(n,)`` epochs each trial trains when trials ``curves`` ``(n, E)`` (higher is better)
+    run one after another under Ray's ``ASHAScheduler`` with ``max_t = E``.
+
+    At each milestone a trial's value is compared with the values recorded there by the trials
+    before it: below their ``1 - 1 / reduction_factor`` percentile, it stops; its value is
+    recorded either way. A trial that reaches ``max_t`` stops there."""
+    n_trials, n_epochs = curves.shape
+    rungs = asha_rungs(n_epochs, grace_period, reduction_factor)
+    recorded: dict[int, list[float]] = {milestone: [] for milestone in rungs}
+    stops = np.full(n_trials, n_epochs)
+    for trial in range(n_trials):
+        for epoch in range(1, n_epochs + 1):
+            if epoch >= n_epochs:
+                break
+            if epoch not in recorded:
+                continue
+            value = float(curves[trial, epoch - 1])
+            earlier = recorded[epoch]
+            cutoff = np.nanpercentile(earlier, (1 - 1 / reduction_factor) * 100) \
+                if earlier else None
+            earlier.append(value)
+            if cutoff is not None and value < cutoff:
+                stops[trial] = epoch
+                break
+    return stops
+
+
+def draw_configs(n_configs: int, n_tasks: int, options: HistoryOptions,
+                 rng: np.random.Generator) -> list[np.ndarray]:
+    """Each prior task's configurations (grid indices, in trial order)."""
+    if options.overlap == "none":
+        if options.configs * n_tasks > n_configs:
+            raise AT2Error(f"--history-overlap none needs {options.configs} x {n_tasks} tasks "
+                           f"= {options.configs * n_tasks} distinct configurations, but the "
+                           f"grid has {n_configs}; lower --history-configs or --prior-sizes, "
+                           "or use --history-overlap independent")
+        order = rng.permutation(n_configs)
+        return [order[i * options.configs:(i + 1) * options.configs] for i in range(n_tasks)]
+    if options.configs > n_configs:
+        raise AT2Error(f"--history-configs {options.configs} exceeds the grid's {n_configs} "
+                       "configurations")
+    return [rng.choice(n_configs, size=options.configs, replace=False) for _ in range(n_tasks)]
+
+
+def history_seed(database: str, test_task: str, train_tasks: Sequence[str], seed_profile: int,
+                 options: HistoryOptions, draw_seed: int) -> list[int]:
+    """The seed of a case's histories: the same case and options draw the same histories."""
+    text = json.dumps([database, test_task, list(train_tasks), seed_profile, options.to_json(),
+                       draw_seed])
+    return [draw_seed, int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)]
+
+
+def history_database(db, train_tasks: Sequence[str], seed_profile: int,
+                     options: HistoryOptions, seed: Sequence[int]):
+    """The prior tasks' histories as a ``prior import`` database (``UserDatabase``) over the
+    grid's configurations that some history trained; NaN where no trial ran."""
+    from at2_tune.databases.user import UserDatabase, UserTask
+    from search_spaces import get_space
+
+    rng = np.random.default_rng(list(seed))
+    drawn = draw_configs(db.n_configs, len(train_tasks), options, rng)
+    table = np.full((len(train_tasks), db.n_configs, db.n_epochs), np.nan)
+    for row, (task, configs) in enumerate(zip(train_tasks, drawn)):
+        curves = db.task_curves(task, seed_profile)[configs]
+        stops = asha_stops(curves) if options.scheduler == "asha" else \
+            np.full(len(configs), db.n_epochs)
+        for config, curve, stop in zip(configs, curves, stops):
+            table[row, config, :stop] = curve[:stop]
+    used = np.flatnonzero(~np.isnan(table).all(axis=(0, 2)))
+    tasks = tuple(UserTask(task, f"{db.name} history ({options.scheduler}, "
+                                 f"{options.configs} trials)", options.configs)
+                  for task in train_tasks)
+    return UserDatabase(get_space(db.space_name), "val_acc", "max", "training_iteration",
+                        tasks, tuple(db.configs[i] for i in used), table[:, used])
+
+
+def write_history(db, train_tasks: Sequence[str], seed_profile: int, options: HistoryOptions,
+                  seed: Sequence[int], folder: Path) -> Path:
+    """Write the histories to ``folder`` (kept when it exists: the same case, the same files)."""
+    from at2_tune.databases.user import write_user_database
+
+    if not folder.exists():
+        write_user_database(history_database(db, train_tasks, seed_profile, options, seed),
+                            folder)
+    return folder
+
+
+def load_history_prior(folder: Path):
+    """The histories as AT2's ``PriorData``, through the ``prior import`` loader."""
+    from at2_tune.databases.user import load_user_database
+
+    return load_user_database(folder).prior_data()
+
+
+def deepest_values(prior) -> np.ndarray:
+    """``(T, C)`` each history's value at its deepest observed epoch (NaN: not trained)."""
+    observed = prior.observed
+    deepest = np.where(observed.any(axis=2), observed.shape[2] - 1 -
+                       np.argmax(observed[:, :, ::-1], axis=2), -1)
+    values = np.take_along_axis(np.nan_to_num(prior.curves, nan=0.0),
+                                np.maximum(deepest, 0)[:, :, None], axis=2)[:, :, 0]
+    return np.where(deepest >= 0, values, np.nan)
+
+
+def history_order(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Grid indices of the configurations the histories trained, best first: by their value at
+    the deepest epoch each history trained them to, normalized within the task to [0, 1],
+    averaged over the tasks that trained them (ties: lower grid index)."""
+    values = deepest_values(prior)
+    low, high = np.nanmin(values, axis=1, keepdims=True), np.nanmax(values, axis=1, keepdims=True)
+    normalized = (values - low) / np.where(high > low, high - low, 1.0)
+    with np.errstate(invalid="ignore"):
+        score = np.nanmean(np.where(np.isnan(values), np.nan, normalized), axis=0)
+    index = grid_columns(prior, grid_configs)
+    order = np.lexsort((index, -score))
+    return index[order]
+
+
+def grid_columns(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``(prior.n_configs,)`` the grid index of each of the prior's configurations."""
+    from search_spaces import config_key
+
+    grid = {config_key(c): i for i, c in enumerate(grid_configs)}
+    return np.array([grid[config_key(c)] for c in prior.configs], dtype=np.int64)
+
+
+def history_scores(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``(T, len(grid_configs))`` each history's value at the deepest epoch it trained a grid
+    configuration to (NaN where it did not train it): what a portfolio ranks."""
+    scores = np.full((prior.n_tasks, len(grid_configs)), np.nan)
+    scores[:, grid_columns(prior, grid_configs)] = deepest_values(prior)
+    return scores
+
+
+def case_history(db, job, folder: Path):
+    """A bench job's prior tasks as histories: written to ``folder`` in the ``prior import``
+    format and read back through its loader, as a user's history would be."""
+    options = HistoryOptions(**{k: v for k, v in job.history.items() if k != "draw_seed"})
+    seed = history_seed(db.name, job.test_task, job.train_tasks, job.seed_profile, options,
+                        int(job.history.get("draw_seed", 0)))
+    return load_history_prior(write_history(db, job.train_tasks, job.seed_profile, options,
+                                            seed, folder))
