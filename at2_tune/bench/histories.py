@@ -118,28 +118,76 @@ def history_seed(database: str, test_task: str, train_tasks: Sequence[str], seed
     return [draw_seed, int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)]
 
 
-def history_database(db, train_tasks: Sequence[str], seed_profile: int,
-                     options: HistoryOptions, seed: Sequence[int]):
-    """The prior tasks' histories as a ``prior import`` database (``UserDatabase``) over the
-    grid's configurations that some history trained; NaN where no trial ran."""
-    from at2_tune.databases.user import UserDatabase, UserTask
-    from search_spaces import get_space
+@dataclass(frozen=True)
+class History:
+    """One prior task's trials in the order they ran: grid configurations and epochs trained."""
 
+    task: str
+    configs: np.ndarray
+    stops: np.ndarray
+
+
+def draw_histories(db, train_tasks: Sequence[str], seed_profile: int, options: HistoryOptions,
+                   seed: Sequence[int]) -> list[History]:
+    """Every prior task's history (module docstring), drawn from ``seed``."""
     rng = np.random.default_rng(list(seed))
-    drawn = draw_configs(db.n_configs, len(train_tasks), options, rng)
-    table = np.full((len(train_tasks), db.n_configs, db.n_epochs), np.nan)
-    for row, (task, configs) in enumerate(zip(train_tasks, drawn)):
+    histories = []
+    for task, configs in zip(train_tasks, draw_configs(db.n_configs, len(train_tasks), options,
+                                                       rng)):
         curves = db.task_curves(task, seed_profile)[configs]
         stops = asha_stops(curves) if options.scheduler == "asha" else \
             np.full(len(configs), db.n_epochs)
-        for config, curve, stop in zip(configs, curves, stops):
-            table[row, config, :stop] = curve[:stop]
-    used = np.flatnonzero(~np.isnan(table).all(axis=(0, 2)))
-    tasks = tuple(UserTask(task, f"{db.name} history ({options.scheduler}, "
-                                 f"{options.configs} trials)", options.configs)
-                  for task in train_tasks)
+        histories.append(History(task, np.asarray(configs), stops))
+    return histories
+
+
+def history_database(db, train_tasks: Sequence[str], seed_profile: int,
+                     options: HistoryOptions, seed: Sequence[int]):
+    """The prior tasks' histories as a ``prior import`` database (``UserDatabase``) over the
+    grid's configurations that some history trained (in order of first appearance, task by
+    task and trial by trial, as ``at2-tune prior import`` orders the same histories' Tune
+    experiments, :func:`write_tune_experiments`); NaN where no trial ran."""
+    from at2_tune.databases.user import UserDatabase, UserTask
+    from search_spaces import get_space
+
+    histories = draw_histories(db, train_tasks, seed_profile, options, seed)
+    used = np.array(list(dict.fromkeys(int(c) for h in histories for c in h.configs)))
+    column = {config: i for i, config in enumerate(used)}
+    table = np.full((len(histories), len(used), db.n_epochs), np.nan)
+    for row, history in enumerate(histories):
+        curves = db.task_curves(history.task, seed_profile)
+        for config, stop in zip(history.configs, history.stops):
+            table[row, column[int(config)], :stop] = curves[config, :stop]
+    tasks = tuple(UserTask(h.task, f"{db.name} history ({options.scheduler}, "
+                                   f"{options.configs} trials)", options.configs)
+                  for h in histories)
     return UserDatabase(get_space(db.space_name), "val_acc", "max", "training_iteration",
-                        tasks, tuple(db.configs[i] for i in used), table[:, used])
+                        tasks, tuple(db.configs[i] for i in used), table)
+
+
+def write_tune_experiments(db, histories: Sequence[History], seed_profile: int,
+                           folder: Path) -> list[Path]:
+    """The histories as the Ray Tune experiment folders a user would have left, one per prior
+    task under ``folder``: a trial folder per trial with ``params.json`` (the config as
+    ``space.to_param_space()`` samples it) and ``result.json`` (``val_acc`` and
+    ``training_iteration`` per epoch it trained), for ``at2-tune prior import``."""
+    from search_spaces import get_space
+
+    space = get_space(db.space_name)
+    experiments = []
+    for history in histories:
+        experiment = folder / history.task
+        curves = db.task_curves(history.task, seed_profile)
+        for number, (config, stop) in enumerate(zip(history.configs, history.stops)):
+            trial = experiment / f"trial_{number:05d}"
+            trial.mkdir(parents=True)
+            (trial / "params.json").write_text(json.dumps(space.to_ray_sample(
+                db.configs[int(config)])))
+            rows = [{"val_acc": float(curves[config, epoch - 1]), "training_iteration": epoch}
+                    for epoch in range(1, int(stop) + 1)]
+            (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        experiments.append(experiment)
+    return experiments
 
 
 def write_history(db, train_tasks: Sequence[str], seed_profile: int, options: HistoryOptions,
@@ -208,3 +256,25 @@ def case_history(db, job, folder: Path):
                         int(job.history.get("draw_seed", 0)))
     return load_history_prior(write_history(db, job.train_tasks, job.seed_profile, options,
                                             seed, folder))
+
+
+def decision_sources(history, grid_configs: Sequence[dict[str, Any]],
+                     trained: Sequence[tuple[int, int]]) -> dict[str, float]:
+    """Where the decisions ``trained`` (``(grid config, epoch)`` per query) came from: the share
+    of queries at a cell (configuration and epoch) some history observed, at a configuration
+    some history trained but beyond the epochs it reached (the model's extrapolation along the
+    curve), and at a configuration no history trained (the model's reach across
+    configurations)."""
+    observed = np.zeros((len(grid_configs), history.n_epochs), dtype=bool)
+    observed[grid_columns(history, grid_configs)] = history.observed.any(axis=0)
+    trained_configs = observed.any(axis=1)
+    counts = {"observed_cell": 0, "beyond_history": 0, "new_config": 0}
+    for config, epoch in trained:
+        if observed[config, epoch - 1]:
+            counts["observed_cell"] += 1
+        elif trained_configs[config]:
+            counts["beyond_history"] += 1
+        else:
+            counts["new_config"] += 1
+    total = max(len(trained), 1)
+    return {name: count / total for name, count in counts.items()}

@@ -190,6 +190,20 @@ def resolve_space(choice: str | None, configs: Sequence[dict[str, Any]]):
     return SearchSpace.from_json(json.loads(path.read_text()))
 
 
+def _canonical(space, config: dict[str, Any], where: str) -> dict[str, Any]:
+    """``config`` in the space's vocabulary: as it is, or as ``space.to_param_space()``
+    samples it (a user's random search over the space's Ray form, e.g. HyperRec's nested
+    sampling keys)."""
+    try:
+        return space.validate(config)
+    except SearchSpaceError as exc:
+        try:
+            return space.validate(space.from_ray_config(config))
+        except (SearchSpaceError, KeyError, TypeError, ValueError, AttributeError):
+            raise AT2Error(f"{where}: its config is not in the space {space.name!r}: "
+                           f"{exc}") from None
+
+
 def build_database(tasks: Sequence[ImportedTask], metric: str, mode: str, time_attr: str,
                    space=None) -> UserDatabase:
     """One task per imported run; the config axis is the union of every task's configs."""
@@ -206,11 +220,8 @@ def build_database(tasks: Sequence[ImportedTask], metric: str, mode: str, time_a
     canonical: dict[str, dict[str, Any]] = {}
     for task in tasks:
         for trial in task.trials:
-            try:
-                trial.config = space.validate(trial.config)
-            except SearchSpaceError as exc:
-                raise AT2Error(f"{task.source}, trial {trial.trial}: its config is not in the "
-                               f"space {space.name!r}: {exc}") from None
+            trial.config = _canonical(space, trial.config,
+                                      f"{task.source}, trial {trial.trial}")
             canonical.setdefault(config_key(trial.config), trial.config)
     configs = list(canonical.values())
     index = {key: i for i, key in enumerate(canonical)}

@@ -147,6 +147,9 @@ def test_the_histories_protocol_runs_at2_and_the_baselines_on_the_same_histories
     assert summary["protocol"] == "histories" and list(summary["prior_sizes"]) == ["histories-4"]
     assert summary["history"] == {"configs": 10, "overlap": "independent", "scheduler": "asha",
                                   "draw_seed": 0}
+    sources = summary["prior_sizes"]["histories-4"]["at2_decisions"]
+    assert set(sources) == {"observed_cell", "beyond_history", "new_config"}
+    assert sum(sources.values()) == pytest.approx(1.0)
     documents = {json.loads(p.read_text())["method"]: json.loads(p.read_text())
                  for p in (out / "runs").glob("*.json")}
     assert set(documents) == {"at2", "top3", "portfolio", "zero-shot"}

@@ -105,3 +105,16 @@ def test_the_history_order_ranks_normalized_deepest_values(lcbench):
     # deepest values: task a [0.3, 0.5, 0.4] -> [0, 1, 0.5]; task b [-, 0.8, 0.6] -> [-, 1, 0]
     # averages [0, 1, 0.25]
     assert history_order(prior, lcbench.configs).tolist() == [1, 2, 0]
+
+
+def test_decision_sources_by_hand(lcbench):
+    from at2_tune.bench.histories import decision_sources
+    from at2_tune.core.prior import PriorData
+
+    nan = np.nan
+    # grid configs 5 and 7 in the history: 5 observed for 2 epochs, 7 for 1 (of 3)
+    curves = np.array([[[0.1, 0.2, nan], [0.3, nan, nan]]])
+    history = PriorData(("a",), (lcbench.configs[5], lcbench.configs[7]), curves)
+    shares = decision_sources(history, lcbench.configs,
+                              [(5, 1), (5, 2), (5, 3), (7, 2), (9, 1), (7, 1)])
+    assert shares == {"observed_cell": 3 / 6, "beyond_history": 2 / 6, "new_config": 1 / 6}

@@ -1,0 +1,169 @@
+"""How well AT2's model reaches configurations that no tuning history trained.
+
+    python -m experiments.history_generalization --database lcbench --prior-sizes 4,8,16
+
+For every case of the histories protocol (``at2_tune.bench.histories``: random prior tasks, each
+cut to a 25-trial ASHA history), AT2 (default settings, the whole grid as candidates) follows its
+default policy on the new task. Before the first query and after 10 and 25, the model's
+prediction of each configuration's best value over all epochs (``CurvePosterior.best_value``, a
+normal) is scored on the configurations no history trained, against their true best values on
+the new task: mean predictive log-likelihood, coverage of the central 90% interval (0.90 is
+calibrated) and Spearman correlation.
+
+Next to it, a k-nearest-neighbour predictor in the encoded space (``space.encode``, Euclidean):
+an untrained configuration's prediction is the mean of the model's predictions at its ``k``
+nearest history-trained configurations, with the variance their mean variance plus their spread
+(``--neighbours``, default 5). Both read the same posterior at trained configurations, so the
+difference is what the GP's kernel over hyperparameters adds across configurations.
+
+Prints a Markdown table (mean ± standard error over cases) and writes ``OUT/generalization.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from at2_tune import evaluation
+
+AFTER = (0, 10, 25)
+Z90 = 1.6448536269514722
+
+
+def knn_prediction(encoded: np.ndarray, trained: np.ndarray, mean: np.ndarray,
+                   std: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` at every configuration from the ``k`` nearest ``trained`` ones.
+
+    Args:
+        encoded: ``(C, d)`` encoded configurations.
+        trained: ``(C,)`` bool, configurations whose prediction is used.
+        mean, std: ``(C,)`` the model's prediction at every configuration.
+    """
+    sources = np.flatnonzero(trained)
+    distance = np.linalg.norm(encoded[:, None, :] - encoded[None, sources, :], axis=2)
+    nearest = sources[np.argsort(distance, axis=1, kind="stable")[:, :k]]  # (C, k)
+    knn_mean = mean[nearest].mean(axis=1)
+    knn_var = (std[nearest] ** 2).mean(axis=1) + mean[nearest].var(axis=1)
+    return knn_mean, np.sqrt(knn_var)
+
+
+def encode_one_hot(space, configs) -> np.ndarray:
+    """``(n, d)``: the numeric encodings (in [0, 1]) and a one-hot block per categorical."""
+    numeric, categorical = space.encode_many(configs)
+    blocks = [np.asarray(numeric, dtype=float)]
+    categorical = np.asarray(categorical, dtype=np.int64).reshape(len(configs), -1)
+    for column, choices in enumerate(space.categorical_choices):
+        blocks.append(np.eye(len(choices))[categorical[:, column]])
+    return np.concatenate(blocks, axis=1)
+
+
+def scores(mean: np.ndarray, std: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Log-likelihood, 90% coverage and Spearman correlation of normals ``(mean, std)``."""
+    std = np.maximum(std, 1e-9)
+    z = (truth - mean) / std
+    return {"loglik": float(np.mean(-0.5 * z ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi))),
+            "coverage90": float(np.mean(np.abs(z) <= Z90)),
+            "spearman": float(np.corrcoef(evaluation.average_ranks(mean),
+                                          evaluation.average_ranks(truth))[0, 1])}
+
+
+def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
+    """``{n_observations: {"model": scores, "knn": scores}}`` for one histories case."""
+    from at2_tune.bench.histories import case_history, grid_columns
+    from at2_tune.core.engine import AT2Engine
+    from search_spaces import get_space
+
+    space = get_space(db.space_name)
+    with tempfile.TemporaryDirectory() as scratch:
+        history = case_history(db, job, Path(scratch) / "history")
+    engine = AT2Engine(space, history, seed=0, candidates=list(db.configs))
+    engine.condition()
+    trained = np.zeros(db.n_configs, dtype=bool)
+    trained[grid_columns(history, db.configs)] = True
+    untrained = ~trained
+    encoded = encode_one_hot(space, list(db.configs))
+    curves = db.task_curves(job.test_task, job.seed_profile)
+    truth = engine.surrogate.transform.warp(curves.max(axis=1))
+    result: dict[str, Any] = {"untrained": int(untrained.sum())}
+    for observed in range(max(AFTER) + 1):
+        if observed in AFTER:
+            mean, std = engine.posterior().best_value()
+            knn_mean, knn_std = knn_prediction(encoded, trained, mean, std, neighbours)
+            result[observed] = {
+                "model": scores(mean[untrained], std[untrained], truth[untrained]),
+                "knn": scores(knn_mean[untrained], knn_std[untrained], truth[untrained])}
+        query = engine.next_query()
+        engine.observe(query.candidate, query.epoch, float(curves[query.candidate,
+                                                                 query.epoch - 1]))
+        engine.condition()
+    return result
+
+
+def _cell(values, spec: str = ".2f") -> str:
+    error = evaluation.standard_error(values)
+    return f"{np.mean(values):{spec}}" + ("" if error is None else f" ± {error:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="lcbench", choices=["hyperrec", "lcbench"])
+    parser.add_argument("--prior-sizes", default="4,8,16")
+    parser.add_argument("--tasks", default=None, metavar="NAME,...")
+    parser.add_argument("--history-configs", type=int, default=25)
+    parser.add_argument("--neighbours", type=int, default=5)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=Path("results/history_generalization"))
+    args = parser.parse_args(argv)
+    import torch
+
+    from at2_tune.bench.runs import plan
+    from at2_tune.databases import load_database
+
+    torch.set_num_threads(1)
+    db = load_database(args.database, args.data_dir)
+    history = {"configs": args.history_configs, "overlap": "independent", "scheduler": "asha",
+               "draw_seed": 0}
+    jobs = plan(db, "histories", ["at2"], budget=100, repeats=1, concurrency=1,
+                tasks=args.tasks.split(",") if args.tasks else None, seed_profiles=[0],
+                history=history, prior_sizes=[int(s) for s in args.prior_sizes.split(",")])
+    results = []
+    for job in jobs:
+        case = case_generalization(db, job, args.neighbours)
+        results.append({"protocol": job.protocol, "case": job.case, **{str(k): v for k, v in
+                                                                         case.items()}})
+        print(f"{job.protocol} {job.case}: " + ", ".join(
+            f"{n}: ll {case[n]['model']['loglik']:.2f} vs knn {case[n]['knn']['loglik']:.2f}"
+            for n in AFTER), file=sys.stderr, flush=True)
+    lines = [f"## {db.name} histories ({args.history_configs} trials, ASHA): configurations "
+             "no history trained, their best value", "",
+             "| prior | queries | cases | model log-lik | kNN log-lik | model 90% cov | "
+             "kNN 90% cov | model Spearman | kNN Spearman | model - kNN log-lik (paired) |",
+             "|" + " --- |" * 10]
+    for protocol in sorted({r["protocol"] for r in results}, key=lambda p: int(p.split("-")[1])):
+        rows = [r for r in results if r["protocol"] == protocol]
+        for n in AFTER:
+            cells = []
+            for metric in ("loglik", "coverage90", "spearman"):
+                for predictor in ("model", "knn"):
+                    values = [r[str(n)][predictor][metric] for r in rows]
+                    cells.append(_cell(values))
+            paired = [r[str(n)]["model"]["loglik"] - r[str(n)]["knn"]["loglik"] for r in rows]
+            lines.append(f"| {protocol} | {n} | {len(rows)} | " + " | ".join(cells) +
+                         f" | {_cell(paired, '+.2f')} |")
+    table = "\n".join(lines)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"generalization_{db.name}.json").write_text(json.dumps(results, indent=1))
+    (args.out / f"generalization_{db.name}.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

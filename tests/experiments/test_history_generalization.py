@@ -1,0 +1,37 @@
+"""The generalization experiment's predictors and scores, by hand."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from experiments.history_generalization import encode_one_hot, knn_prediction, scores
+
+
+def test_knn_averages_the_nearest_trained_predictions_and_adds_their_spread():
+    encoded = np.array([[0.0], [0.1], [0.6], [1.0]])
+    trained = np.array([True, True, False, True])
+    mean, std = np.array([1.0, 3.0, 9.0, 5.0]), np.array([0.5, 0.5, 9.0, 1.0])
+    knn_mean, knn_std = knn_prediction(encoded, trained, mean, std, k=2)
+    # config 2 (0.6): nearest trained 3 (1.0) and 1 (0.1): mean 4, variance 0.625 + 1
+    assert knn_mean[2] == pytest.approx(4.0)
+    assert knn_std[2] == pytest.approx(np.sqrt((0.25 + 1.0) / 2 + 1.0))
+    assert knn_mean[0] == pytest.approx(2.0)  # itself and config 1
+
+
+def test_scores_are_the_normal_log_likelihood_coverage_and_spearman():
+    mean, std = np.array([0.1, 0.5, 0.9]), np.array([0.1, 0.2, 0.1])
+    truth = np.array([0.15, 0.9, 0.8])
+    result = scores(mean, std, truth)
+    assert result["loglik"] == pytest.approx(np.mean(stats.norm.logpdf(truth, mean, std)))
+    assert result["coverage90"] == pytest.approx(2 / 3)  # 0.9 is 2 std above 0.5
+    assert result["spearman"] == pytest.approx(stats.spearmanr(mean, truth)[0])
+
+
+def test_categoricals_are_one_hot(hyperrec):
+    from search_spaces import get_space
+
+    space = get_space(hyperrec.space_name)
+    encoded = encode_one_hot(space, list(hyperrec.configs[:4]))
+    width = space.n_numeric + sum(len(c) for c in space.categorical_choices)
+    assert encoded.shape == (4, width)
+    assert (encoded[:, space.n_numeric:].sum(axis=1) == len(space.categorical_choices)).all()
