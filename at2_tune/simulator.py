@@ -66,13 +66,17 @@ def resolve_task(db: LearningCurveDatabase, pair: int | None = None,
 
 
 def build_engine(db: LearningCurveDatabase, task: ReplayTask, seed: int,
-                 settings: AT2Settings, fit_cache: FitCache | None) -> tuple[AT2Engine, bool]:
-    """The task's engine, fitted offline on its prior tasks and conditioned; and whether the
-    fit came from ``fit_cache``."""
+                 settings: AT2Settings, fit_cache: FitCache | None,
+                 prior: PriorData | None = None) -> tuple[AT2Engine, bool]:
+    """The task's engine over the database's configurations, fitted offline on its prior tasks
+    (``prior``, default the database's curves of ``task.train_tasks``) and conditioned; and
+    whether the fit came from ``fit_cache``."""
     from search_spaces import get_space
 
-    prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
-    engine = AT2Engine(get_space(db.space_name), prior, settings, seed=seed)
+    if prior is None:
+        prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
+    engine = AT2Engine(get_space(db.space_name), prior, settings, seed=seed,
+                       candidates=list(db.configs))
     return engine, prepare_engine(engine, fit_cache)
 
 
@@ -132,16 +136,17 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                settings: AT2Settings | None = None,
                on_query: Callable[[dict[str, Any]], None] | None = None,
                fit_cache: FitCache | str | Path | None = None,
-               concurrency: int = 1) -> dict[str, Any]:
+               concurrency: int = 1, prior: PriorData | None = None) -> dict[str, Any]:
     """Run AT2 on ``task`` through the coordinator on ``concurrency`` simulated slots (see
     :func:`simulate`) and return the results document (:func:`results_document`).
 
     With ``fit_cache`` the offline fit on the prior tasks is reused from there when an
-    identical one was saved before, and saved otherwise; ``None``: no cache.
+    identical one was saved before, and saved otherwise; ``None``: no cache. ``prior``: the
+    prior tasks' curves (default: the database's of ``task.train_tasks``), e.g. histories.
     """
     settings = settings or AT2Settings()
     started = time.perf_counter()
-    engine, reused = build_engine(db, task, seed, settings, FitCache.coerce(fit_cache))
+    engine, reused = build_engine(db, task, seed, settings, FitCache.coerce(fit_cache), prior)
     offline_fit_s = time.perf_counter() - started
     coordinator = Coordinator(engine, budget_epochs=task.budget, max_concurrent=concurrency,
                               track_recommendations=True)
