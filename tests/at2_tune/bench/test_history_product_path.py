@@ -13,6 +13,16 @@ from at2_tune.simulator import resolve_task, run_replay
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """Tune would start Ray itself and leave it running for the next module: start and stop it
+    here, as the other Ray test modules do."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
 TINY = AT2Settings(ModelSettings(n_inducing=32, offline_epochs=1, offline_max_steps=30,
                                  hidden_dim=8, feature_dim=4))
 
