@@ -240,7 +240,10 @@ def write_summary(db, documents: list[dict[str, Any]], methods: list[str],
                    "prior_sizes": parts}
         (args.out / "summary.md").write_text("\n".join(report.render_markdown(part)
                                                        for part in parts.values()))
-    if plots:
-        runs = [report.curves_of(db, d) for d in documents]
-        report.write_plots(runs, methods, f"{db.name} {args.protocol}", args.out / "plots")
+    if plots:  # one set per protocol: a histories case of each prior size has its own runs
+        for protocol in sorted({d["protocol"] for d in documents}):
+            runs = [report.curves_of(db, d) for d in documents if d["protocol"] == protocol]
+            folder = args.out / "plots" if args.protocol != "histories" else \
+                args.out / "plots" / protocol
+            report.write_plots(runs, methods, f"{db.name} {protocol}", folder)
     return summary

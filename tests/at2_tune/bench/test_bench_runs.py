@@ -140,13 +140,14 @@ def test_the_histories_protocol_runs_at2_and_the_baselines_on_the_same_histories
     out = tmp_path / "bench"
     argv = ["bench", "--database", "lcbench", "--protocol", "histories", "--tasks", "adult",
             "--prior-sizes", "4", "--history-configs", "10", "--methods",
-            "at2,top3,portfolio,zero-shot", "--budget", "12", "--repeats", "1", "--no-plots",
+            "at2,top3,portfolio,zero-shot", "--budget", "12", "--repeats", "1",
             "--data-dir", str(release_dir), "--out", str(out)]
     assert cli.main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["protocol"] == "histories" and list(summary["prior_sizes"]) == ["histories-4"]
     assert summary["history"] == {"configs": 10, "overlap": "independent", "scheduler": "asha",
                                   "draw_seed": 0}
+    assert (out / "plots" / "histories-4" / "regret.png").stat().st_size > 1000  # per size
     sources = summary["prior_sizes"]["histories-4"]["at2_decisions"]
     assert set(sources) == {"observed_cell", "beyond_history", "new_config"}
     assert sum(sources.values()) == pytest.approx(1.0)
