@@ -27,9 +27,9 @@ import numpy as np
 from at2_tune.core.acquisition import owed_epochs
 from at2_tune.core.coordinator import Coordinator
 from at2_tune.core.observations import ObservationStore
-from at2_tune.core.policies import BestObserved, Query, Situation, situation_of
+from at2_tune.core.policies import (BestObserved, Query, RecommendingPolicy, Situation,
+                                    queries_in_order, situation_of)
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.errors import AT2Error
 from at2_tune.simulator import ReplayTask, simulate
 
 
@@ -55,29 +55,16 @@ class BaselineRun:
 
 # ---------------------------------------------------------------- policies
 @dataclass
-class _ModelFree:
-    """Observation and recommendation of a model-free policy: the best observed value, or
-    ``fallback`` before the first observation."""
+class _ModelFree(RecommendingPolicy):
+    """A model-free policy: it recommends the best observed value, or ``fallback`` before the
+    first one (there is no posterior to predict from)."""
 
     fallback: int = 0
-    recommender: BestObserved = field(default_factory=BestObserved)
     decides_on = None
     residual_correction = False
 
-    def observe(self, candidate: int, epoch: int, value: float) -> None:
-        self.recommender.observe(candidate, epoch, value)
-
-    def recommend(self, posterior, eligible: Sequence[int]) -> int:
-        if not self.recommender.observations:
-            return self.fallback
-        return self.recommender.recommend(posterior, eligible)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("name") != self.name:
-            raise AT2Error(f"the saved state is of policy {state.get('name')!r}, not {self.name!r}")
+    def __post_init__(self) -> None:
+        self.recommender = BestObserved(fallback=self.fallback)
 
 
 @dataclass
@@ -250,11 +237,8 @@ class ModelFreeCore:
     def ranked_queries(self, candidates=None, limit: int | None = None) -> list[Query]:
         situation = situation_of(len(self.candidates), self.failed, self.next_epoch,
                                  self.n_epochs, np.ones(len(self.candidates), dtype=bool))
-        order = self.policy.order(None, situation)
-        if candidates is not None:
-            chosen = set(int(c) for c in candidates)
-            order = [c for c in order if c in chosen]
-        return [Query(c, self.next_epoch(c)) for c in order[:limit]]
+        return queries_in_order(self.policy.order(None, situation), self.next_epoch,
+                                candidates, limit)
 
     def recommend(self) -> int:
         eligible = [c for c in range(len(self.candidates)) if c not in self.failed]

@@ -104,6 +104,11 @@ def _run_at2(job: Job, db: LearningCurveDatabase, task: ReplayTask, data_dir: st
     document = run_replay_ray(db, task, seed=job.seed, settings=settings,
                               concurrency=job.concurrency, fit_cache=fit_cache, data_dir=data_dir,
                               seconds_per_epoch=job.seconds_per_epoch, prior=history)
+    if history is not None:  # where its queries came from, while the histories are at hand
+        from at2_tune.bench.histories import decision_sources
+
+        document["decision_sources"] = decision_sources(
+            history, db.configs, [(row["config_id"], row["epoch"]) for row in document["trace"]])
     document["timing"]["tune_s"] = time.perf_counter() - started
     return document
 

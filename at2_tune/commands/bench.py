@@ -148,22 +148,11 @@ def _history_options(args: argparse.Namespace) -> dict[str, Any] | None:
     return {**options.to_json(), "draw_seed": args.draw_seed}
 
 
-def _decision_sources(db, documents: list[dict[str, Any]]) -> dict[str, float] | None:
-    """AT2's queries by where they came from (``histories.decision_sources``), the mean share
+def _decision_sources(documents: list[dict[str, Any]]) -> dict[str, float] | None:
+    """AT2's queries by where they came from (each run's ``decision_sources``), the mean share
     over its runs: a cell some history observed, beyond the epochs a history reached, or a
     configuration no history trained."""
-    import tempfile
-
-    from at2_tune.bench.harness import Job
-    from at2_tune.bench.histories import case_history, decision_sources
-
-    shares = []
-    for document in documents:
-        job = Job(**{**document["job"], "train_tasks": tuple(document["job"]["train_tasks"])})
-        with tempfile.TemporaryDirectory() as scratch:
-            history = case_history(db, job, Path(scratch) / "history")
-        trained = [(row["config_id"], row["epoch"]) for row in document["trace"]]
-        shares.append(decision_sources(history, db.configs, trained))
+    shares = [d["decision_sources"] for d in documents if "decision_sources" in d]
     if not shares:
         return None
     return {name: float(np.mean([s[name] for s in shares])) for name in shares[0]}
@@ -234,7 +223,7 @@ def write_summary(db, documents: list[dict[str, Any]], methods: list[str],
                  for size in sizes}
         for size, part in parts.items():
             part["at2_decisions"] = _decision_sources(
-                db, [d for d in documents if d["protocol"] == size and d["method"] == "at2"])
+                [d for d in documents if d["protocol"] == size and d["method"] == "at2"])
         summary = {"database": db.name, "protocol": "histories", "budget": args.budget,
                    "concurrency": args.concurrency, "history": _history_options(args),
                    "prior_sizes": parts}

@@ -26,7 +26,8 @@ import torch
 
 from at2_tune.core.models import Evidence, GPCurveModel, ResidualCorrected
 from at2_tune.core.observations import ObservationStore
-from at2_tune.core.policies import Query, Situation, build_policy, situation_of
+from at2_tune.core.policies import (Query, Situation, build_policy, queries_in_order,
+                                    situation_of)
 from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
@@ -75,6 +76,7 @@ class AT2Engine:
                                       self._encoded)
         self.policy = build_policy(self.settings.policy, prior.n_tasks)
         self.posterior_source = self._posterior_source()
+        self._prior_trained: np.ndarray | None = None
         self._stale = True
 
     def _posterior_source(self):
@@ -216,16 +218,22 @@ class AT2Engine:
 
     def open_candidates(self) -> list[int]:
         """Candidates that have epochs left and did not fail."""
-        return [c for c in range(self.n_candidates)
-                if c not in self.failed and self.next_epoch(c) <= self.n_epochs]
+        return self.situation().open.tolist()
 
     def situation(self) -> Situation:
         """What the policy orders: the open candidates, their next epochs, and more."""
-        prior_trained = self.prior.observed.any(axis=(0, 2))
-        trained_by_prior = np.array([cell is not None and bool(prior_trained[cell])
-                                     for cell in self._candidate_cell], dtype=bool)
         return situation_of(self.n_candidates, self.failed, self.next_epoch, self.n_epochs,
-                            trained_by_prior)
+                            self._trained_by_prior())
+
+    def _trained_by_prior(self) -> np.ndarray:
+        """``(n_candidates,)`` bool: candidates some prior task trained. It depends on the prior
+        and the candidates alone, so it is computed once per candidate list (not per decision:
+        the prior's mask is tasks x configurations x epochs)."""
+        if self._prior_trained is None or len(self._prior_trained) != self.n_candidates:
+            prior_trained = self.prior.observed.any(axis=(0, 2))
+            self._prior_trained = np.array([cell is not None and bool(prior_trained[cell])
+                                            for cell in self._candidate_cell], dtype=bool)
+        return self._prior_trained
 
     def ranked_queries(self, candidates: Sequence[int] | None = None,
                        limit: int | None = None) -> list[Query]:
@@ -238,11 +246,8 @@ class AT2Engine:
         situation = self.situation()
         if not situation.open.size:
             return []
-        order = self.policy.order(self.posterior(), situation)
-        if candidates is not None:
-            chosen = set(int(c) for c in candidates)
-            order = [c for c in order if c in chosen]
-        return [Query(c, self.next_epoch(c)) for c in order[:limit]]
+        return queries_in_order(self.policy.order(self.posterior(), situation), self.next_epoch,
+                                candidates, limit)
 
     def next_query(self) -> Query | None:
         """The policy's next (candidate, epoch); ``None`` when nothing is left."""

@@ -60,6 +60,16 @@ class Situation:
     prior_trained: np.ndarray
 
 
+def queries_in_order(order: Sequence[int], next_epoch: Callable[[int], int],
+                     candidates: Sequence[int] | None = None,
+                     limit: int | None = None) -> list[Query]:
+    """The next epochs of ``order`` (restricted to ``candidates``), at most ``limit`` of them."""
+    if candidates is not None:
+        chosen = set(int(c) for c in candidates)
+        order = [c for c in order if c in chosen]
+    return [Query(int(c), next_epoch(c)) for c in order[:limit]]
+
+
 def situation_of(n_candidates: int, failed: set[int], next_epoch: Callable[[int], int],
                  n_epochs: int, prior_trained: np.ndarray) -> Situation:
     """The :class:`Situation` of ``n_candidates`` whose next epochs ``next_epoch`` gives."""
@@ -97,9 +107,10 @@ def best_predicted(posterior: CurvePosterior, candidates: Sequence[int]) -> int:
 @dataclass
 class BestObserved:
     """Recommends the candidate with the best value observed so far (ties: the earliest
-    observation), among candidates that did not fail; before any such value, the best
-    predicted."""
+    observation), among candidates that did not fail; before any such value, ``fallback`` or,
+    without one, the best predicted."""
 
+    fallback: int | None = None
     observations: list[tuple[int, float]] = field(default_factory=list)
 
     def observe(self, candidate: int, epoch: int, value: float) -> None:
@@ -111,7 +122,9 @@ class BestObserved:
         for candidate, value in self.observations:
             if candidate in allowed and (best is None or value > best[1]):
                 best = (candidate, value)
-        return best[0] if best is not None else best_predicted(posterior, eligible)
+        if best is not None:
+            return best[0]
+        return self.fallback if self.fallback is not None else best_predicted(posterior, eligible)
 
 
 class BestPredicted:
@@ -125,7 +138,7 @@ class BestPredicted:
 
 
 # ---------------------------------------------------------------- policies
-class _Recommending:
+class RecommendingPolicy:
     """Observation and recommendation through a recommender; nothing beyond the observations
     to save but the policy's name."""
 
@@ -146,7 +159,7 @@ class _Recommending:
                            f"is {self.name!r}; build it with the saved settings")
 
 
-class LeadersRoundRobin(_Recommending):
+class LeadersRoundRobin(RecommendingPolicy):
     """Train the ``k`` most promising configurations in turn, the more promising more often.
 
     The leaders are the ``k`` contenders with the highest predicted best value (the peak of the
@@ -195,7 +208,7 @@ class LeadersRoundRobin(_Recommending):
         return [int(c) for c in leaders_first] + [int(c) for c in rest]
 
 
-class ScoreOrder(_Recommending):
+class ScoreOrder(RecommendingPolicy):
     """Orders open candidates by an acquisition's score of their next epoch (ties: lower
     index first)."""
 
