@@ -1,4 +1,4 @@
-"""Replay benchmark: AT2 vs its no-transfer ablation vs cheap baselines, on three protocols.
+"""Replay benchmark: AT2 vs its no-transfer ablation vs cheap baselines, on four protocols.
 
     python -m experiments.replay_benchmark --database hyperrec --protocol loo --jobs 2 --out results/bench
     python -m experiments.replay_benchmark --database hyperrec --protocol loo --out results/bench --report-only
@@ -7,9 +7,15 @@ Protocols: ``pairs``, the paper's train/test pairs of each database (``--pairs``
 task of the database (or those of ``--tasks``) as the test task with all the other tasks as prior
 tasks; ``subsets``, every such task with seeded random subsets of the other tasks as prior
 (``--prior-sizes``, ``--draws``; ``at2_tune.bench.protocols``), each size reported as its own protocol
-``subsets-K``. A case is a test task (with its prior) and one seed profile. A run is one method with
-one seed on one case: AT2 and no-transfer run every seed of ``--seeds``, the random baselines
-(screening, successive-halving) the seeds 0..N-1 of ``--baseline-seeds``, the other baselines once.
+``subsets-K``; ``histories``, the subsets' priors cut to the tuning histories a user would have
+left (``--history-configs`` random configurations per prior task, ASHA-stopped curves:
+``at2_tune.bench.histories``, the cases and histories of ``at2-tune bench --protocol
+histories``), each size reported as ``histories-K``, AT2 runs recording where each query came
+from (``decision_sources``). This harness runs AT2 in process with ``--set`` overrides, for
+measuring settings; ``at2-tune bench`` runs the product through Ray Tune. A case is a test task
+(with its prior) and one seed profile. A run is one method with one seed on one case: AT2 and
+no-transfer run every seed of ``--seeds``, the random baselines (screening, successive-halving)
+the seeds 0..N-1 of ``--baseline-seeds``, the other baselines once.
 
 Each run is written to ``OUT/runs/<run key>.json`` when it finishes (recommended and trained
 configuration per query, the recommendation's rank and normalized regret per query, configs
@@ -70,6 +76,15 @@ def _settings(method: str, overrides: dict[str, Any]):
                                      for name, value in overrides.items())
 
 
+def _history(job: Job, db):
+    """The job's prior tasks as tuning histories (``PriorData``), or ``None`` on a grid."""
+    if not job.history:
+        return None
+    from at2_tune.bench.runs import _history
+
+    return _history(job, db)
+
+
 def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
             threads: int = 1) -> dict[str, Any]:
     """Run ``job`` and return its run document (what ``OUT/runs/<key>.json`` holds)."""
@@ -80,19 +95,34 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
                         seed_profile=job.seed_profile, budget=job.budget)
     started = time.perf_counter()
     extra: dict[str, Any] = {}
+    history = _history(job, db)
     if job.method in evaluation.AT2_METHODS:
         import torch
 
         torch.set_num_threads(threads)
         result = run_replay(db, task, seed=job.seed, settings=_settings(job.method, job.overrides),
-                            fit_cache=fit_cache)
+                            fit_cache=fit_cache, prior=history)
         if not result["trace"]:
             raise RuntimeError(f"{job.key}: AT2 made no query")
         recommended = [row["recommended_config_id"] for row in result["trace"]]
         trained = [row["config_id"] for row in result["trace"]]
         walls = [result["timing"]["offline_fit_s"]] + [row["wall_s"] for row in result["trace"]]
         timing = {**result["timing"], "query_s_median": float(np.median(np.diff(walls)))}
-        extra = {"settings": result["settings"], "offline_fit_reused": result["offline_fit_reused"]}
+        extra = {"settings": result["settings"], "offline_fit_reused": result["offline_fit_reused"],
+                 "epochs": [int(row["epoch"]) for row in result["trace"]]}
+        if history is not None:
+            from at2_tune.bench.histories import decision_sources
+
+            extra["decision_sources"] = decision_sources(
+                history, db.configs, [(row["config_id"], row["epoch"]) for row in result["trace"]])
+    elif history is not None and job.method not in WITHOUT_PRIOR:
+        from at2_tune.bench.runs import _history_baseline
+
+        run = _history_baseline("transfer-sh" if job.method == "transfer-sh9" else job.method,
+                                db, task, history, 1)
+        recommended, trained = run.recommended, run.trained
+        timing = {"offline_fit_s": None, "total_s": time.perf_counter() - started,
+                  "query_s_median": None}
     else:
         run = BASELINES[job.method](db, task, np.random.default_rng(job.seed))
         recommended, trained = run.recommended, run.trained
@@ -118,11 +148,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", action="append", choices=["hyperrec", "lcbench"],
                         help="repeatable (default: both)")
-    parser.add_argument("--protocol", action="append", choices=("pairs", "loo", "subsets"),
+    parser.add_argument("--protocol", action="append",
+                        choices=("pairs", "loo", "subsets", "histories"),
                         help="pairs: the paper's train/test pairs; loo: every task as test task "
                              "with all the others as prior tasks; subsets: every task as test "
                              "task with random subsets of the others as prior tasks "
+                             "; histories: the subsets' priors cut to tuning histories "
+                             "(at2_tune.bench.histories; the --history-* options) "
                              "(repeatable; default: pairs)")
+    parser.add_argument("--history-configs", type=int, default=25, metavar="N",
+                        help="histories protocol: trials per prior task (default 25)")
+    parser.add_argument("--history-overlap", choices=["independent", "none"],
+                        default="independent")
+    parser.add_argument("--history-scheduler", choices=["asha", "fifo"], default="asha")
+    parser.add_argument("--draw-seed", type=int, default=0,
+                        help="histories protocol: seed of the prior draws and histories")
     parser.add_argument("--pairs", default="0,1,2,3,4", help="pair numbers (pairs protocol)")
     parser.add_argument("--tasks", default=None, metavar="NAME,...",
                         help="test tasks of the loo and subsets protocols (default: every task)")
@@ -172,7 +212,19 @@ def _cases(db, protocol: str, args: argparse.Namespace) -> list[protocols.Case]:
     """Every case of ``protocol`` in ``db`` that the options name."""
     return protocols.cases(db, protocol, pairs=_ints(args.pairs),
                            tasks=None if args.tasks is None else args.tasks.split(","),
-                           prior_sizes=_ints(args.prior_sizes), draws=args.draws)
+                           prior_sizes=_ints(args.prior_sizes), draws=args.draws,
+                           seed=args.draw_seed if protocol == "histories" else
+                           protocols.SUBSET_SEED)
+
+
+def _history_options(args: argparse.Namespace, protocol: str) -> dict[str, Any] | None:
+    """The histories protocol's options, as ``at2-tune bench`` records them (else ``None``)."""
+    if protocol != "histories":
+        return None
+    from at2_tune.bench.histories import HistoryOptions
+
+    options = HistoryOptions(args.history_configs, args.history_overlap, args.history_scheduler)
+    return {**options.to_json(), "draw_seed": args.draw_seed}
 
 
 def plan(args: argparse.Namespace) -> list[Job]:
@@ -205,7 +257,8 @@ def plan(args: argparse.Namespace) -> list[Job]:
                 seeds=lambda m: _ints(args.seeds) if m in evaluation.AT2_METHODS else
                 range(args.baseline_seeds if m in RANDOM_BASELINES else 1),
                 uses_prior=lambda m: m not in WITHOUT_PRIOR,
-                overrides=lambda m: args.overrides if m in evaluation.AT2_METHODS else {})
+                overrides=lambda m: args.overrides if m in evaluation.AT2_METHODS else {},
+                history=_history_options(args, protocol))
     jobs.sort(key=lambda j: j.method not in evaluation.AT2_METHODS)
     return jobs
 

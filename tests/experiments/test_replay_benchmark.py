@@ -120,3 +120,33 @@ def test_subsets_protocol_reports_each_prior_size_apart(lcbench, release_dir, tm
         assert entry["zero-shot"]["cases"] == 2 and entry["screening"]["cases"] == 2
         ranks = [r["ranks"][9] for p, r in zero_shot.items() if len(p) == size]
         assert entry["zero-shot"]["rank@10"] == pytest.approx(np.mean(ranks))
+
+
+def test_histories_protocol_runs_the_baselines_on_the_cases_and_histories_of_bench(
+        lcbench, release_dir, tmp_path):
+    from at2_tune.bench import runs as bench_runs
+    from at2_tune.simulator import resolve_task
+
+    out = tmp_path / "bench"
+    argv = ["--database", "lcbench", "--protocol", "histories", "--prior-sizes", "3",
+            "--draws", "1", "--tasks", "adult", "--history-configs", "10", "--draw-seed", "2",
+            "--methods", "top3,portfolio", "--budget", "12", "--seed-profiles", "0",
+            "--jobs", "1", "--data-dir", str(release_dir), "--out", str(out)]
+    assert main(argv) == 0
+    runs = {r["method"]: r for r in (json.loads(p.read_text()) for p in (out / "runs").glob("*.json"))}
+    history = {"configs": 10, "overlap": "independent", "scheduler": "asha", "draw_seed": 2}
+    bench_jobs = bench_runs.plan(lcbench, "histories", ["top3", "portfolio"], budget=12,
+                                 repeats=1, concurrency=1, tasks=["adult"], prior_sizes=[3],
+                                 seed_profiles=[0], history=history)
+    assert {j.method for j in bench_jobs} == set(runs) == {"top3", "portfolio"}
+    for job in bench_jobs:
+        run = runs[job.method]
+        assert run["history"] == history and run["train_tasks"] == list(job.train_tasks)
+        task = resolve_task(lcbench, train_tasks=job.train_tasks, test_task="adult",
+                            seed_profile=0, budget=12)
+        expected = bench_runs._history_baseline(job.method, lcbench, task,
+                                                bench_runs._history(job, lcbench), 1)
+        assert run["trained"] == expected.trained and run["recommended"] == expected.recommended
+    assert len(set(runs["top3"]["trained"])) == 3
+    summary = json.loads((out / "summary.json").read_text())["lcbench"]
+    assert summary["histories-3"]["top3"]["cases"] == 1
