@@ -127,27 +127,6 @@ class BestObserved:
         return self.fallback if self.fallback is not None else best_predicted(posterior, eligible)
 
 
-@dataclass
-class BestPredictedTrained:
-    """Recommends, among candidates with at least ``min_epochs`` observed epochs, the one whose
-    posterior best value (the peak of its residual-corrected mean curve) is highest; before
-    any such candidate, the best observed (:class:`BestObserved`)."""
-
-    min_epochs: int = 2
-    observed: BestObserved = field(default_factory=BestObserved)
-    epochs: dict[int, int] = field(default_factory=dict)
-
-    def observe(self, candidate: int, epoch: int, value: float) -> None:
-        self.observed.observe(candidate, epoch, value)
-        self.epochs[int(candidate)] = self.epochs.get(int(candidate), 0) + 1
-
-    def recommend(self, posterior: CurvePosterior, eligible: Sequence[int]) -> int:
-        trained = [c for c in eligible if self.epochs.get(int(c), 0) >= self.min_epochs]
-        if not trained:
-            return self.observed.recommend(posterior, eligible)
-        return best_predicted(posterior, trained)
-
-
 class BestPredicted:
     """Recommends the candidate with the highest predicted best value (the paper)."""
 
@@ -198,10 +177,9 @@ class LeadersRoundRobin(RecommendingPolicy):
     decides_on = "transfer"
     residual_correction = True
 
-    def __init__(self, k: int = 4, decay: float = 0.5, pessimism: float = 0.0,
-                 recommender=None) -> None:
-        self.k, self.decay, self.pessimism = k, decay, pessimism
-        self.recommender = recommender if recommender is not None else BestObserved()
+    def __init__(self, k: int = 4, decay: float = 0.5) -> None:
+        self.k, self.decay = k, decay
+        self.recommender = BestObserved()
 
     def contenders(self, situation: Situation) -> np.ndarray:
         eligible = situation.eligible
@@ -210,11 +188,9 @@ class LeadersRoundRobin(RecommendingPolicy):
         return trained_by_prior if still_open >= self.k else eligible
 
     def order(self, posterior: CurvePosterior, situation: Situation) -> list[int]:
-        best_mean, best_std = posterior.best_value()
-        score = best_mean - self.pessimism * np.nan_to_num(best_std) if self.pessimism else \
-            best_mean
+        best_mean, _ = posterior.best_value()
         contenders = self.contenders(situation)
-        ranked = contenders[np.argsort(-score[contenders], kind="stable")]
+        ranked = contenders[np.argsort(-best_mean[contenders], kind="stable")]
         n = posterior.mean.shape[0]
         place = np.full(n, len(ranked))
         place[ranked] = np.arange(len(ranked))
@@ -258,9 +234,7 @@ def no_prior(settings: PolicySettings) -> ScoreOrder:
 
 
 POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
-    "leaders": lambda s: LeadersRoundRobin(
-        s.leaders, s.leaders_decay, s.leaders_pessimism,
-        BestPredictedTrained(s.residual_min_epochs) if s.recommender == "predicted" else None),
+    "leaders": lambda s: LeadersRoundRobin(s.leaders, s.leaders_decay),
     "paper": paper,
     "no_prior": no_prior,
 }

@@ -89,11 +89,6 @@ class PolicySettings:
     residual_min_epochs: int = 2
     """``leaders`` and ``no_prior``: a curve is corrected by its own residuals once this many of
     its epochs are observed (``at2_tune.core.residual``)."""
-    leaders_pessimism: float = 0.0
-    """``leaders``: rank contenders by ``peak mean - leaders_pessimism * its std``."""
-    recommender: str = "observed"
-    """``leaders``: ``"observed"`` or ``"predicted"`` (the highest residual-corrected peak among
-    candidates with ``residual_min_epochs`` observed epochs)."""
 
     def __post_init__(self) -> None:
         _check_choice("policy.name", self.name, POLICY_NAMES)
