@@ -19,7 +19,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "installing at2-tune and its dependencies into $venv (first time: a few minutes)" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[test,experiments,bench]" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[test,experiments,bench,digits]" >&2
   echo "$want" > "$stamp"
 fi
 echo "$venv"

@@ -70,7 +70,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     :func:`data_spec` turns into a :class:`~trainers.data.DataSpec`."""
     p.add_argument("--dataset", required=True,
                    help="torchvision dataset class name (CIFAR10, Flowers102, ...), "
-                        "'imagefolder' (ROOT/<class>/<image>) or 'synthetic'")
+                        "'imagefolder' (ROOT/<class>/<image>), 'digits' (scikit-learn's "
+                        "bundled 8x8 digits, no download) or 'synthetic'")
     p.add_argument("--data-root", default=None, help="local directory of the dataset files")
     p.add_argument("--download", action="store_true",
                    help="let torchvision fetch a missing dataset into --data-root (needs "

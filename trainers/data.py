@@ -2,12 +2,15 @@
 
 A data source is described by a small, JSON-serialisable :class:`DataSpec` (so it can be sent
 to Ray workers and written into run metadata) and turned into a :class:`SplitData` by
-:func:`load_data`. Three kinds of source exist:
+:func:`load_data`. Four kinds of source exist:
 
 * ``"synthetic"``: class-dependent generated images (a random low-frequency colour prototype
   per class plus per-image noise), learnable within a few epochs; for demos and tests.
 * ``"imagefolder"``: any ``ROOT/<class>/<image>`` tree read with
   :class:`torchvision.datasets.ImageFolder`.
+* ``"digits"``: scikit-learn's bundled handwritten digits (1,797 grey 8x8 images, 10 classes),
+  read from the installed scikit-learn package, never downloaded; a small real image set for
+  CPU runs and tests.
 * a torchvision classification dataset class by name (``"CIFAR10"``, ``"Flowers102"``, ...; see
   :func:`known_datasets`), read from a local root with ``download=False``. All official splits
   of the dataset (e.g. CIFAR-10 train and test) are concatenated into one pool.
@@ -43,6 +46,7 @@ SPLIT_FRACTIONS: tuple[float, float, float] = (0.6, 0.2, 0.2)
 
 SYNTHETIC = "synthetic"
 IMAGEFOLDER = "imagefolder"
+DIGITS = "digits"
 
 # name -> (split argument or None, the official splits to concatenate, default image size)
 _TORCHVISION_DATASETS: dict[str, tuple[str | None, tuple[Any, ...], int]] = {
@@ -73,14 +77,14 @@ _TORCHVISION_DATASETS: dict[str, tuple[str | None, tuple[Any, ...], int]] = {
     "EuroSAT": (None, (None,), 64),
     "SEMEION": (None, (None,), 32),
 }
-_DEFAULT_IMAGE_SIZE = {SYNTHETIC: 32, IMAGEFOLDER: 224}
+_DEFAULT_IMAGE_SIZE = {SYNTHETIC: 32, IMAGEFOLDER: 224, DIGITS: 32}
 
 
 def known_datasets() -> list[str]:
     """Names accepted by :class:`DataSpec` (``synthetic``, ``imagefolder`` and the torchvision
     classification datasets that the installed torchvision ships)."""
     names = [name for name in _TORCHVISION_DATASETS if hasattr(torchvision.datasets, name)]
-    return [SYNTHETIC, IMAGEFOLDER, *names]
+    return [SYNTHETIC, IMAGEFOLDER, DIGITS, *names]
 
 
 def resolve_dataset_name(name: str) -> str:
@@ -282,6 +286,35 @@ def make_synthetic(num_images: int, num_classes: int, image_size: int,
     return images.to(torch.uint8), targets.to(torch.int64)
 
 
+def load_digits_images(image_size: int) -> tuple[Tensor, Tensor]:
+    """Scikit-learn's bundled digits as RGB images.
+
+    The 8x8 grey values (0-16) are scaled to 0-255, bilinearly resized to ``S x S`` and repeated
+    over the 3 channels; the file is read from the installed scikit-learn package (nothing is
+    downloaded).
+
+    Returns:
+        ``(images uint8 [1797, 3, S, S], targets int64 [1797])`` in the file's order.
+
+    Raises:
+        DatasetError: scikit-learn is not installed.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DatasetError("dataset 'digits' is read from scikit-learn, which is not installed;"
+                           " install it with pip install 'at2-tune[digits]' (or pip install "
+                           "scikit-learn)") from None
+    bunch = load_digits()
+    grey = torch.as_tensor(bunch.images, dtype=torch.float32).div_(16.0)[:, None]  # [N, 1, 8, 8]
+    if image_size != grey.shape[-1]:
+        grey = torch.nn.functional.interpolate(grey, size=(image_size, image_size),
+                                               mode="bilinear", align_corners=False)
+    images = grey.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+    return images.expand(-1, 3, -1, -1).contiguous(), torch.as_tensor(bunch.target,
+                                                                      dtype=torch.int64)
+
+
 def _targets_of(dataset: Dataset) -> list[int]:
     """Labels of a torchvision dataset without decoding images where possible."""
     n = len(dataset)  # type: ignore[arg-type]
@@ -423,7 +456,7 @@ def load_data(spec: DataSpec | str) -> SplitData:
 
     Returns:
         The :class:`SplitData`. For torchvision / ImageFolder sources images are decoded lazily
-        (on access); synthetic images are generated in memory.
+        (on access); synthetic images are generated and digits read in memory.
 
     Raises:
         DatasetError: unknown name (with the list of known ones and a close match), missing
@@ -447,6 +480,11 @@ def load_data(spec: DataSpec | str) -> SplitData:
         pool: Dataset = TensorImageDataset(images, targets_t)
         num_classes = spec.synthetic_classes
         classes = [f"class_{i}" for i in range(num_classes)]
+    elif name == DIGITS:
+        images, targets_t = load_digits_images(size)
+        pool = TensorImageDataset(images, targets_t)
+        num_classes = 10
+        classes = [str(digit) for digit in range(10)]
     else:
         if name == IMAGEFOLDER:
             base, targets, num_classes, classes = _load_imagefolder(spec, size)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -232,3 +234,43 @@ def test_tensor_and_loader_pipelines_give_identical_batches(folder_data: SplitDa
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     tensor_source.close()
     loader_source.close()
+
+
+def test_digits_are_scikit_learns_bundled_images_split_60_20_20() -> None:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    data = load_data(DataSpec("digits", image_size=8))
+    assert (data.name, data.num_classes, data.image_size) == ("digits", 10, 8)
+    assert data.classes == [str(d) for d in range(10)]
+    assert data.images is not None and data.images.shape == (1797, 3, 8, 8)
+    expected = torch.as_tensor(np.round(bunch.images * 255.0 / 16.0), dtype=torch.uint8)
+    for channel in range(3):
+        assert torch.equal(data.images[:, channel], expected)
+    assert data.targets.tolist() == bunch.target.tolist()
+    sizes = [int(i.numel()) for i in (data.train_idx, data.val_idx, data.test_idx)]
+    assert sizes == [1078, 359, 360]
+    every = torch.cat([data.train_idx, data.val_idx, data.test_idx])
+    assert sorted(every.tolist()) == list(range(1797))
+    image, label = data.pool[5]
+    assert torch.equal(image, data.images[5]) and label == int(bunch.target[5])
+
+
+def test_digits_default_to_32_px_resized_from_8() -> None:
+    small = load_data(DataSpec("digits", image_size=8)).images.float()
+    data = load_data("digits")
+    assert data.image_size == 32 and data.images.shape == (1797, 3, 32, 32)
+    # bilinear upsampling keeps the strokes where they were: the 4x4 block means follow the
+    # 8x8 pixels, and each image keeps its brightness
+    blocks = torch.nn.functional.avg_pool2d(data.images.float(), 4)
+    assert torch.corrcoef(torch.stack([blocks.flatten(), small.flatten()]))[0, 1] > 0.9
+    brightness = (blocks.mean(dim=(1, 2, 3)) - small.mean(dim=(1, 2, 3))).abs()
+    assert brightness.max() < 1.0  # of 255
+    assert resolve_dataset_name("Digits") == "digits" and "digits" in known_datasets()
+
+
+def test_digits_without_scikit_learn_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails
+    with pytest.raises(DatasetError, match=r"scikit-learn, which is not installed; install it "
+                                           r"with pip install 'at2-tune\[digits\]'"):
+        load_data(DataSpec("digits"))

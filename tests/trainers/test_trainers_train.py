@@ -222,3 +222,17 @@ def test_out_of_memory_names_batch_size_and_model(folder_data: SplitData,
     message = str(info.value)
     assert "batch_size 32" in message and "ResNet34" in message and "32px" in message
     assert "Tried to allocate 2.00 GiB" in message
+
+
+@pytest.mark.integration  # trains ResNet34 on 1,797 real images for 2 epochs (~15 s)
+def test_resnet34_learns_scikit_learns_digits(make_config: ConfigFactory) -> None:
+    from trainers.data import DataSpec, load_data
+
+    data = load_data(DataSpec("digits", image_size=16))
+    result = train(make_config("Adam", "StepLR"), data, epochs=2, device="cpu", seed=0)
+    first, second = (m["val_top1"] for m in result.metrics)
+    # 10 balanced classes: chance is 0.1; measured 0.31 and 0.60 (test 0.65) on 2026-12-04
+    assert 0.2 < first < second and second > 0.45
+    assert result.metrics[-1]["test_top1"] > 0.45
+    again = train(make_config("Adam", "StepLR"), data, epochs=1, device="cpu", seed=0)
+    assert again.metrics[0]["val_top1"] == first  # seeded: the same run again
