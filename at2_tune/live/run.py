@@ -19,6 +19,7 @@ from at2_tune.errors import AT2Error
 from at2_tune.live import cluster, records, summary
 from at2_tune.live.options import METRIC, LiveOptions, check_dataset, check_options, \
     check_resume, save_options
+from at2_tune.live.phases import FirstTrialPhases, PhaseClock
 from at2_tune.live.status import StatusPrinter
 
 EXPERIMENT = "at2-tune"
@@ -104,14 +105,18 @@ def make_trainable(options: LiveOptions, plan: Plan, resources: dict[str, float]
 def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Check everything, connect to Ray, tune, write ``summary.json``; returns the summary."""
     started = time.perf_counter()
+    clock = PhaseClock(say)
     check_options(options)
     check_resume(options)
     from search_spaces import HYPERREC_SPACE
 
     max_batch = int(HYPERREC_SPACE.parameter("batch_size").high)
     data = check_dataset(options.data, max_batch)
+    clock.stamp("dataset checked", detail=data["name"])
     plan = plan_of(options)
+    clock.stamp("prior loaded", detail=plan.description)
     owns_ray = cluster.connect(options.address)
+    clock.stamp("Ray started" if owns_ray else "connected to Ray")
     try:
         resources = cluster.trial_resources(options.cpus_per_trial, options.gpus_per_trial,
                                             cluster.cluster_resources())
@@ -121,7 +126,7 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             f"{len(plan.candidates)} candidates, budget {options.budget_epochs} epochs, "
             f"{options.concurrency} at a time, {resources['cpu']:g} CPU + "
             f"{resources['gpu']:g} GPU per trial")
-        experiment = _fit(options, plan, resources)
+        experiment = _fit(options, plan, resources, clock)
         final = make_searcher(options, plan)
         with local_copy(experiment) as folder:
             final.restore_from_dir(folder)
@@ -130,7 +135,7 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             final.coordinator, metrics, METRIC, time.perf_counter() - started,
             {"prior": plan.description, "dataset": data, "experiment": experiment,
              "concurrency": options.concurrency, "resources_per_trial": resources,
-             "recommendation": final.recommendation()})
+             "recommendation": final.recommendation(), "phases": clock.phases})
     finally:
         if owns_ray:
             import ray
@@ -142,8 +147,10 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
     return document
 
 
-def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float]) -> str:
-    """Run (or restore and finish) the Tune experiment; returns its path."""
+def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],
+         clock: PhaseClock) -> str:
+    """Run (or restore and finish) the Tune experiment; returns its path. The first trial's
+    start (and the offline fit before it) is stamped on ``clock``."""
     from ray import tune
 
     from at2_tune.tune import AT2Scheduler
@@ -176,7 +183,8 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float]) -> str:
                 # has saved num_to_keep times), and after a crash the trial restores from the
                 # one that state names; with one kept, that one was already deleted
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR)]))
+                callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR),
+                           FirstTrialPhases(clock, searcher)]))
     results = tuner.fit()
     if results.errors and len(results.errors) == len(results):
         raise AT2Error(f"every trial failed ({len(results.errors)}); the first error: "

@@ -109,6 +109,10 @@ class AT2Searcher(Searcher):
         self._saves = 0
         self.time_attr = time_attr
         self.offline_fit_seconds: float | None = None
+        self.offline_fit_outcome: str | None = None
+        """How the engine was prepared: ``"no prior tasks"`` (nothing to fit offline), ``"not
+        needed"`` (the GP takes no part yet), ``"cache hit"`` (a saved fit was loaded) or
+        ``"fitted"``; ``None`` before the first suggestion."""
         self.coordinator = Coordinator(budget_epochs=budget_epochs, max_concurrent=max_concurrent,
                                        track_recommendations=track_recommendations)
 
@@ -291,8 +295,12 @@ class AT2Searcher(Searcher):
             engine = self._new_engine()
             started = time.perf_counter()
             with self.bounded_threads():
-                prepare_engine(engine, self._fit_cache)
+                needed = engine.needs_gp()
+                reused = prepare_engine(engine, self._fit_cache)
             self.offline_fit_seconds = time.perf_counter() - started
+            self.offline_fit_outcome = (
+                "no prior tasks" if not engine.prior.n_tasks else
+                ("cache hit" if reused else "fitted") if needed else "not needed")
             self.coordinator.attach(engine)
         return self.coordinator.engine
 

@@ -70,6 +70,16 @@ def test_two_trials_at_a_time_then_the_run_as_the_next_prior(tmp_path: Path, cap
         assert 1 <= len(list(trial_dir.glob("checkpoint_*"))) <= 2  # only the latest two
     assert summary["concurrency"] == 2 and summary["resources_per_trial"] == {"cpu": 1.0,
                                                                                "gpu": 0.0}
+    # the phases before the first trial, printed as they end and kept in the summary
+    phases = summary["phases"]
+    assert [p["phase"] for p in phases] == ["dataset checked", "prior loaded", "Ray started",
+                                            "offline fit", "first trial started"]
+    assert phases[3]["detail"] == "no prior tasks" and phases[1]["detail"] == "none"
+    since = [p["since_start_s"] for p in phases]
+    assert since == sorted(since) and since[-1] < summary["wall_s"]
+    assert all(p["seconds"] >= 0 for p in phases) and phases[2]["seconds"] > 0.1
+    lines = [line for line in printed.splitlines() if line.startswith("phase: ")]
+    assert len(lines) == 5 and lines[2].startswith("phase: Ray started in ")
     # the amortization loop: the finished run becomes the prior of the next one
     db_dir = tmp_path / "history"
     assert main(["prior", "add", str(out), "--db", str(db_dir), "--task", "synthetic-a"]) == 0
@@ -87,6 +97,8 @@ def test_two_trials_at_a_time_then_the_run_as_the_next_prior(tmp_path: Path, cap
                  "4", "--out", str(second)]) == 0
     following = json.loads((second / "summary.json").read_text())
     assert following["prior"].endswith("(1 tasks)") and following["epochs_spent"] == 4
+    fit = next(p for p in following["phases"] if p["phase"] == "offline fit")
+    assert fit["detail"] in ("fitted", "cache hit")  # a prior task: the GP takes part
     assert main(["prior", "add", str(second), "--db", str(db_dir), "--task", "synthetic-a"]) == 2
     assert "already in the database" in capsys.readouterr().err
     assert main(["prior", "add", str(second), "--db", str(db_dir), "--task", "synthetic-b"]) == 0
