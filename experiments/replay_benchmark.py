@@ -76,15 +76,6 @@ def _settings(method: str, overrides: dict[str, Any]):
                                      for name, value in overrides.items())
 
 
-def _history(job: Job, db):
-    """The job's prior tasks as tuning histories (``PriorData``), or ``None`` on a grid."""
-    if not job.history:
-        return None
-    from at2_tune.bench.runs import _history
-
-    return _history(job, db)
-
-
 def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
             threads: int = 1) -> dict[str, Any]:
     """Run ``job`` and return its run document (what ``OUT/runs/<key>.json`` holds)."""
@@ -93,9 +84,11 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
     db = _database(job.database, data_dir)
     task = resolve_task(db, train_tasks=job.train_tasks, test_task=job.test_task,
                         seed_profile=job.seed_profile, budget=job.budget)
+    from at2_tune.bench.runs import _history, _history_baseline
+
     started = time.perf_counter()
     extra: dict[str, Any] = {}
-    history = _history(job, db)
+    history = _history(job, db)  # the prior tasks as tuning histories; None on a grid
     if job.method in evaluation.AT2_METHODS:
         import torch
 
@@ -116,8 +109,6 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
             extra["decision_sources"] = decision_sources(
                 history, db.configs, [(row["config_id"], row["epoch"]) for row in result["trace"]])
     elif history is not None and job.method not in WITHOUT_PRIOR:
-        from at2_tune.bench.runs import _history_baseline
-
         run = _history_baseline("transfer-sh" if job.method == "transfer-sh9" else job.method,
                                 db, task, history, 1)
         recommended, trained = run.recommended, run.trained

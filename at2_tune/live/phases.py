@@ -45,7 +45,7 @@ class FirstTrialPhases(tune.Callback):
     earlier process's clock, so it is saved silent (the resumed run's phases end with Ray's
     start)."""
 
-    def __init__(self, clock: PhaseClock | None, searcher=None) -> None:
+    def __init__(self, clock: PhaseClock, searcher=None) -> None:
         self.clock = clock
         self.searcher = searcher
         self.done = False
@@ -54,7 +54,7 @@ class FirstTrialPhases(tune.Callback):
         return {"clock": None, "searcher": None, "done": True}
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
-        if self.done or self.clock is None:
+        if self.done:
             return
         self.done = True
         fit_s = getattr(self.searcher, "offline_fit_seconds", None)
