@@ -78,6 +78,7 @@ class AT2Engine:
         self.posterior_source = self._posterior_source()
         self._prior_trained: np.ndarray | None = None
         self._stale = True
+        self._conditioned_cells: list[int | None] | None = None
 
     def _posterior_source(self):
         """The model the policy decides on: the transfer posterior or the GP, residual-corrected
@@ -178,10 +179,20 @@ class AT2Engine:
 
     # ---------------------------------------------------------------- state changes
     def needs_gp(self) -> bool:
-        """Whether the GP takes part in the posterior of the current candidates (with the full
-        HyperRec or LCBench grid as prior and candidates, under the default policy, it does not:
-        nothing is fitted)."""
-        return self.posterior_source.needs_gp(self._candidate_cell)
+        """Whether the GP takes part in the posterior of the candidates the policy reads now
+        (:meth:`scope_cells`). Under the default policy with the full HyperRec or LCBench grid
+        as prior it does not, also next to candidates off the grid, until fewer than
+        ``leaders`` grid candidates are open (or one off the grid was observed): nothing is
+        fitted until then."""
+        return self.posterior_source.needs_gp(self.scope_cells())
+
+    def scope_cells(self) -> list[int | None]:
+        """The grid cells of the candidates whose posterior the policy reads now
+        (``Policy.posterior_scope``; every candidate's by default)."""
+        scope = self.policy.posterior_scope(self.situation())
+        if scope is None:
+            return list(self._candidate_cell)
+        return [self._candidate_cell[c] for c in scope]
 
     def fit_offline(self) -> None:
         """Fit the GP on the prior tasks (once; no-op without prior tasks)."""
@@ -190,9 +201,10 @@ class AT2Engine:
     def condition(self) -> None:
         """Condition the posterior source on every observation recorded so far (the GP is
         fitted offline first if it takes part and was not); a no-op when nothing changed."""
-        if self._stale:
-            self.posterior_source.condition(self.evidence())
-            self._stale = False
+        cells = self.scope_cells()
+        if self._stale or cells != self._conditioned_cells:  # a failure may widen the scope
+            self.posterior_source.condition(self.evidence(), cells)
+            self._stale, self._conditioned_cells = False, cells
 
     def evidence(self) -> Evidence:
         """Every observation so far, with every candidate's encoding and grid configuration."""
@@ -214,7 +226,15 @@ class AT2Engine:
         """Posterior mean and standard deviation of the latent curve at each pair: ``(k,)`` each."""
         posterior = self.posterior()
         rows, columns = np.asarray(candidates), np.asarray(epochs) - 1
-        return posterior.mean[rows, columns], posterior.std[rows, columns]
+        mean = posterior.mean[rows, columns]
+        if np.isnan(mean).any():
+            missing = sorted({int(r) for r in np.atleast_1d(rows)[np.isnan(np.atleast_1d(mean))]})
+            raise AT2Error(f"candidates {missing[:5]} have no posterior yet: no prior task "
+                           "observed them and the policy has not needed the GP for them, so it "
+                           "is not fitted; call engine.fit_offline() and then "
+                           "engine.posterior_source.condition(engine.evidence()) to predict "
+                           "them")
+        return mean, posterior.std[rows, columns]
 
     def open_candidates(self) -> list[int]:
         """Candidates that have epochs left and did not fail."""
@@ -303,8 +323,9 @@ class AT2Engine:
     def _recompute_posterior(self) -> None:
         """The posterior of the restored model, conditioning nothing again (the GP's state was
         saved conditioned)."""
-        self.posterior_source.restore(self.evidence())
-        self._stale = False
+        cells = self.scope_cells()
+        self.posterior_source.restore(self.evidence(), cells)
+        self._stale, self._conditioned_cells = False, cells
 
 
 def _digest(value: Any) -> str:

@@ -58,9 +58,11 @@ class Evidence:
 class CurveModel(Protocol):
     def needs_gp(self, cells: Sequence[int | None]) -> bool: ...
 
-    def condition(self, evidence: Evidence) -> None: ...
+    def condition(self, evidence: Evidence, cells: Sequence[int | None] | None = None) -> None:
+        """``cells``: the grid cells of the candidates whose posterior will be read (default
+        all); a model may leave the others uncomputed (NaN)."""
 
-    def restore(self, evidence: Evidence) -> None: ...
+    def restore(self, evidence: Evidence, cells: Sequence[int | None] | None = None) -> None: ...
 
     def posterior(self, candidates=None, epochs=None) -> CurvePosterior: ...
 
@@ -88,15 +90,16 @@ class GPCurveModel(_Conditioned):
     def needs_gp(self, cells) -> bool:
         return True
 
-    def condition(self, evidence: Evidence) -> None:
-        """Fit offline if not done, then condition the GP on every observation."""
+    def condition(self, evidence: Evidence, cells=None) -> None:
+        """Fit offline if not done, then condition the GP on every observation (the GP gives
+        every candidate's posterior: ``cells`` changes nothing)."""
         self.surrogate.condition(evidence.encodings[torch.as_tensor(evidence.candidates,
                                                                     dtype=torch.long)],
                                  torch.as_tensor(evidence.epochs, dtype=DTYPE),
                                  evidence.values, evidence.observed_cells)
         self._posterior = self.surrogate.curve_posterior(evidence.encodings)
 
-    def restore(self, evidence: Evidence) -> None:
+    def restore(self, evidence: Evidence, cells=None) -> None:
         self.fit_transform(evidence)
         self._posterior = self.surrogate.curve_posterior(evidence.encodings)
 
@@ -125,12 +128,12 @@ class ResidualCorrected(_Conditioned):
     def needs_gp(self, cells) -> bool:
         return self.base.needs_gp(cells)
 
-    def condition(self, evidence: Evidence) -> None:
-        self.base.condition(evidence)
+    def condition(self, evidence: Evidence, cells=None) -> None:
+        self.base.condition(evidence, cells)
         self._correct(evidence)
 
-    def restore(self, evidence: Evidence) -> None:
-        self.base.restore(evidence)
+    def restore(self, evidence: Evidence, cells=None) -> None:
+        self.base.restore(evidence, cells)
         self._correct(evidence)
 
     def _correct(self, evidence: Evidence) -> None:

@@ -147,6 +147,11 @@ class RecommendingPolicy:
     def observe(self, candidate: int, epoch: int, value: float) -> None:
         self.recommender.observe(candidate, epoch, value)
 
+    def posterior_scope(self, situation: Situation) -> np.ndarray | None:
+        """The candidates whose posterior :meth:`order` and :meth:`recommend` read in
+        ``situation``; ``None``: all of them."""
+        return None
+
     def recommend(self, posterior: CurvePosterior, eligible: Sequence[int]) -> int:
         return self.recommender.recommend(posterior, eligible)
 
@@ -186,6 +191,14 @@ class LeadersRoundRobin(RecommendingPolicy):
         trained_by_prior = eligible[situation.prior_trained[eligible]]
         still_open = np.isin(trained_by_prior, situation.open).sum()
         return trained_by_prior if still_open >= self.k else eligible
+
+    def posterior_scope(self, situation: Situation) -> np.ndarray:
+        """The contenders (whose places the order reads) and every observed candidate (whose
+        curve residual correction reads); the other candidates keep the place after the
+        contenders whatever their posterior, and the recommendation is the best observed.
+        So while a prior task trained enough open candidates, nothing off the prior's grid
+        needs the GP."""
+        return np.union1d(self.contenders(situation), np.flatnonzero(situation.trained > 0))
 
     def order(self, posterior: CurvePosterior, situation: Situation) -> list[int]:
         best_mean, _ = posterior.best_value()

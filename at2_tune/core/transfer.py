@@ -73,8 +73,11 @@ class TransferPosterior(_Conditioned):
         return not self._covers[1]
 
     def _covered(self, cells: Sequence[int | None]) -> bool:
-        if self.prior.n_tasks < 2 or not len(cells) or any(c is None for c in cells) or \
-                self.gp.surrogate.settings.online_gradient:
+        if self.prior.n_tasks < 2 or self.gp.surrogate.settings.online_gradient:
+            return False
+        if not len(cells):
+            return True  # no candidate's posterior is read
+        if any(c is None for c in cells):
             return False
         _, count = self.grid_average
         if (count[np.array(cells, dtype=np.int64)] == 0).any():
@@ -83,22 +86,25 @@ class TransferPosterior(_Conditioned):
         posterior = self._transfer(CurvePosterior.uninformed(*shape), cells, None)
         return bool(np.isfinite(posterior.mean).all() and np.isfinite(posterior.std).all())
 
-    def condition(self, evidence: Evidence) -> None:
-        """Condition the GP when it takes part (:meth:`needs_gp`), else fit only the new
-        task's scale; then compute the posterior."""
-        self._update(evidence, self.gp.condition)
+    def condition(self, evidence: Evidence, cells: Sequence[int | None] | None = None) -> None:
+        """Condition the GP when it takes part in the posterior of the candidates on ``cells``
+        (:meth:`needs_gp`; default: every candidate's), else fit only the new task's scale;
+        then compute the posterior. Without the GP, a candidate the prior tasks never observed
+        has a NaN mean: pass the cells of every candidate whose posterior is read."""
+        self._update(evidence, self.gp.condition, cells)
 
-    def restore(self, evidence: Evidence) -> None:
-        self._update(evidence, self.gp.restore)
+    def restore(self, evidence: Evidence, cells: Sequence[int | None] | None = None) -> None:
+        self._update(evidence, self.gp.restore, cells)
 
-    def _update(self, evidence: Evidence, gp_step) -> None:
-        if self.needs_gp(evidence.cells):
+    def _update(self, evidence: Evidence, gp_step, cells) -> None:
+        if self.needs_gp(evidence.cells if cells is None else cells):
             gp_step(evidence)
-            base = self.gp.posterior()
+            base, imputing = self.gp.posterior(), evidence
         else:
             self.gp.fit_transform(evidence)
             base = CurvePosterior.uninformed(len(evidence.cells), self.prior.n_epochs)
-        self._posterior = self._transfer(base, evidence.cells, evidence)
+            imputing = None  # the GP is not fitted: nothing the prior missed is imputed
+        self._posterior = self._transfer(base, evidence.cells, imputing)
 
     def _transfer(self, base: CurvePosterior, cells: Sequence[int | None],
                   evidence: Evidence | None) -> CurvePosterior:

@@ -87,13 +87,15 @@ def test_a_case_runs_every_method_on_the_masked_prior(lcbench, release_dir):
 def test_a_fit_cache_is_shared_by_runs_that_differ_in_policy_settings(lcbench, release_dir,
                                                                      tmp_path):
     test_task, cache = lcbench.tasks[1], tmp_path / "fits"
-    fresh = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), TINY.to_json(),
+    # more leaders than observed configurations: the hidden half contends, the GP is fitted
+    wide = dataclasses.replace(TINY, policy=PolicySettings(leaders=60)).to_json()
+    fresh = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), wide,
                      fit_cache=str(cache))
     assert len(list(cache.glob("*.pt"))) == 1
-    again = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), TINY.to_json(),
+    again = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), wide,
                      fit_cache=str(cache))
     assert again["recommended"] == fresh["recommended"]  # the saved fit decides the same
-    online = dataclasses.replace(TINY, policy=PolicySettings(leaders=2)).to_json()
+    online = dataclasses.replace(TINY, policy=PolicySettings(leaders=70)).to_json()
     other = run_case("lcbench", test_task, 0, ["at2"], 10, str(release_dir), online,
                      fit_cache=str(cache))
     assert len(list(cache.glob("*.pt"))) == 1  # no second fit for a policy setting

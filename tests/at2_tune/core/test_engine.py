@@ -173,8 +173,15 @@ def test_candidates_off_the_grid_get_the_copula_average_of_the_gps_prior_curves(
     engine = AT2Engine(HYPERREC_SPACE, two_task_prior, frozen_settings, seed=0)
     assert not engine.needs_gp()  # the grid alone: the prior tasks decide
     new = engine.add_candidates(HYPERREC_SPACE.sample_many(np.random.default_rng(0), 3))
-    assert new == [100, 101, 102] and engine.needs_gp()
+    # the samples wait behind the grid's leaders: their posterior is not read, nothing is fitted
+    assert new == [100, 101, 102] and not engine.needs_gp()
+    engine.condition()
+    assert not engine.surrogate.fitted and np.isnan(engine.posterior().mean[100:]).all()
+    assert not np.isnan(engine.posterior().mean[:100]).any()
+    with pytest.raises(AT2Error, match=r"candidates \[100, 102\] have no posterior yet"):
+        engine.predict([100, 5, 102], [1, 1, 1])
     engine.observe(101, 1, 0.2)  # no matched cell: only the GP data grows
+    assert engine.needs_gp()  # an observed sample: residual correction reads its curve
     engine.condition()
     assert engine.surrogate.fitted
     per_task = engine.surrogate.prior_task_means(engine.evidence().encodings)  # (2, 103, 75)
@@ -329,3 +336,30 @@ def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, fro
     gp = ResidualCorrected(GPCurveModel(engine.surrogate), engine.surrogate, 2)
     gp.condition(engine.evidence())
     assert np.median(gp.posterior().std[others] / std[others]) < 0.8  # the GP's are narrower
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_deferring_the_gp_for_waiting_samples_changes_no_decision(two_task_prior, frozen_settings,
+                                                                  target_curves, concurrency):
+    """Samples off the grid next to the grid (``at2-tune tune``'s candidates): the engine that
+    leaves their posterior uncomputed decides exactly as one with the GP fitted and conditioned
+    on every candidate from the start."""
+    from at2_tune.core.coordinator import Coordinator
+    from at2_tune.simulator import simulate
+
+    samples = HYPERREC_SPACE.sample_many(np.random.default_rng(3), 10)
+    curves = np.concatenate([target_curves, target_curves[:10]])  # never read if never trained
+    traces = []
+    for deferred in (True, False):
+        engine = AT2Engine(HYPERREC_SPACE, two_task_prior, frozen_settings, seed=0,
+                           candidates=list(two_task_prior.configs) + samples)
+        if not deferred:
+            engine.policy.posterior_scope = lambda situation: None  # every candidate, always
+        assert engine.needs_gp() is not deferred
+        coordinator = Coordinator(engine, budget_epochs=24, max_concurrent=concurrency,
+                                  track_recommendations=True)
+        simulate(coordinator, curves, concurrency, seed=0)
+        assert engine.surrogate.fitted is not deferred
+        traces.append([(r.candidate, r.epoch, r.value, r.recommended) for r in coordinator.trace])
+    assert len(traces[0]) == 24 and traces[0] == traces[1]
+    assert all(candidate < 100 for candidate, *_ in traces[0])

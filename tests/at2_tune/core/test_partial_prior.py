@@ -487,7 +487,8 @@ def test_unobserved_candidates_wait_for_the_prior_observed_ones(frozen_settings)
     prior = PriorData(full.tasks, full.configs, curves, "toy, 5 unrun")
     engine = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0)
     engine.condition()
-    assert engine.needs_gp() and engine.surrogate.fitted  # configs 25..29 need the GP
+    # configs 25..29 wait behind the prior-observed ones: nobody reads them, nothing is fitted
+    assert not engine.needs_gp() and not engine.surrogate.fitted
     contenders = engine.policy.contenders(engine.situation())
     assert contenders.tolist() == list(range(25))
     target = synthetic.toy_target(CONFIGS)
@@ -501,3 +502,5 @@ def test_unobserved_candidates_wait_for_the_prior_observed_ones(frozen_settings)
     few = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0, candidates=CONFIGS[22:])
     few.condition()
     assert few.policy.contenders(few.situation()).tolist() == list(range(8))
+    assert few.needs_gp() and few.surrogate.fitted  # unrun ones contend: the GP imputes them
+    assert not np.isnan(few.posterior().mean).any()

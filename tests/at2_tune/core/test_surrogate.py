@@ -132,5 +132,7 @@ def test_under_the_default_the_gp_is_not_conditioned_and_decisions_are_the_same(
     np.testing.assert_allclose(lazy.posterior().std, eager.posterior().std, rtol=1e-12)
     assert [q.candidate for q in lazy.ranked_queries()] == \
         [q.candidate for q in eager.ranked_queries()]
-    lazy.add_candidates([space.sample(np.random.default_rng(5))])  # off the grid: GP needed
-    assert lazy.needs_gp()
+    (sample,) = lazy.add_candidates([space.sample(np.random.default_rng(5))])  # off the grid
+    assert not lazy.needs_gp()  # it waits behind the grid's leaders: nothing reads it
+    lazy.observe(sample, 1, float(target[0, 0]))
+    assert lazy.needs_gp()  # observed: residual correction reads its curve, the GP gives it
