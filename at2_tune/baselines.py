@@ -220,6 +220,10 @@ class ModelFreeCore:
         self.observations = ObservationStore(n_epochs)
         self.failed: set[int] = set()
 
+    @property
+    def n_candidates(self) -> int:
+        return len(self.candidates)
+
     def observe(self, candidate: int, epoch: int, value: float) -> None:
         observation = self.observations.check(candidate, epoch, value, len(self.candidates))
         self.observations.append(observation)

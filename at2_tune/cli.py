@@ -44,10 +44,11 @@ def quiet_notices() -> None:
 
 quiet_notices()
 
-from at2_tune.commands import bench, data, prior, replay, space, train, tune  # noqa: E402
+from at2_tune.commands import (bench, compare, data, prior, replay, space, train,  # noqa: E402
+                               tune)
 from at2_tune.errors import USER_ERRORS  # noqa: E402
 
-_COMMANDS = (data, space, replay, bench, train, tune, prior)
+_COMMANDS = (data, space, replay, bench, train, tune, compare, prior)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,9 @@
 
 Trials train ResNet34/50 configurations of the HyperRec space with ``trainers/``; AT2Searcher
 and AT2Scheduler decide which configuration trains its next epoch (trials pause and resume
-from their checkpoints) until the epoch budget is spent. Writes ``OUT/summary.json``,
-``OUT/trials/<trial_id>/metrics.jsonl`` and ``OUT/curves.png``.
+from their checkpoints) until the epoch budget is spent. With ``--method`` another tuner runs
+the same trainable on the same budget instead (``at2-tune compare`` puts runs side by side).
+Writes ``OUT/summary.json``, ``OUT/trials/<trial_id>/metrics.jsonl`` and ``OUT/curves.png``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,19 @@ from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from at2_tune.live.methods import METHODS
     from trainers.cli import add_data_arguments
 
     parser = subparsers.add_parser(
-        "tune", help="tune a dataset live with AT2 on Ray (local or a cluster)",
+        "tune", help="tune a dataset live with AT2 (or another --method) on Ray",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
+    parser.add_argument("--method", default="at2", choices=METHODS,
+                        help="the tuner (default at2). All train the same trainable with the "
+                             "same budget, concurrency and resources: at2 (freeze-thaw AT2), "
+                             "top3 and zero-shot (transfer baselines from --prior, "
+                             "freeze-thaw), asha, random, bohb, optuna (Ray Tune's own), "
+                             "optuna-warm (Optuna started from the prior's 5 best)")
     parser.add_argument("--epochs", type=int, default=75,
                         help="epochs per trial (default 75; with a prior: the prior's epochs)")
     parser.add_argument("--budget-epochs", type=int, required=True, metavar="N",
@@ -63,6 +71,6 @@ def _run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, prior=args.prior, samples=args.samples,
         address=args.address, storage=args.storage, resume=args.resume, seed=args.seed,
         device=args.device, small_input_stem=args.small_input_stem, fit_cache=args.fit_cache,
-        data_dir=args.data_dir)
+        data_dir=args.data_dir, method=args.method)
     run_live(options)
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from at2_tune.errors import AT2Error
+from at2_tune.live.methods import COORDINATED, RAY, check_method
 from trainers.data import DataSpec
 
 METRIC = "val_top1"
@@ -46,6 +47,7 @@ class LiveOptions:
         device, small_input_stem: trainer options.
         fit_cache: folder of AT2's offline fits (``None``: ``~/.cache/at2-tune/fits``).
         data_dir: where the HyperRec release lies (``None``: ``$AT2_DATA_DIR``).
+        method: the tuner (:data:`at2_tune.live.methods.METHODS`; default ``"at2"``).
     """
 
     data: DataSpec
@@ -65,6 +67,7 @@ class LiveOptions:
     small_input_stem: bool = False
     fit_cache: str | None = field(default=None)
     data_dir: str | None = None
+    method: str = "at2"
 
     @property
     def storage_path(self) -> str:
@@ -86,6 +89,7 @@ class LiveOptions:
 
 def check_options(options: LiveOptions) -> None:
     """Raise :class:`AT2Error` naming the value, the constraint and the fix for bad numbers."""
+    check_method(options.method, options.prior)
     _positive_int("--budget-epochs", options.budget_epochs, "at least one epoch of training")
     _positive_int("--epochs", options.epochs, "each trial trains at least one epoch")
     _positive_int("--concurrency", options.concurrency, "at least one trial at a time")
@@ -144,7 +148,11 @@ def check_resume(options: LiveOptions) -> None:
     if not saved_path.exists():
         raise AT2Error(f"--resume: {options.out} holds no tuning run ({OPTIONS_FILE} is "
                        "missing); start it without --resume")
-    saved = json.loads(saved_path.read_text())
+    saved = {"method": "at2", **json.loads(saved_path.read_text())}  # runs before --method
+    if options.method in RAY:
+        raise AT2Error(f"--resume continues runs of {', '.join(COORDINATED)}; a --method "
+                       f"{options.method} run cannot be continued (its epoch budget is counted "
+                       "in the driver that died): start it again with another --out")
     here = options.to_json()
     differ = [f"{key}: started with {saved.get(key)!r}, now {here[key]!r}"
               for key in here if key not in RESUME_FREE and saved.get(key) != here[key]]

@@ -4,6 +4,7 @@ ResNet trainable, through ``tune.Tuner``."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import time
@@ -16,7 +17,7 @@ import numpy as np
 from at2_tune.core.offline_cache import FitCache
 from at2_tune.core.prior import PriorData
 from at2_tune.errors import AT2Error
-from at2_tune.live import cluster, records, summary
+from at2_tune.live import cluster, methods, records, summary
 from at2_tune.live.options import METRIC, LiveOptions, check_dataset, check_options, \
     check_resume, save_options
 from at2_tune.live.phases import FirstTrialPhases, PhaseClock
@@ -81,15 +82,20 @@ def _check_epochs(options: LiveOptions, prior_epochs: int, what: str) -> None:
 
 
 def make_searcher(options: LiveOptions, plan: Plan):
-    """The run's searcher; built the same way to read the final state back."""
+    """The searcher of a coordinated method (``at2``, ``top3``, ``zero-shot``); built the same
+    way to read the final state back."""
     from at2_tune.tune import AT2Searcher
+    from at2_tune.tune.baseline_searcher import TransferBaselineSearcher
 
+    common = dict(space=plan.space, metric=METRIC, mode="max", prior=plan.prior,
+                  seed=options.seed, candidates=list(plan.candidates), max_epochs=plan.epochs,
+                  budget_epochs=options.budget_epochs, max_concurrent=options.concurrency,
+                  data_dir=options.data_dir, track_recommendations=True)
+    if options.method != "at2":
+        return TransferBaselineSearcher(options.method, fit_cache=None, **common)
     return AT2Searcher(
-        space=plan.space, metric=METRIC, mode="max", prior=plan.prior, seed=options.seed,
-        candidates=list(plan.candidates), max_epochs=plan.epochs,
-        budget_epochs=options.budget_epochs, max_concurrent=options.concurrency,
         fit_cache=FitCache(Path(options.fit_cache)) if options.fit_cache else FitCache(),
-        data_dir=options.data_dir, track_recommendations=True)
+        **common)
 
 
 def make_trainable(options: LiveOptions, plan: Plan, resources: dict[str, float]):
@@ -126,16 +132,27 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             f"{len(plan.candidates)} candidates, budget {options.budget_epochs} epochs, "
             f"{options.concurrency} at a time, {resources['cpu']:g} CPU + "
             f"{resources['gpu']:g} GPU per trial")
-        experiment = _fit(options, plan, resources, clock)
-        final = make_searcher(options, plan)
-        with local_copy(experiment) as folder:
-            final.restore_from_dir(folder)
-        metrics = records.read_all(Path(options.out) / TRIALS_DIR)
-        document = summary.build_summary(
-            final.coordinator, metrics, METRIC, time.perf_counter() - started,
-            {"prior": plan.description, "dataset": data, "experiment": experiment,
-             "concurrency": options.concurrency, "resources_per_trial": resources,
-             "recommendation": final.recommendation(), "phases": clock.phases})
+        extra = {"method": options.method,
+                 "settings": methods.settings_of(options.method, plan, options.concurrency),
+                 "prior": plan.description, "dataset": data,
+                 "concurrency": options.concurrency, "resources_per_trial": resources}
+        if options.method in methods.RAY:
+            experiment, results, stopper = _fit_ray_method(options, plan, resources, clock)
+            metrics = records.read_all(Path(options.out) / TRIALS_DIR)
+            document = summary.build_ray_summary(
+                results, stopper, metrics, METRIC, plan.space, options.budget_epochs,
+                time.perf_counter() - started,
+                {**extra, "experiment": experiment, "phases": clock.phases})
+        else:
+            experiment = _fit(options, plan, resources, clock)
+            final = make_searcher(options, plan)
+            with local_copy(experiment) as folder:
+                final.restore_from_dir(folder)
+            metrics = records.read_all(Path(options.out) / TRIALS_DIR)
+            document = summary.build_summary(
+                final.coordinator, metrics, METRIC, time.perf_counter() - started,
+                {**extra, "experiment": experiment, "recommendation": final.recommendation(),
+                 "phases": clock.phases})
     finally:
         if owns_ray:
             import ray
@@ -165,7 +182,8 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True)
     else:
         searcher = make_searcher(options, plan)
-        scheduler = AT2Scheduler(searcher, on_decision=StatusPrinter(METRIC))
+        scheduler = AT2Scheduler(searcher, on_decision=StatusPrinter(
+            METRIC, "AT2" if options.method == "at2" else options.method))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
@@ -192,6 +210,48 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],
     return experiment
 
 
+def _fit_ray_method(options: LiveOptions, plan: Plan, resources: dict[str, float],
+                    clock: PhaseClock):
+    """Run a Ray Tune method (``methods.RAY``) until the epoch budget is spent; returns the
+    experiment's path, Tune's results and the budget stopper with the counted epochs."""
+    from ray import tune
+
+    from at2_tune.tune.budget import EpochBudgetStopper
+
+    experiment = f"{options.storage_path.rstrip('/')}/{EXPERIMENT}"
+    search_alg, scheduler = methods.ray_search(options.method, plan, options.seed,
+                                               options.data_dir)
+    stopper = EpochBudgetStopper(options.budget_epochs,
+                                 keep=("trial_id", "training_iteration", METRIC))
+    tuner = tune.Tuner(
+        make_trainable(options, plan, resources), param_space=plan.space.to_param_space(),
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, metric=METRIC,
+                                    mode="max",
+                                    # every trial trains >= 1 epoch: enough for the budget
+                                    num_samples=options.budget_epochs + options.concurrency,
+                                    max_concurrent_trials=options.concurrency,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT, storage_path=options.storage_path, verbose=0, stop=stopper,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR),
+                       FirstTrialPhases(clock)]))
+    ray_tune_log = logging.getLogger("ray.tune")
+    level = ray_tune_log.level
+    # at the end Tune warns of every trial the budget stopper left unstarted (no results, by
+    # design); errors still show
+    ray_tune_log.setLevel(logging.ERROR)
+    try:
+        results = tuner.fit()
+    finally:
+        ray_tune_log.setLevel(level)
+    if not stopper.records:
+        errors = [r.error for r in results if r.error is not None]
+        raise AT2Error(f"no trial reported an epoch ({len(errors)} failed"
+                       + (f"; the first error: {errors[0]}" if errors else "") + ")")
+    return experiment, results, stopper
+
+
 @contextlib.contextmanager
 def local_copy(experiment: str) -> Iterator[str]:
     """A local folder with the searcher's saved states of ``experiment``: the folder itself,
@@ -214,12 +274,16 @@ def local_copy(experiment: str) -> Iterator[str]:
 
 def _closing_lines(options: LiveOptions, document: dict[str, Any], plot: Path | None) -> str:
     best = document[f"best_{METRIC}"]
-    lines = [f"recommended: trial {document['recommended_trial']} ({METRIC} "
-             f"{'-' if best is None else f'{best:.4f}'}) {document['recommended_config']}",
+    test = document["test_top1"]
+    lines = [f"recommended by {options.method}: trial {document['recommended_trial']} "
+             f"({METRIC} {'-' if best is None else f'{best:.4f}'} at epoch "
+             f"{document['recommended_epoch']}, test_top1 "
+             f"{'-' if test is None else f'{test:.4f}'}) {document['recommended_config']}",
              f"{document['epochs_spent']}/{document['budget_epochs']} epochs over "
              f"{len(document['trials'])} trials in {document['wall_s']:.0f} s",
-             f"summary: {Path(options.out) / summary.SUMMARY_FILE}",
-             f"in Python: at2_tune.load_recommendation({document['experiment']!r})"]
+             f"summary: {Path(options.out) / summary.SUMMARY_FILE}"]
+    if options.method in methods.COORDINATED:
+        lines.append(f"in Python: at2_tune.load_recommendation({document['experiment']!r})")
     if plot is not None:
         lines.append(f"learning curves: {plot}")
     return "\n".join(lines)

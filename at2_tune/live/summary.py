@@ -49,18 +49,72 @@ def trial_entries(coordinator: Coordinator, metrics: dict[str, list[dict[str, An
 
 def build_summary(coordinator: Coordinator, metrics: dict[str, list[dict[str, Any]]],
                   metric: str, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
-    """The summary document (see the README's ``at2-tune tune`` section)."""
+    """The summary document of a coordinated method (AT2 or a transfer baseline; see the
+    README's ``at2-tune tune`` section)."""
     trials = trial_entries(coordinator, metrics, metric)
     candidate = recommended_candidate(coordinator)
     trial_id = coordinator.trial_of(candidate)
-    best = next((t[f"best_{metric}"] for t in trials if t["trial_id"] == trial_id), None)
+    trace = [{"trial_id": row.trial_id, "epoch": row.epoch, metric: row.value}
+             for row in coordinator.trace]
     return {
         "recommended_config": None if candidate is None
         else dict(coordinator.engine.candidates[candidate]),
-        "recommended_trial": trial_id, f"best_{metric}": best,
+        **recommended_numbers(trace, trial_id, metrics, metric),
         "epochs_spent": coordinator.epochs_spent, "budget_epochs": coordinator.budget_epochs,
-        "trials": trials, "wall_s": round(wall_s, 3), **extra,
+        "trials": trials, "trace": trace, "wall_s": round(wall_s, 3), **extra,
     }
+
+
+def recommended_numbers(trace: list[dict[str, Any]], trial_id: str | None,
+                        metrics: dict[str, list[dict[str, Any]]],
+                        metric: str) -> dict[str, Any]:
+    """The recommended trial, its best counted ``metric``, the epoch of it (the first, on
+    ties) and the test top-1 the trainer measured at that epoch (on the test split, which no
+    method sees while it decides)."""
+    own = [row for row in trace if row["trial_id"] == trial_id]
+    best = max(own, key=lambda row: row[metric]) if own else None
+    epoch = None if best is None else best["epoch"]
+    test = None
+    for row in metrics.get(trial_id, []):
+        if row.get("training_iteration") == epoch:
+            test = row.get("test_top1")
+    return {"recommended_trial": trial_id, f"best_{metric}": None if best is None
+            else best[metric], "recommended_epoch": epoch, "test_top1": test}
+
+
+def build_ray_summary(results, stopper, metrics: dict[str, list[dict[str, Any]]], metric: str,
+                      space, budget_epochs: int, wall_s: float,
+                      extra: dict[str, Any]) -> dict[str, Any]:
+    """The summary document of a Ray Tune method: the epochs ``stopper`` (an
+    ``EpochBudgetStopper``) counted, in order; the recommendation is the trial with the best
+    counted value (ties: the earliest), as Ray's ``ResultGrid.get_best_result`` would pick
+    within the budget."""
+    trace = [{"trial_id": record.trial_id, "epoch": int(record.result["training_iteration"]),
+              metric: float(record.result[metric])} for record in stopper.records]
+    recommended = max(trace, key=lambda row: row[metric])["trial_id"] if trace else None
+    by_trial = {}
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id is not None:
+            by_trial[trial_id] = result
+    trials = []
+    for trial_id in dict.fromkeys(row["trial_id"] for row in trace):
+        counted = [row[metric] for row in trace if row["trial_id"] == trial_id]
+        nodes = [r["node_id"] for r in metrics.get(trial_id, []) if r.get("node_id")]
+        result = by_trial.get(trial_id)
+        trials.append({
+            "trial_id": trial_id,
+            "config": None if result is None else space.from_ray_config(result.config),
+            "epochs": len(counted), f"best_{metric}": max(counted),
+            "status": "failed" if result is not None and result.error is not None else "done",
+            "node_id": nodes[-1] if nodes else None, "node_ids": sorted(set(nodes)),
+        })
+    config = next((t["config"] for t in trials if t["trial_id"] == recommended), None)
+    return {"recommended_config": config,
+            **recommended_numbers(trace, recommended, metrics, metric),
+            "epochs_spent": len(trace), "budget_epochs": budget_epochs,
+            "epochs_after_budget": stopper.ignored, "trials": trials, "trace": trace,
+            "wall_s": round(wall_s, 3), **extra}
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:

@@ -334,8 +334,8 @@ class AT2Searcher(Searcher):
         except (TypeError, ValueError):
             raise AT2Error(f"trial {trial_id} reported {self._metric}={reported!r}, which is not "
                            "a number; report a float") from None
-        engine = self.coordinator.engine
-        if engine is not None and engine.surrogate.transform.warp_name == "log_error" \
+        surrogate = getattr(self.coordinator.engine, "surrogate", None)  # None: no model
+        if surrogate is not None and surrogate.transform.warp_name == "log_error" \
                 and not 0.0 <= value <= 1.0 and math.isfinite(value):
             raise AT2Error(f"trial {trial_id} reported {self._metric}={reported!r}, outside "
                            "[0, 1]; the log-error warp (chosen for accuracies) needs fractions: "

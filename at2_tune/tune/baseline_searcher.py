@@ -1,0 +1,97 @@
+"""``TransferBaselineSearcher``: the model-free transfer baselines as a live Ray Tune searcher.
+
+The baselines of ``at2-tune bench`` that pause and resume trials (``top3``) or train the prior's
+favourites in turn (``zero-shot``) need the same freeze-thaw machinery as AT2. This searcher is
+:class:`~at2_tune.tune.searcher.AT2Searcher` with its decision core swapped: instead of the AT2
+engine, a :class:`~at2_tune.baselines.ModelFreeCore` over one of the baselines' policies, so that
+a baseline runs live exactly as it is replayed, with :class:`~at2_tune.tune.AT2Scheduler`::
+
+    searcher = TransferBaselineSearcher("top3", prior="hyperrec")
+    tune.run(trainable, search_alg=searcher, scheduler=AT2Scheduler(searcher),
+             metric="val_top1", mode="max", num_samples=1000)
+
+The prior's configurations are ordered by their value at the deepest epoch each prior task
+trained them to, normalized within the task and averaged over the tasks
+(:func:`at2_tune.bench.histories.history_order`): on a full grid such as HyperRec's, the final
+values; on tuning histories, what they reached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from at2_tune import baselines
+from at2_tune.bench.histories import history_order, history_scores
+from at2_tune.errors import AT2Error
+from at2_tune.tune.searcher import AT2Searcher
+
+TOP_K = 3
+
+BASELINES = ("top3", "zero-shot")
+"""``top3``: the prior's three best configurations trained in turn, one epoch each, paused in
+between (round robin); ``zero-shot``: Syne Tune's zero-shot transfer, the greedy portfolio of the
+prior tasks, each configuration trained to its last epoch in that order."""
+
+
+def baseline_policy(baseline: str, prior, candidates: list[dict[str, Any]]):
+    """The model-free policy of ``baseline`` over ``candidates`` (indices into it) from
+    ``prior`` (a ``PriorData`` whose configurations are among the candidates)."""
+    if baseline == "top3":
+        order = [int(c) for c in history_order(prior, candidates)]
+        return baselines.RoundRobin(order[0], ranking=order, k=TOP_K, decay=0.0)
+    if baseline == "zero-shot":
+        ranking = baselines.greedy_portfolio(history_scores(prior, candidates))
+        return baselines.Portfolio(ranking[0], ranking=ranking)
+    raise AT2Error(f"unknown transfer baseline {baseline!r}; choose from {', '.join(BASELINES)}")
+
+
+class TransferBaselineSearcher(AT2Searcher):
+    """:class:`AT2Searcher` deciding by a model-free transfer baseline (no model, no fit).
+
+    Args:
+        baseline: one of :data:`BASELINES`.
+        **kwargs: as for :class:`AT2Searcher`; ``prior`` must hold prior tasks (a baseline that
+            transfers needs something to transfer from); ``candidates`` default to the prior's
+            configurations (the baselines only ever train those).
+    """
+
+    def __init__(self, baseline: str, **kwargs: Any) -> None:
+        if baseline not in BASELINES:
+            raise AT2Error(f"unknown transfer baseline {baseline!r}; choose from "
+                           f"{', '.join(BASELINES)}")
+        if kwargs.get("prior", "hyperrec") is None:
+            raise AT2Error(f"the transfer baseline {baseline!r} needs a prior (the HyperRec "
+                           "database or the folder of an `at2-tune prior import` database); "
+                           "pass prior=... or use a method without transfer")
+        super().__init__(**kwargs)
+        self.baseline = baseline
+
+    def _new_engine(self) -> baselines.ModelFreeCore:
+        self._check_metric()
+        space = self._resolved_space()
+        prior = self._resolved_prior(space)
+        if not prior.n_tasks:
+            raise AT2Error(f"the transfer baseline {self.baseline!r} needs prior tasks, but the "
+                           f"prior {self._prior!r} holds none")
+        candidates = list(self._candidates) if self._candidates is not None \
+            else list(prior.configs)
+        policy = baseline_policy(self.baseline, prior, candidates)
+        return baselines.ModelFreeCore(policy, candidates, prior.n_epochs)
+
+    @property
+    def engine(self) -> baselines.ModelFreeCore:
+        """The decision core (built on first use; nothing to fit)."""
+        if self.coordinator.engine is None:
+            self.coordinator.attach(self._new_engine())
+            self.offline_fit_outcome = "no model"
+        return self.coordinator.engine
+
+    def _construction_state(self) -> dict[str, Any]:
+        return {**super()._construction_state(), "baseline": self.baseline}
+
+    def _load_construction(self, saved: dict[str, Any]) -> None:
+        super()._load_construction(saved)
+        if saved.get("baseline") != getattr(self, "baseline", saved.get("baseline")):
+            raise AT2Error(f"the saved state is of the baseline {saved.get('baseline')!r}, this "
+                           f"searcher runs {self.baseline!r}; build it with the saved baseline")
+        self.baseline = saved["baseline"]
