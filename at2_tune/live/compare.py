@@ -180,7 +180,7 @@ def plot(runs: Sequence[Run], path: Path) -> Path | None:
         return None
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     colors = plt.get_cmap("tab10")
-    styles = ("-", "--", ":", "-.")
+    styles = ("-", "--", ":", "-.", (0, (6, 1, 1, 1, 1, 1)), (0, (1, 3)))
     for index, method in enumerate(dict.fromkeys(run.method for run in runs)):
         own = sorted((run for run in runs if run.method == method), key=lambda r: r.seed)
         for number, run in enumerate(own):

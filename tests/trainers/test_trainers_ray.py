@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -62,6 +63,7 @@ def test_paused_trials_resume_at_epoch_2(local_ray: None, tmp_path: Path,
     param_space.update(optimizer=tune.grid_search(["Adam", "Momentum"]), scheduler="CyclicLR")
     scheduler = PauseAfterFirstEpoch()
     log = ResultLog()
+    staged_before = set(Path(tempfile.gettempdir()).glob("at2-trial-*"))  # other runs' trials
     tuner = tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=True),
@@ -84,3 +86,10 @@ def test_paused_trials_resume_at_epoch_2(local_ray: None, tmp_path: Path,
         assert epochs == [1, 2]
         assert run["config"]["optimizer"] == result.config["optimizer"]
         assert "step_size" not in run["config"]  # the inactive branch was dropped
+        # the trainer's staging copy (a whole checkpoint) stays neither in the trial folder,
+        # where Ray would copy it to storage next to the checkpoints, nor in a temporary folder
+        trial_folder = Path(result.path)
+        assert not (trial_folder / "at2_run").exists()
+        assert sorted(p.name for p in trial_folder.glob("checkpoint_*")) == \
+            ["checkpoint_000000", "checkpoint_000001"]
+    assert set(Path(tempfile.gettempdir()).glob("at2-trial-*")) <= staged_before

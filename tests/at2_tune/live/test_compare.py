@@ -97,7 +97,7 @@ def test_mean_se_skips_missing_values():
     assert mean_se([None]) == (None, None, 0)
 
 
-TUNE_ARGS = ["--dataset", "digits", "--image-size", "16", "--budget-epochs", "4",
+TUNE_ARGS = ["--dataset", "digits", "--image-size", "8", "--budget-epochs", "4",
              "--concurrency", "2", "--samples", "0", "--cpus-per-trial", "1"]
 
 
