@@ -247,13 +247,25 @@ def test_two_at2_runs_reusing_actors_leave_every_cpu_to_the_next_run(fast_settin
                  verbose=0)
         assert searcher.coordinator.epochs_spent == 10
     free_before = ray.available_resources().get("CPU", 0.0)  # for the message if it hangs
+    holders = _cpu_holders()
     everything = tune.run(tune.with_resources(loss_trainable, {"cpu": 4}),
                           config={"lr": 0.01, "width": 32, "train_epochs": 2},
                           metric="loss", mode="min", storage_path=str(tmp_path),
                           time_budget_s=90, verbose=0)  # a guard against a hang (~2 s if not)
-    held = f"the 4-CPU trial never ran: {free_before:g} of 4 CPUs were free after the AT2 runs"
+    held = (f"the 4-CPU trial never ran: {free_before:g} of 4 CPUs were free after the AT2 "
+            f"runs; then: {holders}; now: {_cpu_holders()}")
     assert [t.status for t in everything.trials] == ["TERMINATED"]
     assert everything.trials[0].last_result.get("training_iteration") == 2, held
+
+
+def _cpu_holders() -> str:
+    """What may hold CPUs: the alive actors by class and the placement groups not removed."""
+    import ray._private.state as state
+
+    actors = [a.get("ActorClassName") for a in state.actors().values() if a["State"] == "ALIVE"]
+    groups = [(g["state"], g["bundles"]) for g in ray.util.placement_group_table().values()
+              if g["state"] != "REMOVED"]
+    return f"alive actors {sorted(actors)}, placement groups {groups}"
 
 
 # ---------------------------------------------------------------------- spaces and conventions
