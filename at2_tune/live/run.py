@@ -190,24 +190,33 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],
                                         num_samples=len(plan.candidates),
                                         max_concurrent_trials=options.concurrency,
                                         reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=options.storage_path, verbose=0,
-                # verbose=0: AT2's one status line per decision is the progress report;
-                # Tune's per-trial tables repeat a trial's config at every resume (a
-                # 20-epoch run printed 513 lines with verbose=1, 15 config tables of them)
-                # a ResNet checkpoint with its optimizer state is 150-300 MB: keeping every
-                # epoch's fills a disk within a few hundred epochs. Two, not one: Tune's saved
-                # experiment state can lag one checkpoint behind (it is forced once a trial
-                # has saved num_to_keep times), and after a crash the trial restores from the
-                # one that state names; with one kept, that one was already deleted
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR),
-                           FirstTrialPhases(clock, searcher)]))
+            run_config=run_config(options, clock, searcher))
     results = tuner.fit()
     if results.errors and len(results.errors) == len(results):
         raise AT2Error(f"every trial failed ({len(results.errors)}); the first error: "
                        f"{results.errors[0]}")
     return experiment
+
+
+def run_config(options: LiveOptions, clock: PhaseClock, searcher=None, stop=None):
+    """The ``RunConfig`` every method runs with: the experiment in ``options.storage_path``,
+    two checkpoints kept per trial, every result logged by the driver, the first trial's start
+    (and ``searcher``'s offline fit) stamped on ``clock``; ``stop``: Tune's stop criterion."""
+    from ray import tune
+
+    return tune.RunConfig(
+        name=EXPERIMENT, storage_path=options.storage_path, verbose=0, stop=stop,
+        # verbose=0: the status lines of AT2's decisions are the progress report; Tune's
+        # per-trial tables repeat a trial's config at every resume (a 20-epoch run printed
+        # 513 lines with verbose=1, 15 config tables of them)
+        # a ResNet checkpoint with its optimizer state is 150-300 MB: keeping every epoch's
+        # fills a disk within a few hundred epochs. Two, not one: Tune's saved experiment state
+        # can lag one checkpoint behind (it is forced once a trial has saved num_to_keep
+        # times), and after a crash the trial restores from the one that state names; with one
+        # kept, that one was already deleted
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR),
+                   FirstTrialPhases(clock, searcher)])
 
 
 def _fit_ray_method(options: LiveOptions, plan: Plan, resources: dict[str, float],
@@ -231,11 +240,7 @@ def _fit_ray_method(options: LiveOptions, plan: Plan, resources: dict[str, float
                                     num_samples=options.budget_epochs + options.concurrency,
                                     max_concurrent_trials=options.concurrency,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=EXPERIMENT, storage_path=options.storage_path, verbose=0, stop=stopper,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR),
-                       FirstTrialPhases(clock)]))
+        run_config=run_config(options, clock, stop=stopper))
     ray_tune_log = logging.getLogger("ray.tune")
     level = ray_tune_log.level
     # at the end Tune warns of every trial the budget stopper left unstarted (no results, by
