@@ -1,10 +1,10 @@
 """Cheap baselines for replay tuning, written as policies and replayed by the same coordinator.
 
-Each baseline is a policy (``at2_tune.core.policies.Policy``) without a model: it orders the
-open candidates from what it observed and from the prior tasks' ranks. A
-:class:`ModelFreeCore` gives it the coordinator's decision-core protocol, so a baseline runs
-through the coordinator's K-slot simulator (``at2_tune.simulator.simulate``) exactly as AT2 does,
-on one slot or on ``K``. Every baseline recommends the configuration with the best value
+Each baseline is a model-free schedule (``at2_tune.core.schedules``): it orders the open
+candidates from what it observed and from the prior tasks' ranks. A
+:class:`~at2_tune.core.schedules.ModelFreeCore` gives it the coordinator's decision-core
+protocol, so a baseline runs through the coordinator's K-slot simulator
+(``at2_tune.core.simulation.simulate``) exactly as AT2 does, on one slot or on ``K``. Every baseline recommends the configuration with the best value
 observed so far (ties: the earliest observation).
 
 :func:`run_baseline` returns a :class:`BaselineRun`: the recommended configuration after every
@@ -19,18 +19,17 @@ prior tasks (``task.train_tasks``); the others ignore the prior tasks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from at2_tune.core.acquisition import owed_epochs
 from at2_tune.core.coordinator import Coordinator
-from at2_tune.core.observations import ObservationStore
-from at2_tune.core.policies import (BestObserved, Query, RecommendingPolicy, Situation,
-                                    queries_in_order, situation_of)
+from at2_tune.core.schedules import (ModelFreeCore, Portfolio, RoundRobin, Screening,  # noqa: F401
+                                     SuccessiveHalving)
+from at2_tune.core.simulation import simulate
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.simulator import ReplayTask, simulate
+from at2_tune.simulator import ReplayTask
 
 
 @dataclass(frozen=True)
@@ -51,107 +50,6 @@ class BaselineRun:
     def configs_touched(self) -> int:
         """How many distinct configurations were trained for at least one epoch."""
         return len(set(self.trained))
-
-
-# ---------------------------------------------------------------- policies
-@dataclass
-class _ModelFree(RecommendingPolicy):
-    """A model-free policy: it recommends the best observed value, or ``fallback`` before the
-    first one (there is no posterior to predict from)."""
-
-    fallback: int = 0
-    decides_on = None
-    residual_correction = False
-
-    def __post_init__(self) -> None:
-        self.recommender = BestObserved(fallback=self.fallback)
-
-
-@dataclass
-class RoundRobin(_ModelFree):
-    """Train the first ``k`` of ``ranking`` in turn: the configuration in place ``i`` is owed the
-    share ``(i + 1) ** -decay`` (normalized over the open ones) of their epochs; the one owed the
-    most goes first (ties: the better place). A configuration at its last epoch leaves the
-    rotation and the others continue; once all have, nothing is trained."""
-
-    ranking: Sequence[int] = ()
-    k: int = 3
-    decay: float = 0.0
-    name = "round-robin"
-
-    def order(self, posterior, situation: Situation) -> list[int]:
-        rotation = np.asarray(self.ranking)[: self.k]
-        weights = (np.arange(rotation.size) + 1.0) ** -self.decay
-        open_ = np.isin(rotation, situation.open)
-        if not open_.any():
-            return []
-        deficit = np.round(owed_epochs(np.where(open_, weights, 0.0),
-                                       situation.trained[rotation]), 9)
-        places = sorted(np.flatnonzero(open_), key=lambda place: (-deficit[place], place))
-        return [int(rotation[place]) for place in places]
-
-
-@dataclass
-class Screening(_ModelFree):
-    """Train every configuration of ``ranking`` for one epoch, in that order."""
-
-    ranking: Sequence[int] = ()
-    name = "screening"
-
-    def order(self, posterior, situation: Situation) -> list[int]:
-        open_ = set(situation.open.tolist())
-        return [int(c) for c in self.ranking if situation.trained[c] == 0 and c in open_]
-
-
-@dataclass
-class SuccessiveHalving(_ModelFree):
-    """Successive halving from the configurations ``start`` (in that order; ties keep it).
-
-    Each rung trains its configurations one after the other up to the rung's epoch (1, eta,
-    eta^2, ...); the best ``max(1, len // eta)`` by their value at that epoch go on to the next
-    rung. With ``train_survivor`` a single survivor is trained to its last epoch; otherwise
-    training stops once the last survivor reaches its rung. The rungs are recomputed from the
-    observations at every call, so the policy holds no state of its own."""
-
-    start: Sequence[int] = ()
-    eta: int = 3
-    n_epochs: int = 1
-    train_survivor: bool = False
-    values: dict[tuple[int, int], float] = field(default_factory=dict)
-    name = "successive-halving"
-
-    def observe(self, candidate: int, epoch: int, value: float) -> None:
-        super().observe(candidate, epoch, value)
-        self.values[(int(candidate), int(epoch))] = float(value)
-
-    def order(self, posterior, situation: Situation) -> list[int]:
-        alive, rung = np.asarray(self.start), 1
-        while True:
-            if alive.size == 1 and self.train_survivor:
-                rung = self.n_epochs
-            rung = min(rung, self.n_epochs)
-            pending = [int(c) for c in alive if situation.trained[c] < rung]
-            if pending:
-                open_ = set(situation.open.tolist())
-                return [c for c in pending if c in open_]
-            if alive.size == 1 or rung == self.n_epochs:
-                return []
-            scores = np.array([self.values[(int(c), rung)] for c in alive])
-            alive = alive[np.argsort(-scores, kind="stable")[:max(1, alive.size // self.eta)]]
-            rung *= self.eta
-
-
-@dataclass
-class Portfolio(_ModelFree):
-    """Train the configurations of ``ranking`` one after another, each to its last epoch (a
-    FIFO scheduler over a zero-shot portfolio, :func:`greedy_portfolio`)."""
-
-    ranking: Sequence[int] = ()
-    name = "portfolio"
-
-    def order(self, posterior, situation: Situation) -> list[int]:
-        open_ = set(situation.open.tolist())
-        return [int(c) for c in self.ranking if c in open_]
 
 
 def greedy_portfolio(scores: np.ndarray) -> list[int]:
@@ -209,61 +107,10 @@ def _row_std(ranks: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- running them
-class ModelFreeCore:
-    """The coordinator's decision-core protocol for a model-free policy: candidates, the
-    observations, and the policy's order and recommendation (no posterior)."""
-
-    def __init__(self, policy, candidates: Sequence[dict[str, Any]], n_epochs: int) -> None:
-        self.policy = policy
-        self.candidates = list(candidates)
-        self.n_epochs = n_epochs
-        self.observations = ObservationStore(n_epochs)
-        self.failed: set[int] = set()
-
-    @property
-    def n_candidates(self) -> int:
-        return len(self.candidates)
-
-    def observe(self, candidate: int, epoch: int, value: float) -> None:
-        observation = self.observations.check(candidate, epoch, value, len(self.candidates))
-        self.observations.append(observation)
-        self.policy.observe(candidate, epoch, observation.value)
-
-    def mark_failed(self, candidate: int) -> None:
-        self.failed.add(candidate)
-
-    def condition(self) -> None:
-        """Nothing to condition: no model."""
-
-    def next_epoch(self, candidate: int) -> int:
-        return self.observations.next_epoch(candidate)
-
-    def ranked_queries(self, candidates=None, limit: int | None = None) -> list[Query]:
-        situation = situation_of(len(self.candidates), self.failed, self.next_epoch,
-                                 self.n_epochs, np.ones(len(self.candidates), dtype=bool))
-        return queries_in_order(self.policy.order(None, situation), self.next_epoch,
-                                candidates, limit)
-
-    def recommend(self) -> int:
-        eligible = [c for c in range(len(self.candidates)) if c not in self.failed]
-        return self.policy.recommend(None, eligible)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"observations": self.observations.to_json(), "failed": sorted(self.failed),
-                "policy": self.policy.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.observations = ObservationStore.from_json(state["observations"], self.n_epochs)
-        self.failed = set(state["failed"])
-        for observation in self.observations:
-            self.policy.observe(observation.candidate, observation.epoch, observation.value)
-        self.policy.load_state_dict(state["policy"])
-
-
 def replay_policy(db: LearningCurveDatabase, task: ReplayTask, policy, concurrency: int = 1,
                   seed: int = 0) -> BaselineRun:
     """Replay a model-free ``policy`` on ``task`` through the coordinator on ``concurrency``
-    simulated slots (``at2_tune.simulator.simulate``, seeded epoch durations)."""
+    simulated slots (``at2_tune.core.simulation.simulate``, seeded epoch durations)."""
     core = ModelFreeCore(policy, db.configs, db.n_epochs)
     coordinator = Coordinator(core, budget_epochs=task.budget, max_concurrent=concurrency,
                               track_recommendations=True)
@@ -329,6 +176,18 @@ def top_k_round_robin(db: LearningCurveDatabase, task: ReplayTask, k: int,
                          concurrency)
 
 
+def top_n_in_turn(db: LearningCurveDatabase, task: ReplayTask, n: int,
+                  order: np.ndarray | None = None, concurrency: int = 1) -> BaselineRun:
+    """Train the ``n`` best configurations by average prior rank (or of ``order``) one after
+    another, each to its last epoch (on ``K`` slots, ``K`` at once)."""
+    if n < 1:
+        raise ValueError(f"top_n_in_turn: n={n} must be at least 1")
+    if order is None:
+        order = prior_order(db, task, "top_n_in_turn")
+    ranking = [int(c) for c in order[:n]]
+    return replay_policy(db, task, Portfolio(ranking[0], ranking=ranking), concurrency)
+
+
 def one_epoch_screening(db: LearningCurveDatabase, task: ReplayTask,
                         rng: np.random.Generator, concurrency: int = 1) -> BaselineRun:
     """Train every configuration for one epoch (in random order); recommend the best so far."""
@@ -369,6 +228,10 @@ def _successive_halving(db, task, start, eta: int, train_survivor: bool,
 
 BY_NAME: dict[str, Callable[..., BaselineRun]] = {
     "zero-shot": lambda db, task, rng, k=1: zero_shot(db, task),
+    "top1": lambda db, task, rng, k=1: top_k_round_robin(db, task, 1, concurrency=k),
+    "top2": lambda db, task, rng, k=1: top_k_round_robin(db, task, 2, concurrency=k),
+    "top2-in-turn": lambda db, task, rng, k=1: top_n_in_turn(db, task, 2, concurrency=k),
+    "top3-in-turn": lambda db, task, rng, k=1: top_n_in_turn(db, task, 3, concurrency=k),
     "top3": lambda db, task, rng, k=1: top_k_round_robin(db, task, 3, concurrency=k),
     "top5": lambda db, task, rng, k=1: top_k_round_robin(db, task, 5, concurrency=k),
     "top4-weighted": lambda db, task, rng, k=1: top_k_round_robin(db, task, 4, decay=0.5,
@@ -383,6 +246,7 @@ BY_NAME: dict[str, Callable[..., BaselineRun]] = {
                                                                         concurrency=k),
 }
 """The baselines by name, each called as ``(database, task, numpy Generator, slots=1)`` (the
-deterministic ones ignore the generator)."""
+deterministic ones ignore the generator). ``top1`` is the prior's best configuration trained
+alone; ``topN-in-turn`` trains the prior's top N each to its end in turn."""
 RANDOM = ("screening", "successive-halving")
 """The baselines of :data:`BY_NAME` that use the generator."""

@@ -12,22 +12,20 @@ over epochs). The decisions are the same as through Ray Tune (``at2_tune.tune.ra
 from __future__ import annotations
 
 import csv
-import heapq
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
-from at2_tune.core.coordinator import Coordinator, Decision, Finished, Resume, Start, TraceRow
+from at2_tune.core.coordinator import Coordinator, TraceRow
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
+from at2_tune.core.simulation import epoch_seconds, simulate  # noqa: F401
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.errors import AT2Error
 
 TRACE_FIELDS = ("query", "epochs_spent", "config_id", "epoch", "value", "recommended_config_id",
                 "rank", "regret", "wall_s", "sim_time")
@@ -80,58 +78,6 @@ def build_engine(db: LearningCurveDatabase, task: ReplayTask, seed: int,
     return engine, prepare_engine(engine, fit_cache)
 
 
-def epoch_seconds(seed: int, candidate: int) -> float:
-    """Simulated duration of one epoch: fixed per configuration (some train faster than
-    others), between about 0.5 and 2 time units, the same for every run with ``seed``."""
-    return float(np.exp(0.35 * np.random.default_rng([seed, candidate]).standard_normal()))
-
-
-def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, seed: int = 0,
-             on_observation: Callable[[TraceRow, float], None] | None = None) -> float:
-    """Carry out ``coordinator``'s decisions on ``concurrency`` simulated slots until it is
-    finished; a trial's epoch ``e`` of candidate ``c`` reveals ``curves[c, e - 1]`` after
-    :func:`epoch_seconds`. Deterministic: simultaneous events go in start order.
-
-    Returns:
-        The simulated time at the end.
-    """
-    coordinator.max_concurrent = concurrency
-    clock, started = 0.0, 0
-    running: list[tuple[float, int, str]] = []  # (finish time, start order, trial id)
-
-    def schedule(trial_id: str) -> None:
-        nonlocal started
-        record = coordinator.trials[trial_id]
-        duration = epoch_seconds(seed, record.candidate)
-        heapq.heappush(running, (clock + duration, started, trial_id))
-        started += 1
-
-    while True:
-        action = coordinator.next_action()
-        while isinstance(action, (Start, Resume)):
-            if isinstance(action, Start):
-                trial_id = f"trial_{len(coordinator.trials):05d}"
-                coordinator.start(trial_id, action)
-            else:
-                trial_id = action.trial_id
-                coordinator.resume(action)
-            schedule(trial_id)
-            action = coordinator.next_action()
-        if not running:
-            if isinstance(action, Finished):
-                return clock
-            raise AT2Error(f"the coordinator waits ({action}) with no trial running")
-        clock, _, trial_id = heapq.heappop(running)
-        record = coordinator.trials[trial_id]
-        epoch = record.last_epoch + 1
-        observed = len(coordinator.trace)
-        decision = coordinator.on_result(trial_id, epoch, float(curves[record.candidate, epoch - 1]))
-        if on_observation is not None and len(coordinator.trace) > observed:
-            on_observation(coordinator.trace[-1], clock)
-        if decision is Decision.CONTINUE:
-            schedule(trial_id)
-
-
 def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                settings: AT2Settings | None = None,
                on_query: Callable[[dict[str, Any]], None] | None = None,
@@ -159,11 +105,13 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
             on_query(rows[-1])
 
     simulate(coordinator, curves, concurrency, seed, record)
+    plan = coordinator.plan()  # the plan made before the first decision (None: no plan)
     return results_document(db, task, seed, settings, rows, backend="local",
                             concurrency=concurrency,
                             timing={"offline_fit_s": offline_fit_s,
                                     "total_s": time.perf_counter() - started},
-                            offline_fit_reused=reused)
+                            offline_fit_reused=reused,
+                            plan=None if plan is None else plan.to_json())
 
 
 def trace_row(db: LearningCurveDatabase, task: ReplayTask, number: int, row: TraceRow,

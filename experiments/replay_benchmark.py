@@ -94,7 +94,7 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
 
         torch.set_num_threads(threads)
         result = run_replay(db, task, seed=job.seed, settings=_settings(job.method, job.overrides),
-                            fit_cache=fit_cache, prior=history)
+                            fit_cache=fit_cache, prior=history, concurrency=job.concurrency)
         if not result["trace"]:
             raise RuntimeError(f"{job.key}: AT2 made no query")
         recommended = [row["recommended_config_id"] for row in result["trace"]]
@@ -102,7 +102,8 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
         walls = [result["timing"]["offline_fit_s"]] + [row["wall_s"] for row in result["trace"]]
         timing = {**result["timing"], "query_s_median": float(np.median(np.diff(walls)))}
         extra = {"settings": result["settings"], "offline_fit_reused": result["offline_fit_reused"],
-                 "epochs": [int(row["epoch"]) for row in result["trace"]]}
+                 "epochs": [int(row["epoch"]) for row in result["trace"]],
+                 "plan": result.get("plan")}
         if history is not None:
             from at2_tune.bench.histories import decision_sources
 
@@ -110,23 +111,28 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
                 history, db.configs, [(row["config_id"], row["epoch"]) for row in result["trace"]])
     elif history is not None and job.method not in WITHOUT_PRIOR:
         run = _history_baseline("transfer-sh" if job.method == "transfer-sh9" else job.method,
-                                db, task, history, 1)
+                                db, task, history, job.concurrency)
         recommended, trained = run.recommended, run.trained
         timing = {"offline_fit_s": None, "total_s": time.perf_counter() - started,
                   "query_s_median": None}
     else:
-        run = BASELINES[job.method](db, task, np.random.default_rng(job.seed))
+        run = BASELINES[job.method](db, task, np.random.default_rng(job.seed), job.concurrency)
         recommended, trained = run.recommended, run.trained
         timing = {"offline_fit_s": None, "total_s": time.perf_counter() - started,
                   "query_s_median": None}
     recommended = recommended + [recommended[-1]] * (job.budget - len(recommended))
     final = db.final_values(job.test_task, job.seed_profile)
+    held = evaluation.held_values(db.task_curves(job.test_task, job.seed_profile), trained)
+    held = np.concatenate([held, np.full(job.budget - held.size, held[-1] if held.size
+                                         else final.min())])
     ranks = db.ranks(job.test_task, job.seed_profile)
     return {"key": job.key,
             **{k: v for k, v in asdict(job).items() if k not in ("protocol", "case")},
             "recommended": [int(c) for c in recommended],
             "ranks": [int(ranks[c]) for c in recommended],
             "regrets": evaluation.normalized_regret(final, recommended).tolist(),
+            "held_regrets": evaluation.held_regrets(final, held).tolist(),
+            "held_ranks": evaluation.held_ranks(final, held).tolist(),
             "trained": [int(c) for c in trained],
             "configs_touched": len(set(trained)),
             "timing": timing,
@@ -171,7 +177,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline-seeds", type=int, default=10, metavar="N",
                         help="seeds 0..N-1 of the random baselines (screening, "
                              "successive-halving); default 10")
-    parser.add_argument("--budget", type=int, default=100, help="queries (epochs) per run")
+    parser.add_argument("--budget", default="100", metavar="B,...",
+                        help="epochs per run; several: one run per budget, each planned for "
+                             "its budget (default 100)")
+    parser.add_argument("--concurrency", type=int, default=1, metavar="K",
+                        help="simulated slots of every run (default 1)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="worker processes; each gives torch max(1, 2 // jobs) threads")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
@@ -190,8 +200,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from "
                      f"{', '.join(METHODS)}, reference")
-    if args.jobs < 1 or args.budget < 1 or args.baseline_seeds < 1:
-        parser.error("--jobs, --budget and --baseline-seeds must be at least 1")
+    try:
+        args.budgets = _ints(args.budget)
+    except ValueError:
+        parser.error(f"--budget {args.budget!r}: expected comma-separated integers, e.g. "
+                     "10,25,50,100")
+    if args.jobs < 1 or args.concurrency < 1 or args.baseline_seeds < 1 or \
+            not args.budgets or min(args.budgets) < 1:
+        parser.error("--jobs, --concurrency, --baseline-seeds and every --budget must be at "
+                     "least 1")
     return args
 
 
@@ -242,9 +259,11 @@ def plan(args: argparse.Namespace) -> list[Job]:
         if not profiles:
             raise AT2Error(f"{name} has seed profiles 0..{db.n_seeds - 1}; none of "
                            f"--seed-profiles {args.seed_profiles} exists")
-        for protocol in args.protocol or ["pairs"]:
+        for protocol, budget in ((p, b) for p in args.protocol or ["pairs"]
+                                 for b in args.budgets):
             jobs += harness.plan(
-                name, _cases(db, protocol, args), methods, profiles=profiles, budget=args.budget,
+                name, _cases(db, protocol, args), methods, profiles=profiles, budget=budget,
+                concurrency=args.concurrency,
                 seeds=lambda m: _ints(args.seeds) if m in evaluation.AT2_METHODS else
                 range(args.baseline_seeds if m in RANDOM_BASELINES else 1),
                 uses_prior=lambda m: m not in WITHOUT_PRIOR,
@@ -262,8 +281,16 @@ def report(jobs: list[Job], args: argparse.Namespace) -> str | None:
               f"in {args.out / 'runs'}; the summary leaves them out", file=sys.stderr)
     if not runs:
         return None
-    summary = evaluation.summarize(runs, evaluation.checkpoints_for(args.budget))
-    markdown = evaluation.render_markdown(summary)
+    if len(args.budgets) > 1:  # the budget known up front: each run judged at its end
+        for run in runs:
+            run["protocol"] = f"{run['protocol']} B={run['budget']}"
+        summary = evaluation.summarize(runs, None)
+        markdown = evaluation.budget_table(
+            [{**r, "protocol": r["protocol"].rsplit(" B=", 1)[0]} for r in runs]) + "\n" + \
+            evaluation.render_markdown(summary)
+    else:
+        summary = evaluation.summarize(runs, evaluation.checkpoints_for(args.budgets[0]))
+        markdown = evaluation.budget_table(runs) + "\n" + evaluation.render_markdown(summary)
     harness.write_json(args.out / "summary.json", summary)
     (args.out / "summary.md").write_text(markdown)
     return markdown

@@ -1,8 +1,10 @@
 """Aggregate bench runs: ``summary.json``, ``summary.md`` and the plots.
 
-A run's curve is the rank (0 = best of the database's configurations) and the normalized
-regret ``(best - recommended) / (best - worst)`` of the final values, of its recommendation
-after each epoch spent. Seeds are averaged within a case (a test task with a seed profile)
+A run's curves are, after each epoch spent, the normalized regret ``(best - held) / (best -
+worst)`` of the model it holds (the best value observed: what ``get_best_result`` gives a Ray
+user) against the configurations' final values, first; and the rank (0 = best of the
+database's configurations) and normalized regret of its recommended configuration's final
+value (the AT2 paper's metric). Seeds are averaged within a case (a test task with a seed profile)
 first; means and standard errors are over cases (:mod:`at2_tune.evaluation`).
 """
 
@@ -20,9 +22,11 @@ from at2_tune.databases import LearningCurveDatabase
 
 
 def curves_of(db: LearningCurveDatabase, document: Mapping[str, Any]) -> dict[str, Any]:
-    """The evaluation run of a results document: ``ranks`` and ``regrets`` after each of the
-    ``budget`` epochs (the last recommendation carried on if the run spent fewer), and the
-    configurations it trained."""
+    """The evaluation run of a results document: after each of the ``budget`` epochs, the held
+    model's ``held_regrets`` and ``held_ranks`` (the best value observed so far; a run that
+    trained nothing holds the worst configuration's value) and the recommendation's ``ranks``
+    and ``regrets`` (the last carried on if the run spent fewer), and the configurations it
+    trained."""
     budget = document["budget"]
     trace = document["trace"][:budget]
     if not trace:
@@ -30,12 +34,17 @@ def curves_of(db: LearningCurveDatabase, document: Mapping[str, Any]) -> dict[st
     recommended = [row["recommended_config_id"] for row in trace]
     recommended += [recommended[-1]] * (budget - len(recommended))
     task, profile = document["test_task"], document["seed_profile"]
-    ranks = db.ranks(task, profile)
+    ranks, final = db.ranks(task, profile), db.final_values(task, profile)
+    values = [row["value"] for row in trace if row["value"] is not None]
+    held = np.maximum.accumulate(values) if values else np.array([final.min()])
+    held = np.concatenate([held, np.full(budget - held.size, held[-1])])
     return {"database": document["database"], "protocol": document["protocol"],
             "case": document["case"], "method": document["method"], "seed": document["seed"],
+            "budget": budget,
             "ranks": [int(ranks[c]) for c in recommended],
-            "regrets": evaluation.normalized_regret(db.final_values(task, profile),
-                                                    recommended).tolist(),
+            "regrets": evaluation.normalized_regret(final, recommended).tolist(),
+            "held_regrets": evaluation.held_regrets(final, held).tolist(),
+            "held_ranks": evaluation.held_ranks(final, held).tolist(),
             "configs_touched": len({row["config_id"] for row in trace
                                     if row["config_id"] is not None}),
             "epochs_spent": sum(1 for row in trace if row["config_id"] is not None)}
@@ -131,8 +140,8 @@ def average_rank_curves(curves: Mapping[str, Mapping[str, np.ndarray]]) -> dict[
 
 def write_plots(runs: Sequence[Mapping[str, Any]], methods: Sequence[str], title: str,
                 out_dir: Path) -> list[Path]:
-    """Write ``regret.png`` (mean normalized regret ± standard error over cases vs epochs
-    spent, log scale), ``average_rank.png`` (mean rank among the methods vs epochs spent),
+    """Write ``held_regret.png`` and ``regret.png`` (mean normalized regret of the held model
+    and of the recommendation ± standard error over cases vs epochs spent, log scale), ``average_rank.png`` (mean rank among the methods vs epochs spent),
     ``tasks_rank.png`` and ``tasks_regret.png`` (one panel per case: the seed-mean rank and
     normalized regret of each method's recommendation). Returns the paths."""
     import matplotlib
@@ -142,28 +151,30 @@ def write_plots(runs: Sequence[Mapping[str, Any]], methods: Sequence[str], title
 
     out_dir.mkdir(parents=True, exist_ok=True)
     regrets, ranks = per_epoch(runs, "regrets"), per_epoch(runs, "ranks")
+    held = per_epoch(runs, "held_regrets")
     order = [m for m in methods if m in regrets]
     palette = plt.get_cmap("tab20")
     colors = {m: palette((2 * i) % 20 + (i >= 10)) for i, m in enumerate(order)}
     styles = {m: "-" if m in bench_methods.AT2 else "--" if m in bench_methods.RAY else ":"
               for m in order}
     paths = []
-
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for method in order:
-        table = np.stack(list(regrets[method].values()))  # (cases, epochs)
-        epochs = np.arange(1, table.shape[1] + 1)
-        mean = table.mean(axis=0)
-        se = table.std(axis=0, ddof=1) / np.sqrt(len(table)) if len(table) > 1 else 0 * mean
-        axis.plot(epochs, mean, styles[method], color=colors[method], label=method,
-                  lw=2.2 if method == "at2" else 1.4)
-        axis.fill_between(epochs, np.maximum(mean - se, 0), mean + se, color=colors[method],
-                          alpha=0.15, lw=0)
-    axis.set_yscale("symlog", linthresh=0.01)
-    axis.set_ylim(bottom=0)
-    axis.set(xlabel="epochs spent", ylabel="normalized regret (log above 0.01)",
-             title=f"{title}: normalized regret, mean ± s.e. over cases")
-    paths.append(_save(figure, axis, out_dir / "regret.png"))
+    for curves, name, what in ((held, "held_regret.png", "held model's normalized regret"),
+                               (regrets, "regret.png", "recommendation's normalized regret")):
+        figure, axis = plt.subplots(figsize=(7, 4.5))
+        for method in order:
+            table = np.stack(list(curves[method].values()))  # (cases, epochs)
+            epochs = np.arange(1, table.shape[1] + 1)
+            mean = table.mean(axis=0)
+            se = table.std(axis=0, ddof=1) / np.sqrt(len(table)) if len(table) > 1 else 0 * mean
+            axis.plot(epochs, mean, styles[method], color=colors[method], label=method,
+                      lw=2.2 if method == "at2" else 1.4)
+            axis.fill_between(epochs, np.maximum(mean - se, 0), mean + se, color=colors[method],
+                              alpha=0.15, lw=0)
+        axis.set_yscale("symlog", linthresh=0.01)
+        axis.set_ylim(bottom=0)
+        axis.set(xlabel="epochs spent", ylabel=f"{what} (log above 0.01)",
+                 title=f"{title}: {what}, mean ± s.e. over cases")
+        paths.append(_save(figure, axis, out_dir / name))
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for method, curve in average_rank_curves({m: ranks[m] for m in order}).items():

@@ -27,6 +27,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "top3 and zero-shot (transfer baselines from --prior, "
                              "freeze-thaw), asha, random, bohb, optuna (Ray Tune's own), "
                              "optuna-warm (Optuna started from the prior's 5 best)")
+    parser.add_argument("--objective", default="model", choices=("model", "configuration"),
+                        help="at2: what the run is for, and what its budget planner plans for: "
+                             "model (default), the best model trained within the budget; "
+                             "configuration (the AT2 paper's), a configuration to train again "
+                             "to its end, judged by its full-training value")
     parser.add_argument("--epochs", type=int, default=75,
                         help="epochs per trial (default 75; with a prior: the prior's epochs)")
     parser.add_argument("--budget-epochs", type=int, required=True, metavar="N",
@@ -71,6 +76,6 @@ def _run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, prior=args.prior, samples=args.samples,
         address=args.address, storage=args.storage, resume=args.resume, seed=args.seed,
         device=args.device, small_input_stem=args.small_input_stem, fit_cache=args.fit_cache,
-        data_dir=args.data_dir, method=args.method)
+        data_dir=args.data_dir, method=args.method, objective=args.objective)
     run_live(options)
     return 0

@@ -242,11 +242,22 @@ class Coordinator:
             return action
         return self._planned
 
+    def plan(self):
+        """Let the engine plan for this run's budget and slots (a no-op without a budget, for
+        an engine that does not plan, and once planned); returns the engine's plan or ``None``.
+        Called before the first decision."""
+        planner = getattr(self._engine(), "plan", None)
+        if planner is None or self.budget_epochs is None:
+            return None
+        return planner(self.budget_epochs, self.max_concurrent or 1)
+
     def _decide(self) -> Action:
-        nothing_now = FINISHED if self.in_flight == 0 else WAIT
-        if self.budget_left() < 1:
+        self.plan()
+        flying = self.in_flight
+        nothing_now = FINISHED if flying == 0 else WAIT
+        if self.budget_epochs is not None and self.budget_epochs - self.epochs_spent - flying < 1:
             return nothing_now  # a running trial that fails gives its epoch back: wait for it
-        if self.max_concurrent is not None and self.in_flight >= self.max_concurrent:
+        if self.max_concurrent is not None and flying >= self.max_concurrent:
             return WAIT
         trial_of = {r.candidate: (t, r.status) for t, r in self.trials.items()}
         failed = self._engine().failed

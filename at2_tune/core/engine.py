@@ -26,8 +26,9 @@ import torch
 
 from at2_tune.core.models import Evidence, GPCurveModel, ResidualCorrected
 from at2_tune.core.observations import ObservationStore
-from at2_tune.core.policies import (Query, Situation, build_policy, queries_in_order,
-                                    situation_of)
+from at2_tune.core.planner import Plan
+from at2_tune.core.policies import Query, Situation, queries_in_order, situation_of
+from at2_tune.core.policy_registry import build_policy
 from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
@@ -194,6 +195,17 @@ class AT2Engine:
             return list(self._candidate_cell)
         return [self._candidate_cell[c] for c in scope]
 
+    def plan(self, budget_epochs: int, concurrency: int) -> Plan | None:
+        """Let the policy plan how to spend ``budget_epochs`` on ``concurrency`` slots from the
+        prior tasks (``planned``: ``at2_tune.core.planner``; once per budget and slots). Returns
+        the plan, ``None`` for a policy that does not plan or a prior it cannot replay."""
+        planner = getattr(self.policy, "plan", None)
+        if planner is None:
+            return None
+        plan = planner(self.raw_prior.curves, self._candidate_cell, budget_epochs, concurrency)
+        self._stale = True  # the scope the policy reads may have changed
+        return plan
+
     def fit_offline(self) -> None:
         """Fit the GP on the prior tasks (once; no-op without prior tasks)."""
         self.surrogate.fit_offline()
@@ -242,8 +254,8 @@ class AT2Engine:
 
     def situation(self) -> Situation:
         """What the policy orders: the open candidates, their next epochs, and more."""
-        return situation_of(self.n_candidates, self.failed, self.next_epoch, self.n_epochs,
-                            self._trained_by_prior())
+        return situation_of(self.observations.next_epochs(self.n_candidates), self.failed,
+                            self.n_epochs, self._trained_by_prior())
 
     def _trained_by_prior(self) -> np.ndarray:
         """``(n_candidates,)`` bool: candidates some prior task trained. It depends on the prior

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
+
 from at2_tune.errors import AT2Error
 
 
@@ -25,6 +27,7 @@ class ObservationStore:
         self.n_epochs = n_epochs
         self._rows: list[Observation] = []
         self._epochs: dict[int, set[int]] = {}
+        self._next: dict[int, int] = {}  # smallest epoch not observed, per observed candidate
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -54,18 +57,26 @@ class ObservationStore:
 
     def append(self, observation: Observation) -> None:
         self._rows.append(observation)
-        self._epochs.setdefault(observation.candidate, set()).add(observation.epoch)
+        seen = self._epochs.setdefault(observation.candidate, set())
+        seen.add(observation.epoch)
+        epoch = self._next.get(observation.candidate, 1)
+        while epoch in seen:
+            epoch += 1
+        self._next[observation.candidate] = epoch
 
     def epochs_of(self, candidate: int) -> set[int]:
         return set(self._epochs.get(candidate, ()))
 
     def next_epoch(self, candidate: int) -> int:
         """The smallest epoch of ``candidate`` not observed yet (``n_epochs + 1`` when done)."""
-        seen = self._epochs.get(candidate, set())
-        epoch = 1
-        while epoch in seen:
-            epoch += 1
-        return epoch
+        return self._next.get(candidate, 1)
+
+    def next_epochs(self, n_candidates: int) -> np.ndarray:
+        """``(n_candidates,)`` int: :meth:`next_epoch` of every candidate."""
+        epochs = np.ones(n_candidates, dtype=np.int64)
+        for candidate, epoch in self._next.items():
+            epochs[candidate] = epoch
+        return epochs
 
     def to_json(self) -> list[list]:
         return [[o.candidate, o.epoch, o.value] for o in self._rows]

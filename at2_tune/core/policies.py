@@ -11,10 +11,13 @@ One small protocol (:class:`Policy`):
 A policy reads a :class:`~at2_tune.core.posterior.CurvePosterior` and trains nothing. Each
 policy names the posterior it decides on (:attr:`Policy.decides_on`: ``"transfer"``, the prior tasks'
 average and spread, or ``"gp"``) and whether observed curves are corrected by their residuals.
-:data:`POLICIES` maps the names of ``PolicySettings.name`` to them:
+``at2_tune.core.policy_registry`` maps the names of ``PolicySettings.name`` to them and to the
+budget planner's ``planned`` (``at2_tune.core.planner``):
 
-* ``leaders`` (the default with prior tasks): a weighted round robin over the transfer
-  posterior's ``k`` most promising configurations, re-ranked after every observation;
+* ``planned`` (the default with prior tasks): a schedule chosen for the budget on the prior
+  tasks, carried out over the prior's order (``at2_tune.core.planner``);
+* ``leaders``: a weighted round robin over the transfer posterior's ``k`` most promising
+  configurations, re-ranked after every observation (``planned`` decides so until it plans);
 * ``paper``: the AT2 paper's UCB of the next epoch on the GP, recommending the best predicted;
 * ``no_prior`` (the default without prior tasks): the highest UCB over the remaining epochs on
   the GP, residual-corrected.
@@ -70,11 +73,14 @@ def queries_in_order(order: Sequence[int], next_epoch: Callable[[int], int],
     return [Query(int(c), next_epoch(c)) for c in order[:limit]]
 
 
-def situation_of(n_candidates: int, failed: set[int], next_epoch: Callable[[int], int],
-                 n_epochs: int, prior_trained: np.ndarray) -> Situation:
-    """The :class:`Situation` of ``n_candidates`` whose next epochs ``next_epoch`` gives."""
-    trained = np.array([next_epoch(c) - 1 for c in range(n_candidates)], dtype=np.int64)
-    eligible = np.array([c for c in range(n_candidates) if c not in failed], dtype=np.int64)
+def situation_of(next_epochs: np.ndarray, failed: set[int], n_epochs: int,
+                 prior_trained: np.ndarray) -> Situation:
+    """The :class:`Situation` of candidates whose next 1-based epochs are ``next_epochs``
+    ``(n,)`` (``ObservationStore.next_epochs``)."""
+    trained = np.asarray(next_epochs, dtype=np.int64) - 1
+    eligible = np.arange(trained.size, dtype=np.int64)
+    if failed:
+        eligible = eligible[~np.isin(eligible, list(failed))]
     open_ = eligible[trained[eligible] < n_epochs]
     return Situation(open_, trained[open_] + 1, eligible, trained, prior_trained)
 
@@ -93,6 +99,8 @@ class Policy(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def posterior_scope(self, situation: Situation) -> np.ndarray | None: ...
 
 
 # ---------------------------------------------------------------- recommenders
@@ -244,20 +252,3 @@ def no_prior(settings: PolicySettings) -> ScoreOrder:
     """Without prior tasks: the highest UCB over the remaining epochs on the residual-corrected
     GP; recommends the best observed."""
     return ScoreOrder("no_prior", BestFutureUCB(settings.beta), BestObserved(), "gp", True)
-
-
-POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
-    "leaders": lambda s: LeadersRoundRobin(s.leaders, s.leaders_decay),
-    "paper": paper,
-    "no_prior": no_prior,
-}
-"""Policy factories by ``PolicySettings.name``."""
-
-
-def build_policy(settings: PolicySettings, n_prior_tasks: int) -> Policy:
-    """The policy ``settings`` name (``"auto"``: ``leaders`` with prior tasks, else
-    ``no_prior``)."""
-    name = settings.name
-    if name == "auto":
-        name = "leaders" if n_prior_tasks else "no_prior"
-    return POLICIES[name](settings)

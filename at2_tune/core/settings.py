@@ -17,9 +17,11 @@ from typing import Any, Iterable
 from at2_tune.core.transform import WARPS
 from at2_tune.model.fit import OptimizerSettings
 
-POLICY_NAMES = ("auto", "leaders", "paper", "no_prior")
-"""``PolicySettings.name`` values; ``"auto"`` is ``"leaders"`` with prior tasks, else
-``"no_prior"`` (``at2_tune.core.policies.POLICIES``)."""
+POLICY_NAMES = ("auto", "planned", "leaders", "paper", "no_prior")
+"""``PolicySettings.name`` values; ``"auto"`` is ``"planned"`` with prior tasks, else
+``"no_prior"`` (``at2_tune.core.policy_registry.POLICIES``)."""
+OBJECTIVES = ("model", "configuration")
+"""``PolicySettings.objective`` values (``at2_tune.core.planner``)."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,13 @@ class PolicySettings:
     """Which policy decides (``at2_tune.core.policies``) and its knobs."""
 
     name: str = "auto"
-    """``"leaders"`` (a round robin over the transfer posterior's leaders), ``"paper"`` (the AT2
+    """``"planned"`` (a schedule chosen for the budget on the prior tasks), ``"leaders"`` (a round robin over the transfer posterior's leaders), ``"paper"`` (the AT2
     paper's UCB of the next epoch on the GP), ``"no_prior"`` (the highest UCB over the remaining
-    epochs on the GP), or ``"auto"``: ``"leaders"`` with prior tasks, else ``"no_prior"``."""
+    epochs on the GP), or ``"auto"``: ``"planned"`` with prior tasks, else ``"no_prior"``."""
+    objective: str = "model"
+    """What the user keeps, and what ``planned`` plans for: ``"model"``, the best model trained
+    within the budget (the best value observed); ``"configuration"`` (the AT2 paper's), a
+    configuration to train again to its end, scored by its full-training value."""
     leaders: int = 4
     """``leaders``: how many of the most promising configurations are trained in turn."""
     leaders_decay: float = 0.5
@@ -92,6 +98,7 @@ class PolicySettings:
 
     def __post_init__(self) -> None:
         _check_choice("policy.name", self.name, POLICY_NAMES)
+        _check_choice("policy.objective", self.objective, OBJECTIVES)
         if not isinstance(self.leaders, int) or self.leaders < 1:
             raise ValueError(f"PolicySettings.leaders={self.leaders!r} must be an integer >= 1")
         if not isinstance(self.residual_min_epochs, int) or self.residual_min_epochs < 1:
@@ -169,6 +176,17 @@ class AT2Settings:
             values[group][field_name] = _checked_value(group, field_name, value,
                                                        values[group][field_name], assignment)
         return type(self).from_json(values)
+
+
+def with_objective(settings: AT2Settings, objective: str | None) -> AT2Settings:
+    """``settings`` with ``policy.objective`` set to ``objective`` (``None``: unchanged).
+
+    Raises ``ValueError`` naming the allowed objectives for any other value."""
+    if objective is None:
+        return settings
+    _check_choice("objective", objective, OBJECTIVES)
+    return dataclasses.replace(settings,
+                               policy=dataclasses.replace(settings.policy, objective=objective))
 
 
 _GROUPS = {"model": ModelSettings, "policy": PolicySettings}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from at2_tune.core.settings import OBJECTIVES
 from at2_tune.errors import AT2Error
 from at2_tune.live.methods import COORDINATED, RAY, check_method
 from trainers.data import DataSpec
@@ -48,6 +49,9 @@ class LiveOptions:
         fit_cache: folder of AT2's offline fits (``None``: ``~/.cache/at2-tune/fits``).
         data_dir: where the HyperRec release lies (``None``: ``$AT2_DATA_DIR``).
         method: the tuner (:data:`at2_tune.live.methods.METHODS`; default ``"at2"``).
+        objective: ``at2`` only: ``"model"`` (the best model trained within the budget) or
+            ``"configuration"`` (a configuration to train again to its end; the AT2 paper's);
+            what the budget planner plans for (``AT2Searcher(objective=...)``).
     """
 
     data: DataSpec
@@ -68,6 +72,7 @@ class LiveOptions:
     fit_cache: str | None = field(default=None)
     data_dir: str | None = None
     method: str = "at2"
+    objective: str = "model"
 
     @property
     def storage_path(self) -> str:
@@ -90,6 +95,13 @@ class LiveOptions:
 def check_options(options: LiveOptions) -> None:
     """Raise :class:`AT2Error` naming the value, the constraint and the fix for bad numbers."""
     check_method(options.method, options.prior)
+    if options.objective not in OBJECTIVES:
+        raise AT2Error(f"--objective {options.objective!r} is not one of "
+                       f"{', '.join(OBJECTIVES)}")
+    if options.objective != "model" and options.method != "at2":
+        raise AT2Error(f"--objective {options.objective} is what AT2's budget planner plans "
+                       f"for; --method {options.method} does not plan: leave --objective out or "
+                       "use --method at2")
     _positive_int("--budget-epochs", options.budget_epochs, "at least one epoch of training")
     _positive_int("--epochs", options.epochs, "each trial trains at least one epoch")
     _positive_int("--concurrency", options.concurrency, "at least one trial at a time")
@@ -148,7 +160,8 @@ def check_resume(options: LiveOptions) -> None:
     if not saved_path.exists():
         raise AT2Error(f"--resume: {options.out} holds no tuning run ({OPTIONS_FILE} is "
                        "missing); start it without --resume")
-    saved = {"method": "at2", **json.loads(saved_path.read_text())}  # runs before --method
+    saved = {"method": "at2", "objective": "model",  # runs before --method, --objective
+             **json.loads(saved_path.read_text())}
     if options.method in RAY:
         raise AT2Error(f"--resume continues runs of {', '.join(COORDINATED)}; a --method "
                        f"{options.method} run cannot be continued (its epoch budget is counted "

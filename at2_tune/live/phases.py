@@ -60,4 +60,7 @@ class FirstTrialPhases(tune.Callback):
         fit_s = getattr(self.searcher, "offline_fit_seconds", None)
         if fit_s is not None:
             self.clock.stamp("offline fit", fit_s, self.searcher.offline_fit_outcome or "")
+        plan = getattr(self.searcher, "plan", None)
+        if plan is not None:
+            self.clock.stamp("plan", plan.seconds, plan.describe())
         self.clock.stamp("first trial started")

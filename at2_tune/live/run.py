@@ -95,7 +95,7 @@ def make_searcher(options: LiveOptions, plan: Plan):
         return TransferBaselineSearcher(options.method, fit_cache=None, **common)
     return AT2Searcher(
         fit_cache=FitCache(Path(options.fit_cache)) if options.fit_cache else FitCache(),
-        **common)
+        objective=options.objective, **common)
 
 
 def make_trainable(options: LiveOptions, plan: Plan, resources: dict[str, float]):
@@ -152,7 +152,7 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             document = summary.build_summary(
                 final.coordinator, metrics, METRIC, time.perf_counter() - started,
                 {**extra, "experiment": experiment, "recommendation": final.recommendation(),
-                 "phases": clock.phases})
+                 "plan": _plan_json(final), "phases": clock.phases})
     finally:
         if owns_ray:
             import ray
@@ -292,3 +292,9 @@ def _closing_lines(options: LiveOptions, document: dict[str, Any], plot: Path | 
     if plot is not None:
         lines.append(f"learning curves: {plot}")
     return "\n".join(lines)
+
+
+def _plan_json(searcher) -> dict[str, Any] | None:
+    """The budget plan AT2 carried out (``None`` for a searcher that does not plan)."""
+    plan = getattr(searcher, "plan", None)
+    return None if plan is None else plan.to_json()

@@ -29,8 +29,9 @@ from at2_tune import paths
 from at2_tune.core.coordinator import Coordinator, Finished, Start
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine
+from at2_tune.core.planner import Plan
 from at2_tune.core.prior import PriorData
-from at2_tune.core.settings import AT2Settings
+from at2_tune.core.settings import AT2Settings, with_objective
 from at2_tune.core.threads import checked_thread_count, torch_threads
 from at2_tune.core.transform import resolve_output_warp
 from at2_tune.errors import AT2Error
@@ -73,6 +74,11 @@ class AT2Searcher(Searcher):
         fit_cache: where offline fits are saved and reused: a ``FitCache`` (default
             ``FitCache()``, i.e. ``~/.cache/at2-tune/fits``) or a folder; ``None``: no cache.
         time_attr: the result field that counts epochs.
+        objective: what the run is for, and what the budget planner plans for
+            (``at2_tune.core.planner``): ``"model"`` (the default), the best model trained
+            within ``budget_epochs`` (Tune's ``get_best_result``); ``"configuration"`` (the AT2
+            paper's), a configuration you will train again to its end, judged by its
+            full-training value. ``None``: the one ``settings`` name.
         gp_threads: torch threads of the model's work in the driver (the offline fit, every
             decision); ``None`` keeps torch's setting. The trials' processes share the machine:
             torch's default of one thread per core oversubscribes it
@@ -88,7 +94,7 @@ class AT2Searcher(Searcher):
                  data_dir: str | None = None, time_attr: str = "training_iteration",
                  track_recommendations: bool = False,
                  points_to_evaluate: Sequence[dict[str, Any]] | None = None,
-                 gp_threads: int | None = 1) -> None:
+                 objective: str | None = None, gp_threads: int | None = 1) -> None:
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode={mode!r} is not supported; use 'max' or 'min'")
         super().__init__(metric=metric, mode=mode)
@@ -97,7 +103,7 @@ class AT2Searcher(Searcher):
         self._points = [dict(p) for p in points_to_evaluate or ()]
         self.gp_threads = checked_thread_count(gp_threads)
         self._stop_epochs: int | None = None
-        self._settings = settings or AT2Settings()
+        self._settings = with_objective(settings or AT2Settings(), objective)
         self._seed = seed
         self._candidates = list(candidates) if candidates is not None else None
         self._n_candidates = n_candidates
@@ -302,7 +308,19 @@ class AT2Searcher(Searcher):
                 "no prior tasks" if not engine.prior.n_tasks else
                 ("cache hit" if reused else "fitted") if needed else "not needed")
             self.coordinator.attach(engine)
+            with self.bounded_threads():
+                plan = self.coordinator.plan()
+            if plan is not None:
+                log.info("AT2 %s", plan.describe())
         return self.coordinator.engine
+
+    @property
+    def plan(self) -> Plan | None:
+        """The budget planner's choice (``at2_tune.core.planner``), made when the engine is
+        built (and restored with it); ``None`` before, and without a budget, a prior of at
+        least two tasks or a planning policy."""
+        engine = self.coordinator.engine
+        return None if engine is None else getattr(engine.policy, "current_plan", None)
 
     # ------------------------------------------------------------------ Tune callbacks
     def suggest(self, trial_id: str) -> dict | str | None:

@@ -1,7 +1,7 @@
 import pytest
 
 from at2_tune.core.prior import PriorData
-from at2_tune.core.settings import AT2Settings, ModelSettings
+from at2_tune.core.settings import AT2Settings, ModelSettings, PolicySettings
 
 FAST = AT2Settings(ModelSettings(n_inducing=32, offline_epochs=1, online_steps=2, hidden_dim=8,
                                  feature_dim=4))
@@ -21,6 +21,10 @@ def two_task_prior(hyperrec) -> PriorData:
 FROZEN = AT2Settings(ModelSettings(n_inducing=32, offline_epochs=3, hidden_dim=8, feature_dim=4))
 """Tiny settings with the default online protocol (hyperparameters frozen online)."""
 
+LEADERS = AT2Settings(FROZEN.model, PolicySettings(name="leaders"))
+"""``FROZEN`` with the ``leaders`` policy: for tests of how a policy's order drives several
+slots (the default ``planned`` policy may train one configuration where its plan says so)."""
+
 
 @pytest.fixture(scope="session")
 def toy():
@@ -34,3 +38,8 @@ def toy():
 @pytest.fixture(scope="session")
 def frozen_settings() -> AT2Settings:
     return FROZEN
+
+
+@pytest.fixture(scope="session")
+def leaders_settings() -> AT2Settings:
+    return LEADERS

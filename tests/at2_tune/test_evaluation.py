@@ -15,6 +15,39 @@ def test_normalized_regret_by_hand():
     assert evaluation.normalized_regret([0.3, 0.3], 1) == 0.0  # no spread: no regret
 
 
+def test_the_held_model_by_hand():
+    curves = np.array([[0.2, 0.5, 0.4], [0.6, 0.3, 0.9], [0.1, 0.1, 0.1]])
+    # config 0 epoch 1 (0.2), config 1 epoch 1 (0.6), config 0 epoch 2 (0.5), config 1 epoch 2
+    held = evaluation.held_values(curves, [0, 1, 0, 1])
+    assert held.tolist() == pytest.approx([0.2, 0.6, 0.6, 0.6])
+    final = curves.max(axis=1)  # 0.5, 0.9, 0.1: best 0.9, worst 0.1
+    assert evaluation.held_regrets(final, held).tolist() == pytest.approx(
+        [0.7 / 0.8, 0.3 / 0.8, 0.3 / 0.8, 0.3 / 0.8])
+    assert evaluation.held_ranks(final, held).tolist() == [2, 1, 1, 1]  # 0.9 and 0.5 beat 0.2
+    assert evaluation.held_ranks(final, [0.9]).tolist() == [0]
+    assert evaluation.held_values(curves, []).size == 0
+
+
+def test_a_budget_table_judges_each_budget_at_its_end_against_the_best_baseline():
+    def run(method, case, budget, regrets):
+        return {"database": "db", "protocol": "loo", "case": case, "method": method,
+                "budget": budget, "held_regrets": regrets}
+
+    runs = [run("at2", "a", 2, [0.5, 0.2]), run("at2", "b", 2, [0.5, 0.4]),
+            run("top1", "a", 2, [0.5, 0.1]), run("top1", "b", 2, [0.5, 0.3]),
+            run("top3", "a", 2, [0.9, 0.6]), run("top3", "b", 2, [0.9, 0.8]),
+            run("at2", "a", 3, [0.5, 0.2, 0.1]), run("at2", "b", 3, [0.5, 0.4, 0.1]),
+            run("top1", "a", 3, [0.5, 0.1, 0.1]), run("top1", "b", 3, [0.5, 0.3, 0.3]),
+            run("top3", "a", 3, [0.9, 0.6, 0.0]), run("top3", "b", 3, [0.9, 0.8, 0.0])]
+    table = evaluation.budget_table(runs)
+    # B=2: at2 0.3, top1 0.2 (best), top3 0.7; B=3: at2 0.1, top1 0.2, top3 0.0 (best)
+    # mean over B: at2 (0.15 + 0.25) / 2 = 0.2, top1 (0.1 + 0.3) / 2 = 0.2, top3 0.35
+    assert "| at2 | 0.300 ± 0.100 | 0.100 ± 0.000 | 0.200 ± 0.050 |" in table
+    assert "| top3 | 0.700 ± 0.100 | 0.000 ± 0.000 | 0.350 ± 0.050 |" in table
+    assert "| best baseline | top1 | top3 |" in table
+    assert "| held regret difference | 0.100 ± 0.000 | 0.100 ± 0.000 |" in table
+
+
 def test_standard_error_by_hand():
     assert evaluation.standard_error([1, 2, 3]) == pytest.approx(1 / math.sqrt(3))  # 0.577...
     assert evaluation.standard_error([2, 3]) == pytest.approx(0.5)

@@ -86,11 +86,12 @@ def test_policy_settings_share_the_offline_fit(hyperrec, fast_settings, tmp_path
     assert not run_replay(hyperrec, task, seed=4, settings=offline, fit_cache=tmp_path)["offline_fit_reused"]
 
 
-def test_local_replay_on_four_slots_spends_exactly_the_budget_deterministically(hyperrec, frozen_settings):
+def test_local_replay_on_four_slots_spends_exactly_the_budget_deterministically(hyperrec,
+                                                                               leaders_settings):
     task = resolve_task(hyperrec, pair=0, budget=30)
-    first = run_replay(hyperrec, task, seed=0, settings=frozen_settings, concurrency=4)
-    second = run_replay(hyperrec, task, seed=0, settings=frozen_settings, concurrency=4)
-    one_slot = run_replay(hyperrec, task, seed=0, settings=frozen_settings, concurrency=1)
+    first = run_replay(hyperrec, task, seed=0, settings=leaders_settings, concurrency=4)
+    second = run_replay(hyperrec, task, seed=0, settings=leaders_settings, concurrency=4)
+    one_slot = run_replay(hyperrec, task, seed=0, settings=leaders_settings, concurrency=1)
     queries = [(r["config_id"], r["epoch"]) for r in first["trace"]]
     assert queries == [(r["config_id"], r["epoch"]) for r in second["trace"]]
     assert len(queries) == len(set(queries)) == 30 and first["concurrency"] == 4

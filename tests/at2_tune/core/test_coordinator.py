@@ -123,8 +123,9 @@ def test_a_non_finite_value_fails_the_candidate_and_stops_the_trial(fitted_state
 
 
 def test_the_budget_counts_epochs_in_flight_and_a_failure_gives_its_epoch_back(
-        fitted_state, frozen_settings):
-    coordinator = Coordinator(_engine(fitted_state, frozen_settings), budget_epochs=3, max_concurrent=4)
+        fitted_state, leaders_settings):
+    coordinator = Coordinator(_engine(fitted_state, leaders_settings), budget_epochs=3,
+                              max_concurrent=4)
     actions = _carry_out(coordinator, [])
     assert [type(a) for a in actions] == [Start, Start, Start, type(WAIT)]  # 3 epochs in flight
     assert coordinator.budget_left() == 0

@@ -241,12 +241,16 @@ def test_the_transfer_mean_is_the_prior_tasks_copula_average_residual_corrected(
             abs(mapped[candidate, epoch - 1] - warped)
 
 
-def test_auto_policy_is_the_leaders_with_a_prior_and_no_prior_without(two_task_prior,
+def test_auto_policy_is_the_planner_with_a_prior_and_no_prior_without(two_task_prior,
                                                                        frozen_settings):
     assert frozen_settings.policy.name == "auto"
     with_prior = _conditioned(two_task_prior, frozen_settings)
-    assert (with_prior.policy.name, with_prior.policy.k, with_prior.policy.decay) == \
-        ("leaders", 4, 0.5)
+    unplanned = with_prior.policy.unplanned  # how it decides before it knows the budget
+    assert (with_prior.policy.name, unplanned.name, unplanned.k, unplanned.decay) == \
+        ("planned", "leaders", 4, 0.5)
+    plan = with_prior.plan(budget_epochs=20, concurrency=2)
+    assert (plan.budget, plan.concurrency, plan.n_tasks) == (20, 2, 2)
+    assert with_prior.policy.current_plan is plan
     without = _conditioned(PriorData.empty(two_task_prior.configs[:10], 75), frozen_settings)
     assert without.policy.name == "no_prior" and without.policy.acquisition.beta == 0.25
 

@@ -480,12 +480,12 @@ def test_full_prior_rows_and_summary_keep_the_full_grid_path(frozen_settings):
     assert summary.roots.shape[0] == 1 and summary.groups.tolist() == [0, 0, 0]
 
 
-def test_unobserved_candidates_wait_for_the_prior_observed_ones(frozen_settings):
+def test_unobserved_candidates_wait_for_the_prior_observed_ones(leaders_settings):
     full = synthetic.toy_prior(configs=CONFIGS)
     curves = full.curves.copy()
     curves[:, 25:] = np.nan  # no prior task ran configs 25..29
     prior = PriorData(full.tasks, full.configs, curves, "toy, 5 unrun")
-    engine = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0)
+    engine = AT2Engine(synthetic.TOY_SPACE, prior, leaders_settings, seed=0)
     engine.condition()
     # configs 25..29 wait behind the prior-observed ones: nobody reads them, nothing is fitted
     assert not engine.needs_gp() and not engine.surrogate.fitted
@@ -499,7 +499,7 @@ def test_unobserved_candidates_wait_for_the_prior_observed_ones(frozen_settings)
         engine.observe(query.candidate, query.epoch, value)
         engine.condition()
     # fewer than `leaders` (4) prior-observed candidates: every candidate contends
-    few = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0, candidates=CONFIGS[22:])
+    few = AT2Engine(synthetic.TOY_SPACE, prior, leaders_settings, seed=0, candidates=CONFIGS[22:])
     few.condition()
     assert few.policy.contenders(few.situation()).tolist() == list(range(8))
     assert few.needs_gp() and few.surrogate.fitted  # unrun ones contend: the GP imputes them

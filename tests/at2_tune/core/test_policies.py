@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from at2_tune.core import acquisition as acq
-from at2_tune.core.policies import (POLICIES, BestObserved, LeadersRoundRobin, Situation,
-                                    build_policy)
+from at2_tune.core.policies import BestObserved, LeadersRoundRobin, Situation
+from at2_tune.core.policy_registry import POLICIES, build_policy
 from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.settings import PolicySettings
 from at2_tune.errors import AT2Error
@@ -110,12 +110,12 @@ def test_best_observed_recommends_the_best_value_ties_to_the_earliest_and_skips_
 
 def test_the_registry_names_each_policy_and_its_posterior():
     settings = PolicySettings(beta=2.0)
-    assert set(POLICIES) == {"leaders", "paper", "no_prior"}
+    assert set(POLICIES) == {"planned", "leaders", "paper", "no_prior"}
     leaders, paper, no_prior = (POLICIES[name](settings) for name in ("leaders", "paper", "no_prior"))
     assert (leaders.decides_on, leaders.residual_correction, leaders.k) == ("transfer", True, 4)
     assert (paper.decides_on, paper.residual_correction) == ("gp", False)
     assert (no_prior.decides_on, no_prior.residual_correction) == ("gp", True)
-    assert build_policy(PolicySettings(), n_prior_tasks=3).name == "leaders"
+    assert build_policy(PolicySettings(), n_prior_tasks=3).name == "planned"
     assert build_policy(PolicySettings(), n_prior_tasks=0).name == "no_prior"
     state = situation([0, 1, 3])
     # the paper: UCB of the next epoch, 0.1 + 0.2, 0.4 + 0.1, 0.3 + 1.0

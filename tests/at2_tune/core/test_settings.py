@@ -42,7 +42,7 @@ def test_settings_saved_before_the_split_are_a_clear_error():
     ("leaders=true", "leaders takes a JSON int, got bool True"),
     ("beta=false", "beta takes a JSON float, got bool False"),
     ('online_optimizer={"rate": 1}', "online_optimizer takes a JSON object with keys among name"),
-    ('policy.name="ucb"', "policy.name='ucb' is not one of 'auto', 'leaders', 'paper', 'no_prior'"),
+    ('policy.name="ucb"', "policy.name='ucb' is not one of 'auto', 'planned', 'leaders', 'paper', 'no_prior'"),
     ('output_warp="log"', "model.output_warp='log' is not one of 'auto'"),
     ("residual_min_epochs=0", "PolicySettings.residual_min_epochs=0 must be an integer >= 1"),
     ("leaders=0", "PolicySettings.leaders=0 must be an integer >= 1"),

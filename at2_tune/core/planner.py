@@ -1,0 +1,365 @@
+"""The budget planner: how many configurations to train, and how deep, learned on the prior tasks.
+
+Before the first trial the budget ``B`` (epochs over all trials) and the slots ``K`` are known.
+:func:`plan_schedule` replays every schedule of a family (:data:`FAMILY`: the prior's top ``n``
+in a round robin, the prior's top ``n`` each trained to its end in turn, successive halving from
+the prior's order, a weighted round robin of the top 4) on each prior task in turn, as if it were
+the new task with the other prior tasks as its prior, through the coordinator's K-slot simulator
+(``at2_tune.core.simulation``) with budget ``B``; and it takes the schedule with the lowest mean
+normalized regret over the tasks (a 10% trimmed mean; ties: the shorter simulated wall time, then
+the family's order).
+
+The regret is that of what the user keeps (:data:`OBJECTIVES`):
+
+* ``"model"`` (the default): the best value observed in the budget, i.e. the model actually
+  trained (Ray's ``get_best_result``);
+* ``"configuration"`` (the AT2 paper's): the full-training value of the recommended
+  configuration, for a user who trains it again to its end.
+
+A prior task's curves may be cut (a tuning history's early-stopped trials): a schedule that
+trains a configuration past the task's last observed epoch gets that epoch's value again (the
+curve is carried forward), and a configuration the task never trained is skipped when that task
+is the new one. :class:`PlannedSchedule` is the policy that plans once and then carries the
+plan out. No Ray imports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from at2_tune.core.coordinator import Coordinator
+from at2_tune.core.policies import BestObserved, LeadersRoundRobin, RecommendingPolicy, Situation
+from at2_tune.core.schedules import ModelFreeCore, Portfolio, RoundRobin, SuccessiveHalving
+from at2_tune.core.settings import OBJECTIVES
+from at2_tune.core.simulation import simulate
+from at2_tune.errors import AT2Error
+
+_KINDS = {"round_robin": "top{n} round robin", "in_turn": "top{n} in turn",
+          "halving": "halving from top{n}", "weighted": "top{n} weighted"}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A model-free way to spend the epochs over a ranking of configurations (best first).
+
+    ``kind``: ``"round_robin"`` (the top ``n`` in turn, one epoch each), ``"in_turn"`` (the top
+    ``n`` one after another, each to its last epoch; with ``K`` slots ``K`` at once),
+    ``"halving"`` (successive halving from the top ``n``, rungs at 1, 3, 9... epochs, the last
+    survivor trained on) or ``"weighted"`` (the top ``n`` in turn, the one in place ``i`` owed
+    the share ``(i + 1) ** -0.5`` of the epochs: the model-free form of the ``leaders`` policy).
+    """
+
+    kind: str
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS or not isinstance(self.n, int) or self.n < 1:
+            raise AT2Error(f"schedule ({self.kind!r}, {self.n!r}): kind must be one of "
+                           f"{', '.join(_KINDS)} and n an integer >= 1")
+
+    @property
+    def label(self) -> str:
+        return _KINDS[self.kind].format(n=self.n)
+
+    def policy(self, ranking: Sequence[int], n_epochs: int):
+        """The model-free policy (``at2_tune.core.schedules``) of this schedule over ``ranking``
+        (candidate indices, best first)."""
+        ranking = [int(c) for c in ranking]
+        first = ranking[0]
+        if self.kind == "round_robin":
+            return RoundRobin(first, ranking=ranking, k=self.n, decay=0.0)
+        if self.kind == "weighted":
+            return RoundRobin(first, ranking=ranking, k=self.n, decay=0.5)
+        if self.kind == "in_turn":
+            return Portfolio(first, ranking=ranking[: self.n])
+        return SuccessiveHalving(first, start=ranking[: self.n], eta=3, n_epochs=n_epochs,
+                                 train_survivor=True)
+
+    def to_json(self) -> list:
+        return [self.kind, self.n]
+
+
+FAMILY = (*(Schedule("round_robin", n) for n in range(1, 7)),
+          *(Schedule("in_turn", n) for n in (2, 3, 4)),
+          Schedule("halving", 9), Schedule("halving", 27), Schedule("weighted", 4))
+"""The schedules the planner chooses from (top1 round robin is the prior's best configuration
+trained alone)."""
+
+
+@dataclass(frozen=True)
+class ScheduleScore:
+    """A schedule replayed on the prior tasks: the (trimmed) mean and the standard error of its
+    normalized regret over the tasks, and its mean simulated wall time (time units of
+    ``at2_tune.core.simulation.epoch_seconds``)."""
+
+    schedule: Schedule
+    regret: float
+    stderr: float
+    wall: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.label, "kind": self.schedule.kind, "n": self.schedule.n,
+                "regret": self.regret, "stderr": self.stderr, "sim_wall": self.wall}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planner's choice for a budget and a number of slots, with every schedule's score
+    (best first)."""
+
+    budget: int
+    concurrency: int
+    objective: str
+    n_tasks: int
+    scores: tuple[ScheduleScore, ...]
+    seconds: float
+
+    @property
+    def chosen(self) -> Schedule:
+        return self.scores[0].schedule
+
+    def to_json(self) -> dict[str, Any]:
+        return {"budget": self.budget, "concurrency": self.concurrency,
+                "objective": self.objective, "n_tasks": self.n_tasks,
+                "chosen": self.chosen.label, "seconds": self.seconds,
+                "scores": [s.to_json() for s in self.scores]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Plan":
+        scores = tuple(ScheduleScore(Schedule(s["kind"], s["n"]), s["regret"], s["stderr"],
+                                     s["sim_wall"]) for s in data["scores"])
+        return cls(data["budget"], data["concurrency"], data["objective"], data["n_tasks"],
+                   scores, data["seconds"])
+
+    def describe(self, runners_up: int = 3) -> str:
+        """One line: the chosen schedule, its simulated regret and wall time, the runners-up."""
+        def part(score: ScheduleScore) -> str:
+            return f"{score.schedule.label} {score.regret:.3f} (wall {score.wall:.0f})"
+
+        others = ", ".join(part(s) for s in self.scores[1: 1 + runners_up])
+        return (f"plan for {self.budget} epochs on {self.concurrency} slot(s), objective "
+                f"{self.objective}: {part(self.scores[0])} (normalized regret on "
+                f"{self.n_tasks} prior tasks, planned in {self.seconds:.2f} s); "
+                f"runners-up: {others}")
+
+
+def prior_order(scores: np.ndarray) -> np.ndarray:
+    """Configuration indices by mean rank over the tasks, best first (ties: lower index).
+
+    ``scores`` ``(T, C)``: each task's value of each configuration, higher is better, NaN where
+    the task did not observe it. A task ranks what it observed by the number of configurations
+    it saw strictly better, divided by the number it saw less one (so tasks that observed few
+    configurations weigh like the others); a configuration's rank is the mean over the tasks
+    that observed it. Configurations no task observed are left out. On a fully observed grid
+    this is the order of the mean rank of the final values (``at2_tune.baselines.prior_order``).
+    """
+    scores = np.asarray(scores, dtype=float)
+    seen = ~np.isnan(scores)
+    filled = np.where(seen, scores, -np.inf)
+    better = ((filled[:, None, :] > filled[:, :, None]) & seen[:, None, :]).sum(axis=2)
+    counts = np.maximum(seen.sum(axis=1, keepdims=True) - 1, 1)
+    ranks = np.where(seen, better / counts, 0.0)
+    observed_by = seen.sum(axis=0)
+    mean_rank = np.where(observed_by > 0, ranks.sum(axis=0) / np.maximum(observed_by, 1), np.inf)
+    order = np.argsort(mean_rank, kind="stable")
+    return order[observed_by[order] > 0]
+
+
+def carried_forward(curves: np.ndarray) -> np.ndarray:
+    """``(C, E)`` curves with every unobserved epoch (NaN) after an observed one set to the last
+    observed value, and before the first observed one to the first; rows never observed stay
+    NaN."""
+    curves = np.asarray(curves, dtype=float)
+    seen = ~np.isnan(curves)
+    epochs = np.arange(curves.shape[1])
+    last = np.maximum.accumulate(np.where(seen, epochs, -1), axis=1)
+    first = np.argmax(seen, axis=1)[:, None]
+    index = np.where(last >= 0, last, first)
+    return np.take_along_axis(curves, index, axis=1)
+
+
+def replay_schedule(schedule: Schedule, curves: np.ndarray, ranking: Sequence[int], budget: int,
+                    concurrency: int) -> tuple[float, int, float]:
+    """Replay ``schedule`` over ``ranking`` on ``curves`` ``(C, E)`` (no NaN in the rows it
+    trains) with ``budget`` epochs on ``concurrency`` slots. Returns the best value observed,
+    the recommended configuration (the one that holds it) and the simulated wall time."""
+    n_configs, n_epochs = curves.shape
+    core = ModelFreeCore(schedule.policy(ranking, n_epochs), [{}] * n_configs, n_epochs)
+    coordinator = Coordinator(core, budget_epochs=budget, max_concurrent=concurrency)
+    wall = simulate(coordinator, curves, concurrency, seed=0)
+    best = max(coordinator.trace, key=lambda row: row.value)
+    return best.value, best.candidate, wall
+
+
+def schedule_regrets(prior_curves: np.ndarray, budget: int, concurrency: int,
+                     objective: str = "model", family: Sequence[Schedule] = FAMILY
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Each schedule of ``family`` replayed on each prior task in turn (the other tasks its
+    prior): normalized regrets and simulated wall times, ``(len(family), T')`` each, over the
+    ``T'`` tasks that observed at least two configurations. ``prior_curves`` ``(T, C, E)``,
+    higher is better, NaN where unobserved."""
+    if objective not in OBJECTIVES:
+        raise AT2Error(f"objective={objective!r} is not one of {', '.join(OBJECTIVES)}")
+    curves = np.asarray(prior_curves, dtype=float)
+    best_values = np.nanmax(np.where(np.isnan(curves), -np.inf, curves), axis=2)
+    best_values[np.isinf(best_values)] = np.nan
+    regrets, walls = [], []
+    for task in range(curves.shape[0]):
+        finals = best_values[task]
+        observed = ~np.isnan(finals)
+        others = np.delete(best_values, task, axis=0)
+        ranking = [c for c in prior_order(others) if observed[c]]
+        ranking += [c for c in np.flatnonzero(observed) if c not in set(ranking)]
+        low, high = np.nanmin(finals), np.nanmax(finals)
+        if observed.sum() < 2 or high <= low:
+            continue
+        task_curves = np.nan_to_num(carried_forward(curves[task]), nan=low)
+        row_regrets, row_walls = [], []
+        for schedule in family:
+            held, recommended, wall = replay_schedule(schedule, task_curves, ranking, budget,
+                                                      concurrency)
+            kept = held if objective == "model" else finals[recommended]
+            row_regrets.append((high - kept) / (high - low))
+            row_walls.append(wall)
+        regrets.append(row_regrets)
+        walls.append(row_walls)
+    if not regrets:
+        return np.zeros((len(family), 0)), np.zeros((len(family), 0))
+    return np.array(regrets).T, np.array(walls).T
+
+
+TRIM = 0.1
+"""Share of the prior tasks left out at each end of a schedule's regrets before averaging."""
+
+
+def trimmed_mean(values: np.ndarray, trim: float = TRIM) -> np.ndarray:
+    """``(S,)`` the mean of each row of ``values`` ``(S, T)`` without its ``floor(trim * T)``
+    lowest and highest entries (the plain mean below ``1 / trim`` tasks). One prior task that
+    one schedule suits exceptionally well would otherwise decide the plan for every new task
+    (measured in docs/benchmarks.md: leave-one-task-out, the plain mean chose worse schedules
+    on LCBench at 10 and 100 epochs)."""
+    values = np.sort(np.asarray(values, dtype=float), axis=1)
+    cut = int(trim * values.shape[1])
+    return values[:, cut: values.shape[1] - cut].mean(axis=1)
+
+
+def plan_schedule(prior_curves: np.ndarray, budget: int, concurrency: int = 1,
+                  objective: str = "model", family: Sequence[Schedule] = FAMILY) -> Plan | None:
+    """The schedule of ``family`` with the lowest mean normalized regret on the prior tasks
+    (:func:`schedule_regrets`; a 10% trimmed mean, :func:`trimmed_mean`); ties: the shorter
+    mean simulated wall time, then the family's order. ``None`` when fewer than two prior tasks can be replayed (one new task and one
+    prior are the least a replay needs)."""
+    if budget < 1 or concurrency < 1:
+        raise AT2Error(f"budget={budget} and concurrency={concurrency} must be at least 1")
+    started = time.perf_counter()
+    curves = np.asarray(prior_curves, dtype=float)
+    if curves.shape[0] < 2:
+        return None
+    regrets, walls = schedule_regrets(curves, budget, concurrency, objective, family)
+    n_tasks = regrets.shape[1]
+    if n_tasks == 0:
+        return None
+    mean, wall = trimmed_mean(regrets), walls.mean(axis=1)
+    stderr = regrets.std(axis=1, ddof=1) / np.sqrt(n_tasks) if n_tasks > 1 else \
+        np.zeros(len(family))
+    order = sorted(range(len(family)), key=lambda i: (round(float(mean[i]), 9), wall[i], i))
+    scores = tuple(ScheduleScore(family[i], float(mean[i]), float(stderr[i]), float(wall[i]))
+                   for i in order)
+    return Plan(budget, concurrency, objective, n_tasks, scores, time.perf_counter() - started)
+
+
+class PlannedSchedule(RecommendingPolicy):
+    """Plans how to spend the budget on the prior tasks (:func:`plan_schedule`), then carries
+    the chosen schedule out over the prior's order of the candidates.
+
+    Until :meth:`plan` is called (the coordinator calls it before its first decision when the
+    budget is known), and when the prior cannot be replayed (fewer than two prior tasks), it
+    decides as ``leaders`` does (:class:`~at2_tune.core.policies.LeadersRoundRobin`).
+    Recommends the best value observed (before any: the prior's favourite).
+    """
+
+    name = "planned"
+    decides_on = "transfer"
+    residual_correction = True
+
+    def __init__(self, leaders: int = 4, decay: float = 0.5, objective: str = "model") -> None:
+        if objective not in OBJECTIVES:
+            raise AT2Error(f"objective={objective!r} is not one of {', '.join(OBJECTIVES)}")
+        self.objective = objective
+        self.unplanned = LeadersRoundRobin(leaders, decay)
+        self.recommender = BestObserved()
+        self.current_plan: Plan | None = None
+        self.planned_for: tuple[int, int] | None = None
+        self.ranking: list[int] = []
+        self.n_epochs: int | None = None
+        self._schedule = None
+        self._observed: list[tuple[int, int, float]] = []
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        self._observed.append((int(candidate), int(epoch), float(value)))
+        self.unplanned.observe(candidate, epoch, value)
+        if self._schedule is not None:
+            self._schedule.observe(candidate, epoch, value)
+
+    def plan(self, prior_curves: np.ndarray, candidate_cells: Sequence[int | None], budget: int,
+             concurrency: int) -> Plan | None:
+        """Choose the schedule for ``budget`` epochs on ``concurrency`` slots from the prior's
+        ``(T, C, E)`` curves; ``candidate_cells[i]`` is candidate ``i``'s column of the prior's
+        grid (``None``: off the grid, never in the schedule). Once per budget and slots."""
+        if self.planned_for == (budget, concurrency):
+            return self.current_plan
+        self.planned_for = (budget, concurrency)
+        self.current_plan = plan_schedule(prior_curves, budget, concurrency, self.objective)
+        if self.current_plan is not None:
+            best = np.nanmax(np.where(np.isnan(prior_curves), -np.inf, prior_curves), axis=2)
+            best[np.isinf(best)] = np.nan
+            column_of = {cell: c for c, cell in enumerate(candidate_cells) if cell is not None}
+            self.ranking = [column_of[cell] for cell in prior_order(best).tolist()
+                            if cell in column_of]
+        self.n_epochs = int(prior_curves.shape[2])
+        self._start_schedule()
+        return self.current_plan
+
+    def _start_schedule(self) -> None:
+        self._schedule = None
+        if self.current_plan is not None and self.ranking:
+            self._schedule = self.current_plan.chosen.policy(self.ranking, self.n_epochs)
+            for observation in self._observed:
+                self._schedule.observe(*observation)
+
+    def posterior_scope(self, situation: Situation) -> np.ndarray | None:
+        if self._schedule is None:
+            return self.unplanned.posterior_scope(situation)
+        return np.zeros(0, dtype=np.int64)  # the schedule reads no posterior
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        if self._schedule is None:
+            return self.unplanned.order(posterior, situation)
+        return self._schedule.order(None, situation)
+
+    def recommend(self, posterior, eligible: Sequence[int]) -> int:
+        if self._schedule is None:
+            return self.unplanned.recommend(posterior, eligible)
+        return self._schedule.recommend(None, eligible)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "objective": self.objective,
+                "planned_for": None if self.planned_for is None else list(self.planned_for),
+                "plan": None if self.current_plan is None else self.current_plan.to_json(),
+                "ranking": list(self.ranking), "n_epochs": self.n_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if state.get("objective", self.objective) != self.objective:
+            raise AT2Error(f"the saved state plans for objective {state['objective']!r}, this "
+                           f"engine's is {self.objective!r}; build it with the saved settings")
+        self.planned_for = None if state["planned_for"] is None else tuple(state["planned_for"])
+        self.current_plan = None if state["plan"] is None else Plan.from_json(state["plan"])
+        self.ranking = [int(c) for c in state["ranking"]]
+        self.n_epochs = state["n_epochs"]
+        self._start_schedule()
+

@@ -1,0 +1,176 @@
+"""Model-free schedules: policies that order the open candidates from what they observed and
+from a ranking given up front (e.g. the prior tasks' order), with no posterior.
+
+They are the transfer baselines (``at2_tune.baselines``) and the schedules AT2's planner
+replays on the prior tasks (``at2_tune.core.planner``). :class:`ModelFreeCore` gives one the
+coordinator's decision-core protocol, so it runs through the coordinator exactly as the AT2
+engine does, on one slot or on ``K``. Each recommends the best value observed so far (ties:
+the earliest observation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from at2_tune.core.observations import ObservationStore
+from at2_tune.core.policies import (BestObserved, Query, RecommendingPolicy, Situation,
+                                    queries_in_order, situation_of)
+
+
+@dataclass
+class _ModelFree(RecommendingPolicy):
+    """A model-free policy: it recommends the best observed value, or ``fallback`` before the
+    first one (there is no posterior to predict from)."""
+
+    fallback: int = 0
+    decides_on = None
+    residual_correction = False
+
+    def __post_init__(self) -> None:
+        self.recommender = BestObserved(fallback=self.fallback)
+
+
+@dataclass
+class RoundRobin(_ModelFree):
+    """Train the first ``k`` of ``ranking`` in turn: the configuration in place ``i`` is owed the
+    share ``(i + 1) ** -decay`` (normalized over the open ones) of their epochs; the one owed the
+    most goes first (ties: the better place). A configuration at its last epoch leaves the
+    rotation and the others continue; once all have, nothing is trained."""
+
+    ranking: Sequence[int] = ()
+    k: int = 3
+    decay: float = 0.0
+    name = "round-robin"
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        # owed_epochs over the open members, in plain Python: k is small and the planner
+        # replays this order thousands of times
+        is_open = np.zeros(situation.trained.size, dtype=bool)
+        is_open[situation.open] = True
+        members = [(place, int(c)) for place, c in enumerate(self.ranking[: self.k])
+                   if is_open[c]]
+        if not members:
+            return []
+        weights = [(place + 1.0) ** -self.decay for place, _ in members]
+        trained = [int(situation.trained[c]) for _, c in members]
+        spent, total = sum(trained) + 1.0, sum(weights)
+        deficit = [round(w / total * spent - t, 9) for w, t in zip(weights, trained)]
+        places = sorted(range(len(members)), key=lambda i: (-deficit[i], members[i][0]))
+        return [members[i][1] for i in places]
+
+
+@dataclass
+class Screening(_ModelFree):
+    """Train every configuration of ``ranking`` for one epoch, in that order."""
+
+    ranking: Sequence[int] = ()
+    name = "screening"
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        open_ = set(situation.open.tolist())
+        return [int(c) for c in self.ranking if situation.trained[c] == 0 and c in open_]
+
+
+@dataclass
+class SuccessiveHalving(_ModelFree):
+    """Successive halving from the configurations ``start`` (in that order; ties keep it).
+
+    Each rung trains its configurations one after the other up to the rung's epoch (1, eta,
+    eta^2, ...); the best ``max(1, len // eta)`` by their value at that epoch go on to the next
+    rung. With ``train_survivor`` a single survivor is trained to its last epoch; otherwise
+    training stops once the last survivor reaches its rung. The rungs are recomputed from the
+    observations at every call, so the policy holds no state of its own."""
+
+    start: Sequence[int] = ()
+    eta: int = 3
+    n_epochs: int = 1
+    train_survivor: bool = False
+    values: dict[tuple[int, int], float] = field(default_factory=dict)
+    name = "successive-halving"
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        super().observe(candidate, epoch, value)
+        self.values[(int(candidate), int(epoch))] = float(value)
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        alive, rung = np.asarray(self.start), 1
+        while True:
+            if alive.size == 1 and self.train_survivor:
+                rung = self.n_epochs
+            rung = min(rung, self.n_epochs)
+            pending = [int(c) for c in alive if situation.trained[c] < rung]
+            if pending:
+                open_ = set(situation.open.tolist())
+                return [c for c in pending if c in open_]
+            if alive.size == 1 or rung == self.n_epochs:
+                return []
+            scores = np.array([self.values[(int(c), rung)] for c in alive])
+            alive = alive[np.argsort(-scores, kind="stable")[:max(1, alive.size // self.eta)]]
+            rung *= self.eta
+
+
+@dataclass
+class Portfolio(_ModelFree):
+    """Train the configurations of ``ranking`` one after another, each to its last epoch (a
+    FIFO scheduler over a zero-shot portfolio, :func:`greedy_portfolio`)."""
+
+    ranking: Sequence[int] = ()
+    name = "portfolio"
+
+    def order(self, posterior, situation: Situation) -> list[int]:
+        open_ = set(situation.open.tolist())
+        return [int(c) for c in self.ranking if c in open_]
+
+
+class ModelFreeCore:
+    """The coordinator's decision-core protocol for a model-free policy: candidates, the
+    observations, and the policy's order and recommendation (no posterior)."""
+
+    def __init__(self, policy, candidates: Sequence[dict[str, Any]], n_epochs: int) -> None:
+        self.policy = policy
+        self.candidates = list(candidates)
+        self.n_epochs = n_epochs
+        self.observations = ObservationStore(n_epochs)
+        self.failed: set[int] = set()
+
+    @property
+    def n_candidates(self) -> int:
+        return len(self.candidates)
+
+    def observe(self, candidate: int, epoch: int, value: float) -> None:
+        observation = self.observations.check(candidate, epoch, value, len(self.candidates))
+        self.observations.append(observation)
+        self.policy.observe(candidate, epoch, observation.value)
+
+    def mark_failed(self, candidate: int) -> None:
+        self.failed.add(candidate)
+
+    def condition(self) -> None:
+        """Nothing to condition: no model."""
+
+    def next_epoch(self, candidate: int) -> int:
+        return self.observations.next_epoch(candidate)
+
+    def ranked_queries(self, candidates=None, limit: int | None = None) -> list[Query]:
+        situation = situation_of(self.observations.next_epochs(len(self.candidates)), self.failed,
+                                 self.n_epochs, np.ones(len(self.candidates), dtype=bool))
+        return queries_in_order(self.policy.order(None, situation), self.next_epoch,
+                                candidates, limit)
+
+    def recommend(self) -> int:
+        eligible = [c for c in range(len(self.candidates)) if c not in self.failed]
+        return self.policy.recommend(None, eligible)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"observations": self.observations.to_json(), "failed": sorted(self.failed),
+                "policy": self.policy.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.observations = ObservationStore.from_json(state["observations"], self.n_epochs)
+        self.failed = set(state["failed"])
+        for observation in self.observations:
+            self.policy.observe(observation.candidate, observation.epoch, observation.value)
+        self.policy.load_state_dict(state["policy"])

@@ -1,0 +1,188 @@
+"""The budget planner on hand-made priors, and the planned policy through the coordinator."""
+
+import numpy as np
+import pytest
+
+from at2_tune.core.coordinator import Coordinator
+from at2_tune.core.planner import (FAMILY, Plan, PlannedSchedule, Schedule, carried_forward,
+                                   plan_schedule, prior_order, replay_schedule,
+                                   schedule_regrets)
+from at2_tune.core.schedules import ModelFreeCore
+from at2_tune.core.simulation import simulate
+from at2_tune.errors import AT2Error
+
+N_TASKS, N_CONFIGS, N_EPOCHS = 8, 30, 10
+
+
+def _early_orders_final(seed: int = 0) -> np.ndarray:
+    """Tasks that disagree on the best configuration, and curves whose first epoch already
+    orders the final values (70% of the final at epoch 1, then saturating): breadth pays."""
+    rng = np.random.default_rng(seed)
+    finals = rng.uniform(size=(N_TASKS, N_CONFIGS))
+    shape = 1.0 - 0.3 * 0.5 ** np.arange(N_EPOCHS)
+    return finals[:, :, None] * shape[None, None, :]
+
+
+def _cross_late(seed: int = 0) -> np.ndarray:
+    """Tasks that agree on the best configurations, whose curves start slowest and cross the
+    others late (value = final * (e / E) ** p with p rising with the final): depth pays."""
+    rng = np.random.default_rng(seed)
+    quality = np.linspace(0.0, 1.0, N_CONFIGS)
+    finals = 0.5 + 0.5 * quality[None, :] + 0.02 * rng.standard_normal((N_TASKS, N_CONFIGS))
+    power = 0.2 + 3.0 * quality
+    fraction = (np.arange(1, N_EPOCHS + 1) / N_EPOCHS)[None, :] ** power[:, None]
+    return finals[:, :, None] * fraction[None, :, :]
+
+
+def _rising_together(seed: int = 0) -> np.ndarray:
+    """Tasks that agree, every curve rising linearly to its final value."""
+    rng = np.random.default_rng(seed)
+    finals = np.linspace(0.2, 1.0, N_CONFIGS)[None, :] + \
+        0.05 * rng.standard_normal((N_TASKS, N_CONFIGS))
+    return finals[:, :, None] * (np.arange(1, N_EPOCHS + 1) / N_EPOCHS)[None, None, :]
+
+
+def _configs_trained(schedule: Schedule, curves: np.ndarray, budget: int,
+                     concurrency: int = 1) -> set[int]:
+    order = prior_order(curves[1:].max(axis=2))
+    core = ModelFreeCore(schedule.policy(order, N_EPOCHS), [{}] * N_CONFIGS, N_EPOCHS)
+    coordinator = Coordinator(core, budget_epochs=budget, max_concurrent=concurrency)
+    simulate(coordinator, curves[0], concurrency)
+    return {row.candidate for row in coordinator.trace}
+
+
+def test_a_prior_whose_early_epochs_order_the_finals_picks_breadth():
+    plan = plan_schedule(_early_orders_final(), budget=30)
+    assert plan.chosen.n >= 4, plan.describe()
+    assert plan.scores[0].regret < next(s.regret for s in plan.scores
+                                        if s.schedule == Schedule("round_robin", 1))
+
+
+def test_a_prior_whose_curves_cross_late_picks_depth():
+    plan = plan_schedule(_cross_late(), budget=12)
+    assert plan.chosen.kind in ("round_robin", "in_turn") and plan.chosen.n <= 2, plan.describe()
+    halving = next(s for s in plan.scores if s.schedule == Schedule("halving", 9))
+    assert halving.regret > plan.scores[0].regret + 0.05
+
+
+def test_a_tiny_budget_trains_one_configuration():
+    curves = _rising_together()
+    plan = plan_schedule(curves, budget=3)
+    assert plan.chosen == Schedule("round_robin", 1), plan.describe()
+    assert len(_configs_trained(plan.chosen, curves, 3)) == 1
+
+
+def test_the_objective_switch_scores_the_full_training_value():
+    """Early epochs order the finals but the first epochs are far from them: the held model
+    wants depth, a configuration to train again wants breadth."""
+    rng = np.random.default_rng(3)
+    finals = rng.uniform(size=(N_TASKS, N_CONFIGS))
+    curves = finals[:, :, None] * (np.arange(1, N_EPOCHS + 1) / N_EPOCHS)[None, None, :]
+    model = plan_schedule(curves, budget=10, objective="model")
+    configuration = plan_schedule(curves, budget=10, objective="configuration")
+    assert (model.objective, configuration.objective) == ("model", "configuration")
+    assert model.chosen.n <= 2 < configuration.chosen.n, (model.describe(),
+                                                         configuration.describe())
+    with pytest.raises(AT2Error, match="objective='best'"):
+        plan_schedule(curves, budget=10, objective="best")
+
+
+def test_schedule_regrets_are_the_held_values_by_hand():
+    curves = np.array([[[0.1, 0.2, 0.3], [0.5, 0.6, 0.9], [0.0, 0.0, 0.1]],
+                       [[0.9, 0.9, 0.9], [0.2, 0.4, 0.5], [0.0, 0.1, 0.2]]])
+    regrets, walls = schedule_regrets(curves, budget=2, concurrency=1,
+                                      family=[Schedule("round_robin", 1),
+                                              Schedule("round_robin", 2)])
+    # task 0 as the new task: task 1 orders 0, 1, 2; top1 trains config 0 twice: held 0.2;
+    # finals 0.3, 0.9, 0.1: regret (0.9 - 0.2) / 0.8. top2 sees 0.1 and 0.5: (0.9 - 0.5) / 0.8
+    # task 1 as the new task: task 0 orders 1, 0, 2; top1 holds 0.4, top2 holds 0.9
+    assert regrets == pytest.approx(np.array([[0.7 / 0.8, 0.5 / 0.7], [0.4 / 0.8, 0.0]]))
+    assert walls.shape == (2, 2) and (walls > 0).all()
+    configuration, _ = schedule_regrets(curves, budget=2, concurrency=1, objective="configuration",
+                                        family=[Schedule("round_robin", 2)])
+    # recommended: the best observed, config 1 on task 0 (final 0.9), config 0 on task 1 (0.9)
+    assert configuration == pytest.approx(np.zeros((1, 2)))
+
+
+def test_cut_curves_are_carried_forward_and_unobserved_configurations_skipped():
+    nan = np.nan
+    assert np.array_equal(carried_forward(np.array([[nan, 0.2, nan, 0.4, nan]])),
+                          np.array([[0.2, 0.2, 0.2, 0.4, 0.4]]))
+    curves = np.array([[[0.5, nan], [0.2, 0.3], [nan, nan]],
+                       [[0.9, 0.95], [0.1, 0.2], [0.3, 0.4]]])
+    # task 0 as the new task: task 1 orders 0, 2, 1, config 2 unseen on task 0 is skipped;
+    # top1 trains config 0 twice, its second epoch carried forward: held 0.5 = the best final
+    regrets, _ = schedule_regrets(curves, budget=2, concurrency=1,
+                                  family=[Schedule("round_robin", 1)])
+    assert regrets[0, 0] == pytest.approx(0.0)
+    assert prior_order(np.array([[1.0, nan, 0.0], [nan, 0.5, 0.7]])).tolist() == [0, 2, 1]
+
+
+def test_prior_order_is_the_mean_rank_of_the_final_values():
+    scores = np.array([[0.9, 0.5, 0.7, 0.7], [0.2, 0.9, 0.8, 0.1]])
+    # strictly better counts: task 0: 0, 3, 1, 1; task 1: 2, 0, 1, 3 (over 3): means 1, 1.5, 1, 2
+    assert prior_order(scores).tolist() == [0, 2, 1, 3]
+
+
+def test_one_odd_prior_task_does_not_decide_the_plan():
+    from at2_tune.core.planner import trimmed_mean
+
+    values = np.array([[0.1] * 9 + [0.0], [0.08] * 9 + [1.0]])
+    assert trimmed_mean(values).tolist() == pytest.approx([0.1, 0.08])  # without each end
+    assert trimmed_mean(values[:, :9]).tolist() == pytest.approx([0.1, 0.08])  # < 10: the mean
+    assert trimmed_mean(values, trim=0.0).tolist() == pytest.approx([0.09, 0.172])
+
+
+def test_planning_needs_two_prior_tasks_and_a_budget():
+    assert plan_schedule(_rising_together()[:1], budget=10) is None
+    with pytest.raises(AT2Error, match="budget=0"):
+        plan_schedule(_rising_together(), budget=0)
+    with pytest.raises(AT2Error, match="kind must be one of"):
+        Schedule("fastest", 2)
+
+
+def test_more_slots_shorten_the_simulated_wall_time_of_the_same_schedule():
+    curves = _early_orders_final()
+    _, _, one = replay_schedule(Schedule("round_robin", 4), curves[0], list(range(N_CONFIGS)),
+                                20, 1)
+    _, _, four = replay_schedule(Schedule("round_robin", 4), curves[0], list(range(N_CONFIGS)),
+                                 20, 4)
+    assert four < one / 2
+    plan = plan_schedule(curves, budget=20, concurrency=4)
+    assert plan.concurrency == 4 and plan.scores[0].wall > 0
+
+
+def test_the_planned_policy_carries_the_plan_out_and_restores_it():
+    curves = _cross_late()
+    prior = curves[1:]
+    cells = [None] + list(range(N_CONFIGS))  # candidate 0 is off the grid
+    policy = PlannedSchedule()
+    plan = policy.plan(prior, cells, budget=12, concurrency=1)
+    assert policy.plan(prior, cells, budget=12, concurrency=1) is plan  # once per budget
+    assert isinstance(plan, Plan) and policy.ranking[0] == 1 + int(prior_order(prior.max(axis=2))[0])
+    core = ModelFreeCore(policy, [{}] * len(cells), N_EPOCHS)
+    coordinator = Coordinator(core, budget_epochs=12, max_concurrent=1)
+    target = np.vstack([np.zeros((1, N_EPOCHS)), curves[0]])
+    simulate(coordinator, target, 1)
+    trained = [row.candidate for row in coordinator.trace]
+    expected = ModelFreeCore(plan.chosen.policy(policy.ranking, N_EPOCHS), [{}] * len(cells),
+                             N_EPOCHS)
+    reference = Coordinator(expected, budget_epochs=12, max_concurrent=1)
+    simulate(reference, target, 1)
+    assert trained == [row.candidate for row in reference.trace] and 0 not in trained
+
+    restored = PlannedSchedule()
+    for row in coordinator.trace:
+        restored.observe(row.candidate, row.epoch, row.value)
+    restored.load_state_dict(policy.state_dict())
+    assert restored.current_plan.to_json() == plan.to_json()
+    assert restored.recommend(None, list(range(len(cells)))) == \
+        policy.recommend(None, list(range(len(cells))))
+    with pytest.raises(AT2Error, match="objective 'model'"):
+        PlannedSchedule(objective="configuration").load_state_dict(policy.state_dict())
+
+
+def test_the_family_holds_the_schedules_the_issue_names():
+    labels = {s.label for s in FAMILY}
+    assert {f"top{n} round robin" for n in range(1, 7)} <= labels
+    assert {"top2 in turn", "top3 in turn", "halving from top9", "top4 weighted"} <= labels
