@@ -26,7 +26,7 @@ import numpy as np
 
 from at2_tune.core.coordinator import Coordinator
 from at2_tune.core.schedules import (ModelFreeCore, Portfolio, RoundRobin, Screening,  # noqa: F401
-                                     SuccessiveHalving)
+                                     SuccessiveHalving, greedy_portfolio)
 from at2_tune.core.simulation import simulate
 from at2_tune.databases import LearningCurveDatabase
 from at2_tune.simulator import ReplayTask
@@ -50,60 +50,6 @@ class BaselineRun:
     def configs_touched(self) -> int:
         """How many distinct configurations were trained for at least one epoch."""
         return len(set(self.trained))
-
-
-def greedy_portfolio(scores: np.ndarray) -> list[int]:
-    """Syne Tune's ``ZeroShotTransfer`` (Wistuba et al. 2015), reimplemented: configurations
-    in the order a greedy portfolio picks them from the prior tasks' ``scores`` ``(T, C)``
-    (higher is better; NaN: not observed).
-
-    Each task ranks its configurations (1 = best, ties averaged, NaN left out). The next pick is
-    the configuration with the lowest mean rank over the tasks that ranked it (ties: the lower
-    index); then every task's ranks are capped at the pick's rank there, so a configuration
-    gains only where it beats what the portfolio holds. Once every task's ranks are equal,
-    the remaining configurations are ranked afresh."""
-    scores = np.asarray(scores, dtype=float)
-    remaining = [c for c in range(scores.shape[1]) if not np.isnan(scores[:, c]).all()]
-    columns = list(remaining)
-    ranks = _row_ranks(-scores[:, columns])
-    picked: list[int] = []
-    while remaining:
-        with np.errstate(invalid="ignore"):
-            means = np.nanmean(ranks, axis=0)
-        candidates = [i for i, c in enumerate(columns) if c in remaining and not np.isnan(means[i])]
-        best = min(candidates, key=lambda i: (means[i], columns[i]))
-        cap = ranks[:, best]
-        ranks = np.where(np.isnan(cap)[:, None], ranks, np.minimum(ranks, cap[:, None]))
-        picked.append(columns[best])
-        remaining.remove(columns[best])
-        if remaining and np.nansum(_row_std(ranks)) == 0:
-            columns = list(remaining)
-            ranks = _row_ranks(-scores[:, columns])
-    return picked
-
-
-def _row_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks (1 = smallest) within each row, ties averaged, NaN left as NaN (pandas' rank)."""
-    ranks = np.full(values.shape, np.nan)
-    for row, row_values in enumerate(values):
-        seen = ~np.isnan(row_values)
-        present = row_values[seen]
-        order = np.argsort(present, kind="stable")
-        positions = np.empty(present.size)
-        positions[order] = np.arange(1, present.size + 1)
-        for value in np.unique(present):  # ties: their average rank
-            tied = present == value
-            positions[tied] = positions[tied].mean()
-        ranks[row, seen] = positions
-    return ranks
-
-
-def _row_std(ranks: np.ndarray) -> np.ndarray:
-    """Each row's sample standard deviation over its ranked entries (NaN below 2)."""
-    counts = (~np.isnan(ranks)).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 1, np.nanstd(ranks, axis=1, ddof=1) if ranks.size else 0.0,
-                        np.nan)
 
 
 # ---------------------------------------------------------------- running them

@@ -157,7 +157,11 @@ def _history_baseline(method: str, db: LearningCurveDatabase, task: ReplayTask, 
     if method == "transfer-sh":
         return baselines.transfer_successive_halving(db, task, 9, concurrency=concurrency,
                                                      order=order)
-    k, decay = {"top3": (3, 0.0), "top5": (5, 0.0), "top4-weighted": (4, 0.5)}[method]
+    if method.endswith("-in-turn"):  # topN-in-turn
+        return baselines.top_n_in_turn(db, task, int(method[3:-len("-in-turn")]), order,
+                                       concurrency)
+    k, decay = {"top1": (1, 0.0), "top2": (2, 0.0), "top3": (3, 0.0), "top5": (5, 0.0),
+                "top4-weighted": (4, 0.5)}[method]
     return baselines.top_k_round_robin(db, task, k, decay, order, concurrency)
 
 

@@ -202,8 +202,11 @@ class AT2Engine:
         planner = getattr(self.policy, "plan", None)
         if planner is None:
             return None
-        plan = planner(self.raw_prior.curves, self._candidate_cell, budget_epochs, concurrency)
-        self._stale = True  # the scope the policy reads may have changed
+        before = self.policy.planned_for
+        plan = planner(self.raw_prior.curves, self._candidate_cell, budget_epochs, concurrency,
+                       self.surrogate.transform.warp)
+        if self.policy.planned_for != before:
+            self._stale = True  # the candidates whose posterior the policy reads changed
         return plan
 
     def fit_offline(self) -> None:

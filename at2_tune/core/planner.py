@@ -3,7 +3,8 @@
 Before the first trial the budget ``B`` (epochs over all trials) and the slots ``K`` are known.
 :func:`plan_schedule` replays every schedule of a family (:data:`FAMILY`: the prior's top ``n``
 in a round robin, the prior's top ``n`` each trained to its end in turn, successive halving from
-the prior's order, a weighted round robin of the top 4) on each prior task in turn, as if it were
+the prior's order, a weighted round robin of the top 4, the prior's greedy portfolio each trained
+to its end in turn) on each prior task in turn, as if it were
 the new task with the other prior tasks as its prior, through the coordinator's K-slot simulator
 (``at2_tune.core.simulation``) with budget ``B``; and it takes the schedule with the lowest mean
 normalized regret over the tasks (a 10% trimmed mean; ties: the shorter simulated wall time, then
@@ -27,19 +28,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from at2_tune.core.coordinator import Coordinator
 from at2_tune.core.policies import BestObserved, LeadersRoundRobin, RecommendingPolicy, Situation
-from at2_tune.core.schedules import ModelFreeCore, Portfolio, RoundRobin, SuccessiveHalving
+from at2_tune.core.schedules import (ModelFreeCore, Portfolio, RoundRobin, SuccessiveHalving,
+                                     greedy_portfolio)
 from at2_tune.core.settings import OBJECTIVES
 from at2_tune.core.simulation import simulate
 from at2_tune.errors import AT2Error
 
 _KINDS = {"round_robin": "top{n} round robin", "in_turn": "top{n} in turn",
-          "halving": "halving from top{n}", "weighted": "top{n} weighted"}
+          "halving": "halving from top{n}", "weighted": "top{n} weighted",
+          "portfolio": "portfolio of {n} in turn"}
+PORTFOLIO_PICKS = 6
+"""Configurations picked by the greedy portfolio; the prior's order follows them."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,11 @@ class Schedule:
     ``kind``: ``"round_robin"`` (the top ``n`` in turn, one epoch each), ``"in_turn"`` (the top
     ``n`` one after another, each to its last epoch; with ``K`` slots ``K`` at once),
     ``"halving"`` (successive halving from the top ``n``, rungs at 1, 3, 9... epochs, the last
-    survivor trained on) or ``"weighted"`` (the top ``n`` in turn, the one in place ``i`` owed
-    the share ``(i + 1) ** -0.5`` of the epochs: the model-free form of the ``leaders`` policy).
+    survivor trained on), ``"weighted"`` (the top ``n`` in turn, the one in place ``i`` owed
+    the share ``(i + 1) ** -0.5`` of the epochs: the model-free form of the ``leaders`` policy)
+    or ``"portfolio"`` (as ``"in_turn"``, over the greedy portfolio of the prior tasks, Syne
+    Tune's zero-shot transfer: each pick the configuration that best complements the earlier
+    ones, :func:`~at2_tune.core.schedules.greedy_portfolio`).
     """
 
     kind: str
@@ -65,16 +73,21 @@ class Schedule:
     def label(self) -> str:
         return _KINDS[self.kind].format(n=self.n)
 
+    @property
+    def ranking_name(self) -> str:
+        """The ranking the schedule reads: ``"portfolio"`` or ``"prior"`` (:func:`prior_order`)."""
+        return "portfolio" if self.kind == "portfolio" else "prior"
+
     def policy(self, ranking: Sequence[int], n_epochs: int):
         """The model-free policy (``at2_tune.core.schedules``) of this schedule over ``ranking``
-        (candidate indices, best first)."""
+        (candidate indices, best first; the one :attr:`ranking_name` names)."""
         ranking = [int(c) for c in ranking]
         first = ranking[0]
         if self.kind == "round_robin":
             return RoundRobin(first, ranking=ranking, k=self.n, decay=0.0)
         if self.kind == "weighted":
             return RoundRobin(first, ranking=ranking, k=self.n, decay=0.5)
-        if self.kind == "in_turn":
+        if self.kind in ("in_turn", "portfolio"):
             return Portfolio(first, ranking=ranking[: self.n])
         return SuccessiveHalving(first, start=ranking[: self.n], eta=3, n_epochs=n_epochs,
                                  train_survivor=True)
@@ -85,7 +98,8 @@ class Schedule:
 
 FAMILY = (*(Schedule("round_robin", n) for n in range(1, 7)),
           *(Schedule("in_turn", n) for n in (2, 3, 4)),
-          Schedule("halving", 9), Schedule("halving", 27), Schedule("weighted", 4))
+          Schedule("halving", 9), Schedule("halving", 27), Schedule("weighted", 4),
+          Schedule("portfolio", 2), Schedule("portfolio", 4))
 """The schedules the planner chooses from (top1 round robin is the prior's best configuration
 trained alone)."""
 
@@ -169,6 +183,23 @@ def prior_order(scores: np.ndarray) -> np.ndarray:
     return order[observed_by[order] > 0]
 
 
+def rankings(best_values: np.ndarray) -> dict[str, list[int]]:
+    """The orders schedules read, from the prior tasks' ``(T, C)`` best values (NaN: not
+    observed): ``"prior"`` (:func:`prior_order`) and ``"portfolio"`` (the greedy portfolio's
+    first :data:`PORTFOLIO_PICKS` picks, then the prior's order)."""
+    prior = [int(c) for c in prior_order(best_values)]
+    picks = [int(c) for c in greedy_portfolio(best_values, limit=PORTFOLIO_PICKS)]
+    return {"prior": prior, "portfolio": picks + [c for c in prior if c not in set(picks)]}
+
+
+def best_values(curves: np.ndarray) -> np.ndarray:
+    """``(T, C)`` each task's best observed value of each configuration (NaN: none)."""
+    curves = np.asarray(curves, dtype=float)
+    best = np.nanmax(np.where(np.isnan(curves), -np.inf, curves), axis=2)
+    best[np.isinf(best)] = np.nan
+    return best
+
+
 def carried_forward(curves: np.ndarray) -> np.ndarray:
     """``(C, E)`` curves with every unobserved epoch (NaN) after an observed one set to the last
     observed value, and before the first observed one to the first; rows never observed stay
@@ -205,22 +236,24 @@ def schedule_regrets(prior_curves: np.ndarray, budget: int, concurrency: int,
     if objective not in OBJECTIVES:
         raise AT2Error(f"objective={objective!r} is not one of {', '.join(OBJECTIVES)}")
     curves = np.asarray(prior_curves, dtype=float)
-    best_values = np.nanmax(np.where(np.isnan(curves), -np.inf, curves), axis=2)
-    best_values[np.isinf(best_values)] = np.nan
+    best = best_values(curves)
     regrets, walls = [], []
     for task in range(curves.shape[0]):
-        finals = best_values[task]
+        finals = best[task]
         observed = ~np.isnan(finals)
-        others = np.delete(best_values, task, axis=0)
-        ranking = [c for c in prior_order(others) if observed[c]]
-        ranking += [c for c in np.flatnonzero(observed) if c not in set(ranking)]
         low, high = np.nanmin(finals), np.nanmax(finals)
         if observed.sum() < 2 or high <= low:
             continue
+        orders = {}
+        for name, order in rankings(np.delete(best, task, axis=0)).items():
+            order = [c for c in order if observed[c]]
+            orders[name] = order + [int(c) for c in np.flatnonzero(observed)
+                                    if c not in set(order)]
         task_curves = np.nan_to_num(carried_forward(curves[task]), nan=low)
         row_regrets, row_walls = [], []
         for schedule in family:
-            held, recommended, wall = replay_schedule(schedule, task_curves, ranking, budget,
+            held, recommended, wall = replay_schedule(schedule, task_curves,
+                                                      orders[schedule.ranking_name], budget,
                                                       concurrency)
             kept = held if objective == "model" else finals[recommended]
             row_regrets.append((high - kept) / (high - low))
@@ -286,16 +319,19 @@ class PlannedSchedule(RecommendingPolicy):
     decides_on = "transfer"
     residual_correction = True
 
-    def __init__(self, leaders: int = 4, decay: float = 0.5, objective: str = "model") -> None:
+    def __init__(self, leaders: int = 4, decay: float = 0.5, objective: str = "model",
+                 drop_behind: float = 0.0, min_epochs: int = 2, rerank: bool = False) -> None:
         if objective not in OBJECTIVES:
             raise AT2Error(f"objective={objective!r} is not one of {', '.join(OBJECTIVES)}")
         self.objective = objective
+        self.drop_behind, self.min_epochs, self.rerank = drop_behind, min_epochs, rerank
         self.unplanned = LeadersRoundRobin(leaders, decay)
         self.recommender = BestObserved()
         self.current_plan: Plan | None = None
         self.planned_for: tuple[int, int] | None = None
         self.ranking: list[int] = []
         self.n_epochs: int | None = None
+        self.warp: Callable[[float], float] = float
         self._schedule = None
         self._observed: list[tuple[int, int, float]] = []
 
@@ -306,20 +342,20 @@ class PlannedSchedule(RecommendingPolicy):
             self._schedule.observe(candidate, epoch, value)
 
     def plan(self, prior_curves: np.ndarray, candidate_cells: Sequence[int | None], budget: int,
-             concurrency: int) -> Plan | None:
+             concurrency: int, warp: Callable[[float], float] = float) -> Plan | None:
         """Choose the schedule for ``budget`` epochs on ``concurrency`` slots from the prior's
         ``(T, C, E)`` curves; ``candidate_cells[i]`` is candidate ``i``'s column of the prior's
-        grid (``None``: off the grid, never in the schedule). Once per budget and slots."""
+        grid (``None``: off the grid, never in the schedule). ``warp`` maps an observed value
+        onto the posterior's scale (the output transform's warp). Once per budget and slots."""
+        self.warp = warp
         if self.planned_for == (budget, concurrency):
             return self.current_plan
         self.planned_for = (budget, concurrency)
         self.current_plan = plan_schedule(prior_curves, budget, concurrency, self.objective)
         if self.current_plan is not None:
-            best = np.nanmax(np.where(np.isnan(prior_curves), -np.inf, prior_curves), axis=2)
-            best[np.isinf(best)] = np.nan
+            order = rankings(best_values(prior_curves))[self.current_plan.chosen.ranking_name]
             column_of = {cell: c for c, cell in enumerate(candidate_cells) if cell is not None}
-            self.ranking = [column_of[cell] for cell in prior_order(best).tolist()
-                            if cell in column_of]
+            self.ranking = [column_of[cell] for cell in order if cell in column_of]
         self.n_epochs = int(prior_curves.shape[2])
         self._start_schedule()
         return self.current_plan
@@ -331,15 +367,56 @@ class PlannedSchedule(RecommendingPolicy):
             for observation in self._observed:
                 self._schedule.observe(*observation)
 
+    @property
+    def _drops(self) -> bool:
+        """Whether configurations fall out of the plan (``drop_behind``; not successive
+        halving, whose rungs hold their configurations)."""
+        return self.drop_behind > 0 and self._schedule is not None and \
+            self.current_plan.chosen.kind != "halving"
+
+    @property
+    def _reranks(self) -> bool:
+        return self.rerank and self._schedule is not None and \
+            self.current_plan.chosen.kind != "halving"
+
     def posterior_scope(self, situation: Situation) -> np.ndarray | None:
         if self._schedule is None:
             return self.unplanned.posterior_scope(situation)
+        if self._reranks:  # every configuration of the prior's order
+            return np.asarray(sorted(self.ranking), dtype=np.int64)
+        if self._drops:  # the observed curves, to tell which fell behind
+            return np.flatnonzero(situation.trained >= self.min_epochs)
         return np.zeros(0, dtype=np.int64)  # the schedule reads no posterior
 
     def order(self, posterior, situation: Situation) -> list[int]:
         if self._schedule is None:
             return self.unplanned.order(posterior, situation)
-        return self._schedule.order(None, situation)
+        if not self._drops and not self._reranks:
+            return self._schedule.order(None, situation)
+        ranking = list(self.ranking)
+        if self._reranks:
+            best_mean, _ = posterior.best_value()
+            ranking = [ranking[i] for i in np.argsort(-best_mean[ranking], kind="stable")]
+        if self._drops:
+            behind = set(self.fallen_behind(posterior, situation).tolist())
+            ranking = [c for c in ranking if c not in behind]
+        if not ranking:
+            return []
+        return self.current_plan.chosen.policy(ranking, self.n_epochs).order(None, situation)
+
+    def fallen_behind(self, posterior, situation: Situation) -> np.ndarray:
+        """The open candidates, observed for at least ``min_epochs`` epochs, whose posterior
+        mean + ``drop_behind`` std stays below the best value observed at every epoch left."""
+        if not self._observed:
+            return np.zeros(0, dtype=np.int64)
+        held = float(self.warp(max(value for _, _, value in self._observed)))
+        rows = situation.open[situation.trained[situation.open] >= self.min_epochs]
+        if not rows.size:
+            return rows
+        optimistic = posterior.mean[rows] + self.drop_behind * posterior.std[rows]
+        left = posterior.remaining(situation.trained[rows] + 1)
+        reach = np.where(left, optimistic, -np.inf).max(axis=1)
+        return rows[reach < held]
 
     def recommend(self, posterior, eligible: Sequence[int]) -> int:
         if self._schedule is None:

@@ -174,3 +174,51 @@ class ModelFreeCore:
         for observation in self.observations:
             self.policy.observe(observation.candidate, observation.epoch, observation.value)
         self.policy.load_state_dict(state["policy"])
+
+
+def greedy_portfolio(scores: np.ndarray, limit: int | None = None) -> list[int]:
+    """Syne Tune's ``ZeroShotTransfer`` (Wistuba et al. 2015), reimplemented: configurations
+    in the order a greedy portfolio picks them from the prior tasks' ``scores`` ``(T, C)``
+    (higher is better; NaN: not observed).
+
+    Each task ranks its configurations (1 = best, ties averaged, NaN left out). The next pick is
+    the configuration with the lowest mean rank over the tasks that ranked it (ties: the lower
+    index); then every task's ranks are capped at the pick's rank there, so a configuration
+    gains only where it beats what the portfolio holds. Once every task's ranks are equal,
+    the remaining configurations are ranked afresh. ``limit``: stop after that many picks."""
+    scores = np.asarray(scores, dtype=float)
+    remaining = [c for c in range(scores.shape[1]) if not np.isnan(scores[:, c]).all()]
+    columns = list(remaining)
+    ranks = _row_ranks(-scores[:, columns])
+    picked: list[int] = []
+    while remaining and (limit is None or len(picked) < limit):
+        with np.errstate(invalid="ignore"):
+            means = np.nanmean(ranks, axis=0)
+        candidates = [i for i, c in enumerate(columns) if c in remaining and not np.isnan(means[i])]
+        best = min(candidates, key=lambda i: (means[i], columns[i]))
+        cap = ranks[:, best]
+        ranks = np.where(np.isnan(cap)[:, None], ranks, np.minimum(ranks, cap[:, None]))
+        picked.append(columns[best])
+        remaining.remove(columns[best])
+        if remaining and np.nansum(_row_std(ranks)) == 0:
+            columns = list(remaining)
+            ranks = _row_ranks(-scores[:, columns])
+    return picked
+
+
+def _row_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks (1 = smallest) within each row, ties averaged, NaN left as NaN (pandas' rank):
+    a value with ``L`` smaller and ``E`` equal values (itself included) in its row has rank
+    ``L + (E + 1) / 2``."""
+    values = np.asarray(values, dtype=float)
+    smaller = (values[:, None, :] < values[:, :, None]).sum(axis=2)
+    equal = (values[:, None, :] == values[:, :, None]).sum(axis=2)
+    return np.where(np.isnan(values), np.nan, smaller + (equal + 1) / 2)
+
+
+def _row_std(ranks: np.ndarray) -> np.ndarray:
+    """Each row's sample standard deviation over its ranked entries (NaN below 2)."""
+    counts = (~np.isnan(ranks)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 1, np.nanstd(ranks, axis=1, ddof=1) if ranks.size else 0.0,
+                        np.nan)

@@ -2,8 +2,9 @@
 decision core was rebuilt out of a transfer posterior, policies and a lean engine (issue 26).
 
 ``data/decisions_sample.json`` holds 8 cases of ``experiments.decision_record`` (LOO and the
-paper's pairs of both databases, 1 and 4 slots), recorded with the code of commit 3f4e66a; the
-closing note of issue 26 compares all 208 cases.
+paper's pairs of both databases, 1 and 4 slots), recorded with the code of commit 3f4e66a (the
+closing note of issue 26 compares all 208 cases) and recorded again when the budget planner
+became the default (issue 36: its plans may spend fewer epochs than the budget).
 """
 
 import json
@@ -23,7 +24,7 @@ ROWS = json.loads(SAMPLE.read_text())
 def test_the_default_decisions_are_those_recorded(row, release_dir):
     decisions = replay_recorded(row, str(release_dir))
     assert first_difference(row["decisions"], decisions) is None
-    assert len(decisions) == row["budget"] == 100
+    assert len(decisions) == len(row["decisions"]) <= row["budget"] == 100
 
 
 def test_first_difference_names_the_first_observation_that_differs():

@@ -153,3 +153,21 @@ def test_resuming_a_ray_method_is_refused(tmp_path: Path, capsys) -> None:
                      "--out", str(tmp_path)], capsys)
     assert "--resume continues runs of at2, top3, zero-shot" in err
     assert "start it again with another --out" in err
+
+
+def test_an_objective_for_a_method_that_does_not_plan_is_refused(tmp_path: Path, capsys) -> None:
+    err = _error_of([*SYNTHETIC, "--budget-epochs", "4", "--method", "asha", "--objective",
+                     "configuration", "--out", str(tmp_path / "out")], capsys)
+    assert "--objective configuration" in err and "--method asha does not plan" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_searchers_objective_sets_what_the_planner_plans_for() -> None:
+    from at2_tune.tune import AT2Searcher
+
+    assert AT2Searcher(prior=None)._settings.policy.objective == "model"
+    searcher = AT2Searcher(prior=None, objective="configuration")
+    assert searcher._settings.policy.objective == "configuration"
+    with pytest.raises(ValueError, match="objective='final' is not one of 'model', "
+                                         "'configuration'"):
+        AT2Searcher(prior=None, objective="final")
