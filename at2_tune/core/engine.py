@@ -203,8 +203,7 @@ class AT2Engine:
         if planner is None:
             return None
         before = self.policy.planned_for
-        plan = planner(self.raw_prior.curves, self._candidate_cell, budget_epochs, concurrency,
-                       self.surrogate.transform.warp)
+        plan = planner(self.raw_prior.curves, self._candidate_cell, budget_epochs, concurrency)
         if self.policy.planned_for != before:
             self._stale = True  # the candidates whose posterior the policy reads changed
         return plan

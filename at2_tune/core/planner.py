@@ -19,8 +19,8 @@ The regret is that of what the user keeps (:data:`OBJECTIVES`):
 
 A prior task's curves may be cut (a tuning history's early-stopped trials): a schedule that
 trains a configuration past the task's last observed epoch gets that epoch's value again (the
-curve is carried forward), and a configuration the task never trained is skipped when that task
-is the new one. :class:`PlannedSchedule` is the policy that plans once and then carries the
+curve is carried forward), and a configuration the task never trained takes the curve of the one
+next to it in the prior's order that it did train (:func:`substituted`). :class:`PlannedSchedule` is the policy that plans once and then carries the
 plan out. No Ray imports.
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -213,6 +213,24 @@ def carried_forward(curves: np.ndarray) -> np.ndarray:
     return np.take_along_axis(curves, index, axis=1)
 
 
+def substituted(curves: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """``(C, E)`` curves of a task in which every configuration of ``order`` that the task did
+    not observe (a NaN row) takes the curve of the observed configuration next to it in
+    ``order`` (the later one on a tie). A tuning history observed a few configurations only;
+    skipping the others instead would replay a schedule on a smaller grid than the new task's,
+    on which training many configurations covers all of them."""
+    curves = np.array(curves, dtype=float)
+    seen = [i for i, c in enumerate(order) if not np.isnan(curves[c]).all()]
+    if not seen:
+        return curves
+    seen_at = np.asarray(seen)
+    for place, config in enumerate(order):
+        if np.isnan(curves[config]).all():
+            nearest = seen_at[np.argmin(np.abs(seen_at - place) - 0.5 * (seen_at > place))]
+            curves[config] = curves[order[nearest]]
+    return curves
+
+
 def replay_schedule(schedule: Schedule, curves: np.ndarray, ranking: Sequence[int], budget: int,
                     concurrency: int) -> tuple[float, int, float]:
     """Replay ``schedule`` over ``ranking`` on ``curves`` ``(C, E)`` (no NaN in the rows it
@@ -244,18 +262,17 @@ def schedule_regrets(prior_curves: np.ndarray, budget: int, concurrency: int,
         low, high = np.nanmin(finals), np.nanmax(finals)
         if observed.sum() < 2 or high <= low:
             continue
-        orders = {}
-        for name, order in rankings(np.delete(best, task, axis=0)).items():
-            order = [c for c in order if observed[c]]
-            orders[name] = order + [int(c) for c in np.flatnonzero(observed)
-                                    if c not in set(order)]
-        task_curves = np.nan_to_num(carried_forward(curves[task]), nan=low)
+        orders = {name: order + [int(c) for c in np.flatnonzero(observed)
+                                 if c not in set(order)]
+                  for name, order in rankings(np.delete(best, task, axis=0)).items()}
+        task_curves = substituted(carried_forward(curves[task]), orders["prior"])
+        task_finals = task_curves.max(axis=1)
         row_regrets, row_walls = [], []
         for schedule in family:
             held, recommended, wall = replay_schedule(schedule, task_curves,
                                                       orders[schedule.ranking_name], budget,
                                                       concurrency)
-            kept = held if objective == "model" else finals[recommended]
+            kept = held if objective == "model" else task_finals[recommended]
             row_regrets.append((high - kept) / (high - low))
             row_walls.append(wall)
         regrets.append(row_regrets)
@@ -310,8 +327,9 @@ class PlannedSchedule(RecommendingPolicy):
     the chosen schedule out over the prior's order of the candidates.
 
     Until :meth:`plan` is called (the coordinator calls it before its first decision when the
-    budget is known), and when the prior cannot be replayed (fewer than two prior tasks), it
-    decides as ``leaders`` does (:class:`~at2_tune.core.policies.LeadersRoundRobin`).
+    budget is known), when the prior cannot be replayed (fewer than two prior tasks), and once
+    the schedule is done with budget left, it decides as ``leaders`` does
+    (:class:`~at2_tune.core.policies.LeadersRoundRobin`).
     Recommends the best value observed (before any: the prior's favourite).
     """
 
@@ -319,19 +337,16 @@ class PlannedSchedule(RecommendingPolicy):
     decides_on = "transfer"
     residual_correction = True
 
-    def __init__(self, leaders: int = 4, decay: float = 0.5, objective: str = "model",
-                 drop_behind: float = 0.0, min_epochs: int = 2, rerank: bool = False) -> None:
+    def __init__(self, leaders: int = 4, decay: float = 0.5, objective: str = "model") -> None:
         if objective not in OBJECTIVES:
             raise AT2Error(f"objective={objective!r} is not one of {', '.join(OBJECTIVES)}")
         self.objective = objective
-        self.drop_behind, self.min_epochs, self.rerank = drop_behind, min_epochs, rerank
         self.unplanned = LeadersRoundRobin(leaders, decay)
         self.recommender = BestObserved()
         self.current_plan: Plan | None = None
         self.planned_for: tuple[int, int] | None = None
         self.ranking: list[int] = []
         self.n_epochs: int | None = None
-        self.warp: Callable[[float], float] = float
         self._schedule = None
         self._observed: list[tuple[int, int, float]] = []
 
@@ -342,12 +357,10 @@ class PlannedSchedule(RecommendingPolicy):
             self._schedule.observe(candidate, epoch, value)
 
     def plan(self, prior_curves: np.ndarray, candidate_cells: Sequence[int | None], budget: int,
-             concurrency: int, warp: Callable[[float], float] = float) -> Plan | None:
+             concurrency: int) -> Plan | None:
         """Choose the schedule for ``budget`` epochs on ``concurrency`` slots from the prior's
         ``(T, C, E)`` curves; ``candidate_cells[i]`` is candidate ``i``'s column of the prior's
-        grid (``None``: off the grid, never in the schedule). ``warp`` maps an observed value
-        onto the posterior's scale (the output transform's warp). Once per budget and slots."""
-        self.warp = warp
+        grid (``None``: off the grid, never in the schedule). Once per budget and slots."""
         if self.planned_for == (budget, concurrency):
             return self.current_plan
         self.planned_for = (budget, concurrency)
@@ -367,56 +380,20 @@ class PlannedSchedule(RecommendingPolicy):
             for observation in self._observed:
                 self._schedule.observe(*observation)
 
-    @property
-    def _drops(self) -> bool:
-        """Whether configurations fall out of the plan (``drop_behind``; not successive
-        halving, whose rungs hold their configurations)."""
-        return self.drop_behind > 0 and self._schedule is not None and \
-            self.current_plan.chosen.kind != "halving"
-
-    @property
-    def _reranks(self) -> bool:
-        return self.rerank and self._schedule is not None and \
-            self.current_plan.chosen.kind != "halving"
+    def _planned_order(self, situation: Situation) -> list[int]:
+        """The schedule's order; empty without a plan or once the schedule is done."""
+        return [] if self._schedule is None else self._schedule.order(None, situation)
 
     def posterior_scope(self, situation: Situation) -> np.ndarray | None:
-        if self._schedule is None:
-            return self.unplanned.posterior_scope(situation)
-        if self._reranks:  # every configuration of the prior's order
-            return np.asarray(sorted(self.ranking), dtype=np.int64)
-        if self._drops:  # the observed curves, to tell which fell behind
-            return np.flatnonzero(situation.trained >= self.min_epochs)
-        return np.zeros(0, dtype=np.int64)  # the schedule reads no posterior
+        if self._planned_order(situation):
+            return np.zeros(0, dtype=np.int64)  # the schedule reads no posterior
+        return self.unplanned.posterior_scope(situation)
 
     def order(self, posterior, situation: Situation) -> list[int]:
-        if self._schedule is None:
-            return self.unplanned.order(posterior, situation)
-        if not self._drops and not self._reranks:
-            return self._schedule.order(None, situation)
-        ranking = list(self.ranking)
-        if self._reranks:
-            best_mean, _ = posterior.best_value()
-            ranking = [ranking[i] for i in np.argsort(-best_mean[ranking], kind="stable")]
-        if self._drops:
-            behind = set(self.fallen_behind(posterior, situation).tolist())
-            ranking = [c for c in ranking if c not in behind]
-        if not ranking:
-            return []
-        return self.current_plan.chosen.policy(ranking, self.n_epochs).order(None, situation)
-
-    def fallen_behind(self, posterior, situation: Situation) -> np.ndarray:
-        """The open candidates, observed for at least ``min_epochs`` epochs, whose posterior
-        mean + ``drop_behind`` std stays below the best value observed at every epoch left."""
-        if not self._observed:
-            return np.zeros(0, dtype=np.int64)
-        held = float(self.warp(max(value for _, _, value in self._observed)))
-        rows = situation.open[situation.trained[situation.open] >= self.min_epochs]
-        if not rows.size:
-            return rows
-        optimistic = posterior.mean[rows] + self.drop_behind * posterior.std[rows]
-        left = posterior.remaining(situation.trained[rows] + 1)
-        reach = np.where(left, optimistic, -np.inf).max(axis=1)
-        return rows[reach < held]
+        """The schedule's order while it has epochs to train; after it (a plan can end under
+        the budget: its configurations reached their last epoch), as ``leaders`` orders, so
+        the budget is spent (more epochs never lower the best value observed)."""
+        return self._planned_order(situation) or self.unplanned.order(posterior, situation)
 
     def recommend(self, posterior, eligible: Sequence[int]) -> int:
         if self._schedule is None:

@@ -9,8 +9,7 @@ from at2_tune.core.policies import LeadersRoundRobin, Policy, no_prior, paper
 from at2_tune.core.settings import PolicySettings
 
 POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
-    "planned": lambda s: PlannedSchedule(s.leaders, s.leaders_decay, s.objective, s.drop_behind,
-                                         s.residual_min_epochs, s.rerank),
+    "planned": lambda s: PlannedSchedule(s.leaders, s.leaders_decay, s.objective),
     "leaders": lambda s: LeadersRoundRobin(s.leaders, s.leaders_decay),
     "paper": paper,
     "no_prior": no_prior,

@@ -1,6 +1,6 @@
 """The posterior of candidates' learning curves: what models produce and policies consume.
 
-Models (``at2_tune.core.transfer``, ``at2_tune.core.gp_model``) return a :class:`CurvePosterior`;
+Models (``at2_tune.core.transfer``, ``at2_tune.core.models``) return a :class:`CurvePosterior`;
 acquisitions and policies (``at2_tune.core.acquisition``, ``at2_tune.core.policies``) read it.
 This module imports neither side, so models never import acquisitions (BoTorch's split).
 """
@@ -14,8 +14,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CurvePosterior:
-    """Posterior of every candidate's learning curve on the new task's own scale: ``mean`` and
-    ``std``, ``(n_candidates, n_epochs)`` each (epoch ``e`` is column ``e - 1``)."""
+    """Posterior of every candidate's learning curve on the new task's *warped* scale (the output
+    transform's step 1, ``at2_tune.core.transform``: for accuracies the log error, not the
+    values observed): ``mean`` and ``std``, ``(n_candidates, n_epochs)`` each (epoch ``e`` is
+    column ``e - 1``). Compare observed values with it through ``OutputTransform.warp``."""
 
     mean: np.ndarray
     std: np.ndarray

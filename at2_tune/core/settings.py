@@ -92,15 +92,6 @@ class PolicySettings:
     proportional to ``(i + 1) ** -leaders_decay`` (0: equal shares)."""
     beta: float = 0.25
     """``paper`` and ``no_prior``: the UCB's exploration weight, score = mean + beta * std."""
-    drop_behind: float = 0.0
-    """``planned``: with ``z > 0``, a configuration whose residual-corrected posterior cannot
-    reach the best value observed (its mean + ``z`` std stays below it at every epoch left) is
-    dropped from the plan, and the next of the prior's order takes its place (round robins and
-    in-turn schedules); 0: the plan alone."""
-    rerank: bool = False
-    """``planned``: carry the plan out over the prior's order re-ranked after every observation
-    by the posterior's predicted best value (residual-corrected: the new task's values move
-    it), instead of the prior's order alone."""
     residual_min_epochs: int = 2
     """``leaders`` and ``no_prior``: a curve is corrected by its own residuals once this many of
     its epochs are observed (``at2_tune.core.residual``)."""
@@ -110,9 +101,6 @@ class PolicySettings:
         _check_choice("policy.objective", self.objective, OBJECTIVES)
         if not isinstance(self.leaders, int) or self.leaders < 1:
             raise ValueError(f"PolicySettings.leaders={self.leaders!r} must be an integer >= 1")
-        if not self.drop_behind >= 0:
-            raise ValueError(f"PolicySettings.drop_behind={self.drop_behind!r} must be >= 0 (0: "
-                             "never drop a configuration of the plan)")
         if not isinstance(self.residual_min_epochs, int) or self.residual_min_epochs < 1:
             raise ValueError(f"PolicySettings.residual_min_epochs={self.residual_min_epochs!r} "
                              "must be an integer >= 1 (1: correct a curve from its first epoch)")

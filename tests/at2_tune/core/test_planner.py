@@ -6,7 +6,7 @@ import pytest
 from at2_tune.core.coordinator import Coordinator
 from at2_tune.core.planner import (FAMILY, Plan, PlannedSchedule, Schedule, carried_forward,
                                    plan_schedule, prior_order, replay_schedule,
-                                   schedule_regrets)
+                                   schedule_regrets, substituted)
 from at2_tune.core.schedules import ModelFreeCore
 from at2_tune.core.simulation import simulate
 from at2_tune.errors import AT2Error
@@ -104,18 +104,25 @@ def test_schedule_regrets_are_the_held_values_by_hand():
     assert configuration == pytest.approx(np.zeros((1, 2)))
 
 
-def test_cut_curves_are_carried_forward_and_unobserved_configurations_skipped():
+def test_cut_curves_are_carried_forward_and_unobserved_configurations_substituted():
     nan = np.nan
     assert np.array_equal(carried_forward(np.array([[nan, 0.2, nan, 0.4, nan]])),
                           np.array([[0.2, 0.2, 0.2, 0.4, 0.4]]))
     curves = np.array([[[0.5, nan], [0.2, 0.3], [nan, nan]],
                        [[0.9, 0.95], [0.1, 0.2], [0.3, 0.4]]])
-    # task 0 as the new task: task 1 orders 0, 2, 1, config 2 unseen on task 0 is skipped;
-    # top1 trains config 0 twice, its second epoch carried forward: held 0.5 = the best final
+    # task 0 as the new task: task 1 orders 0, 2, 1; config 2, unseen on task 0, takes the
+    # curve of config 1 (next to it in the order, the later one on a tie); top1 trains config
+    # 0 twice, its second epoch carried forward: held 0.5 = the best final
     regrets, _ = schedule_regrets(curves, budget=2, concurrency=1,
                                   family=[Schedule("round_robin", 1)])
     assert regrets[0, 0] == pytest.approx(0.0)
     assert prior_order(np.array([[1.0, nan, 0.0], [nan, 0.5, 0.7]])).tolist() == [0, 2, 1]
+    filled = substituted(carried_forward(curves[0]), [0, 2, 1])
+    assert np.array_equal(filled, np.array([[0.5, 0.5], [0.2, 0.3], [0.2, 0.3]]))
+    # top2 round robin over 0, 2 trains config 0 then config 2 (config 1's curve): held 0.5
+    regrets, _ = schedule_regrets(curves, budget=2, concurrency=1,
+                                  family=[Schedule("round_robin", 2)])
+    assert regrets[0, 0] == pytest.approx(0.0)
 
 
 def test_prior_order_is_the_mean_rank_of_the_final_values():
@@ -157,17 +164,17 @@ def test_the_planned_policy_carries_the_plan_out_and_restores_it():
     prior = curves[1:]
     cells = [None] + list(range(N_CONFIGS))  # candidate 0 is off the grid
     policy = PlannedSchedule()
-    plan = policy.plan(prior, cells, budget=12, concurrency=1)
-    assert policy.plan(prior, cells, budget=12, concurrency=1) is plan  # once per budget
+    plan = policy.plan(prior, cells, budget=10, concurrency=1)
+    assert policy.plan(prior, cells, budget=10, concurrency=1) is plan  # once per budget
     assert isinstance(plan, Plan) and policy.ranking[0] == 1 + int(prior_order(prior.max(axis=2))[0])
     core = ModelFreeCore(policy, [{}] * len(cells), N_EPOCHS)
-    coordinator = Coordinator(core, budget_epochs=12, max_concurrent=1)
+    coordinator = Coordinator(core, budget_epochs=10, max_concurrent=1)
     target = np.vstack([np.zeros((1, N_EPOCHS)), curves[0]])
     simulate(coordinator, target, 1)
     trained = [row.candidate for row in coordinator.trace]
     expected = ModelFreeCore(plan.chosen.policy(policy.ranking, N_EPOCHS), [{}] * len(cells),
                              N_EPOCHS)
-    reference = Coordinator(expected, budget_epochs=12, max_concurrent=1)
+    reference = Coordinator(expected, budget_epochs=10, max_concurrent=1)
     simulate(reference, target, 1)
     assert trained == [row.candidate for row in reference.trace] and 0 not in trained
 
@@ -186,3 +193,31 @@ def test_the_family_holds_the_schedules_the_issue_names():
     labels = {s.label for s in FAMILY}
     assert {f"top{n} round robin" for n in range(1, 7)} <= labels
     assert {"top2 in turn", "top3 in turn", "halving from top9", "top4 weighted"} <= labels
+
+
+def test_a_plan_that_ends_under_the_budget_hands_the_rest_to_leaders(frozen_settings):
+    """A prior of 3 configurations and 2 samples off its grid: no schedule can spend more than
+    3 x E epochs; the rest of the budget goes where ``leaders`` sends it (the samples)."""
+    import synthetic_prior as synthetic
+
+    from at2_tune.core.engine import AT2Engine
+
+    configs = synthetic.toy_configs(5)
+    prior = synthetic.toy_prior(3, configs[:3])
+    engine = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0, candidates=configs)
+    n_epochs = engine.n_epochs
+    budget = 3 * n_epochs + 4
+    coordinator = Coordinator(engine, budget_epochs=budget, max_concurrent=1)
+    plan = coordinator.plan()
+    assert engine.policy.name == "planned" and plan is not None
+    schedule = ModelFreeCore(plan.chosen.policy(engine.policy.ranking, n_epochs),
+                             [{}] * len(configs), n_epochs)
+    alone = Coordinator(schedule, budget_epochs=budget, max_concurrent=1)
+    target = synthetic.toy_target(configs)
+    simulate(alone, target, 1)
+    simulate(coordinator, target, 1)
+    planned = [(r.candidate, r.epoch) for r in alone.trace]
+    made = [(r.candidate, r.epoch) for r in coordinator.trace]
+    assert made[: len(planned)] == planned  # the plan first, exactly
+    assert len(planned) < budget and len(made) == budget  # leaders spends what the plan left
+    assert {c for c, _ in made[len(planned):]} & {3, 4}  # the samples, once the grid is done

@@ -35,3 +35,27 @@ def test_a_callback_restored_from_a_saved_experiment_stays_silent():
     callback = pickle.loads(pickle.dumps(FirstTrialPhases(PhaseClock(said.append), _Searcher())))
     callback.on_trial_start(0, [], None)
     assert said == [] and callback.clock is None
+
+
+def test_the_budget_plan_is_stamped_with_the_chosen_schedule_and_kept():
+    import numpy as np
+
+    from at2_tune.core.planner import plan_schedule
+    from at2_tune.live.run import _plan_json
+
+    rising = np.linspace(0.2, 1.0, 12)[None, :, None] * np.linspace(0.1, 1.0, 6)[None, None, :]
+    plan = plan_schedule(np.repeat(rising, 3, axis=0), budget=3)
+
+    class Planned(_Searcher):
+        pass
+
+    Planned.plan = plan
+    said = []
+    clock = PhaseClock(said.append)
+    FirstTrialPhases(clock, Planned()).on_trial_start(0, [], None)
+    assert [p["phase"] for p in clock.phases] == ["offline fit", "plan", "first trial started"]
+    assert clock.phases[1]["seconds"] == pytest.approx(round(plan.seconds, 3), abs=1e-3)
+    assert said[1].startswith("phase: plan in ") and \
+        "plan for 3 epochs on 1 slot(s), objective model: top1 round robin 0." in said[1]
+    assert _plan_json(Planned())["chosen"] == "top1 round robin"
+    assert _plan_json(_Searcher()) is None  # a searcher that does not plan

@@ -94,7 +94,8 @@ def test_four_concurrent_trials_spend_exactly_the_budget_and_resume_from_checkpo
 def test_a_configuration_failing_in_its_third_epoch_is_never_proposed_again(
         hyperrec, fast_settings, tmp_path):
     budget = 20
-    searcher = _searcher(hyperrec, fast_settings, budget)
+    settings = dataclasses.replace(fast_settings, policy=PolicySettings(name="leaders"))
+    searcher = _searcher(hyperrec, settings, budget)
     task = resolve_task(hyperrec, pair=0, budget=budget)
     leaders = {config_key(hyperrec.configs[i]) for i in prior_order(hyperrec, task, "test")[:2]}
 
