@@ -47,8 +47,10 @@ class _Db:
         return self.final
 
 
-def _document(method, case, seed, recommended, budget=4, overhead=0.1):
-    trace = [{"config_id": c, "recommended_config_id": c} for c in recommended]
+def _document(method, case, seed, recommended, budget=4, overhead=0.1, values=None):
+    values = values or [0.6] * len(recommended)
+    trace = [{"config_id": c, "recommended_config_id": c, "value": v}
+             for c, v in zip(recommended, values)]
     return {"database": "toy", "protocol": "pairs", "case": case, "method": method,
             "seed": seed, "budget": budget, "test_task": case, "seed_profile": 0,
             "trace": trace, "key": f"{method}-{case}-{seed}",
@@ -56,8 +58,11 @@ def _document(method, case, seed, recommended, budget=4, overhead=0.1):
 
 
 def test_curves_carry_the_last_recommendation_over_unspent_epochs():
-    run = report.curves_of(_Db(), _document("m", "t", 0, [1, 2], budget=4))
+    run = report.curves_of(_Db(), _document("m", "t", 0, [1, 2], budget=4, values=[0.45, 0.6]))
     assert run["ranks"] == [3, 2, 2, 2]
+    # the held model: 0.45, then 0.6 carried on; finals 0.9 (best) .. 0.5 (worst)
+    assert run["held_regrets"] == pytest.approx([0.45 / 0.4, 0.3 / 0.4, 0.3 / 0.4, 0.3 / 0.4])
+    assert run["held_ranks"] == [4, 3, 3, 3]  # 0.45 is below all four finals, 0.6 below three
     assert run["regrets"] == pytest.approx([1.0, 0.5, 0.5, 0.5])
     assert run["configs_touched"] == 2 and run["epochs_spent"] == 2
 

@@ -221,3 +221,23 @@ def test_a_plan_that_ends_under_the_budget_hands_the_rest_to_leaders(frozen_sett
     assert made[: len(planned)] == planned  # the plan first, exactly
     assert len(planned) < budget and len(made) == budget  # leaders spends what the plan left
     assert {c for c, _ in made[len(planned):]} & {3, 4}  # the samples, once the grid is done
+
+
+def test_the_plan_travels_in_the_engines_saved_state(frozen_settings):
+    import synthetic_prior as synthetic
+
+    from at2_tune.core.engine import AT2Engine
+
+    configs = synthetic.toy_configs(8)
+    prior = synthetic.toy_prior(3, configs)
+    engine = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0)
+    coordinator = Coordinator(engine, budget_epochs=20, max_concurrent=2)
+    simulate(coordinator, synthetic.toy_target(configs)[:, :], 2)
+    restored = AT2Engine(synthetic.TOY_SPACE, prior, frozen_settings, seed=0)
+    restored.load_state_dict(engine.state_dict())
+    assert restored.policy.current_plan.to_json() == engine.policy.current_plan.to_json()
+    assert restored.policy.planned_for == (20, 2)
+    restored.condition()
+    engine.condition()
+    assert restored.ranked_queries() == engine.ranked_queries()
+    assert restored.recommend() == engine.recommend()
