@@ -297,18 +297,31 @@ def trimmed_mean(values: np.ndarray, trim: float = TRIM) -> np.ndarray:
     return values[:, cut: values.shape[1] - cut].mean(axis=1)
 
 
+def stopped_early(curves: np.ndarray) -> bool:
+    """Whether some prior task trained a configuration but stopped it before its last epoch
+    (a tuning history's early stopping). Successive halving is then not replayed: the
+    configurations such a history trained deep are those that looked best early, so halving on
+    its cut curves finds them as no new task would let it (measured: on 8 ASHA histories it was
+    chosen for most tasks and held models 0.03-0.13 worse than the prior's top 3)."""
+    observed = ~np.isnan(np.asarray(curves, dtype=float))
+    return bool((observed.any(axis=2) & ~observed[:, :, -1]).any())
+
+
 def plan_schedule(prior_curves: np.ndarray, budget: int, concurrency: int = 1,
                   objective: str = "model", family: Sequence[Schedule] = FAMILY) -> Plan | None:
     """The schedule of ``family`` with the lowest mean normalized regret on the prior tasks
     (:func:`schedule_regrets`; a 10% trimmed mean, :func:`trimmed_mean`); ties: the shorter
-    mean simulated wall time, then the family's order. ``None`` when fewer than two prior tasks can be replayed (one new task and one
-    prior are the least a replay needs)."""
+    mean simulated wall time, then the family's order. Successive halving is left out when a
+    prior task stopped a configuration early (:func:`stopped_early`). ``None`` when fewer than
+    two prior tasks can be replayed (one new task and one prior are the least a replay needs)."""
     if budget < 1 or concurrency < 1:
         raise AT2Error(f"budget={budget} and concurrency={concurrency} must be at least 1")
     started = time.perf_counter()
     curves = np.asarray(prior_curves, dtype=float)
     if curves.shape[0] < 2:
         return None
+    if stopped_early(curves):
+        family = [s for s in family if s.kind != "halving"]
     regrets, walls = schedule_regrets(curves, budget, concurrency, objective, family)
     n_tasks = regrets.shape[1]
     if n_tasks == 0:

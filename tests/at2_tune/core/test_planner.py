@@ -131,6 +131,20 @@ def test_prior_order_is_the_mean_rank_of_the_final_values():
     assert prior_order(scores).tolist() == [0, 2, 1, 3]
 
 
+def test_halving_is_not_replayed_on_a_prior_that_stopped_configurations_early():
+    from at2_tune.core.planner import stopped_early
+
+    curves = _early_orders_final()
+    assert not stopped_early(curves)
+    assert plan_schedule(curves, budget=30).chosen.kind == "halving"  # the breadth test's pick
+    cut = curves.copy()
+    cut[:, 5:, 3:] = np.nan  # every task stopped configurations 5.. after 3 epochs
+    assert stopped_early(cut)
+    plan = plan_schedule(cut, budget=30)
+    assert all(s.schedule.kind != "halving" for s in plan.scores)
+    assert len(plan.scores) == len(FAMILY) - 2
+
+
 def test_one_odd_prior_task_does_not_decide_the_plan():
     from at2_tune.core.planner import trimmed_mean
 
