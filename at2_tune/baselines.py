@@ -1,11 +1,11 @@
 """Cheap baselines for replay tuning, written as policies and replayed by the same coordinator.
 
-Each baseline is a model-free schedule (``at2_tune.core.schedules``): it orders the open
-candidates from what it observed and from the prior tasks' ranks. A
-:class:`~at2_tune.core.schedules.ModelFreeCore` gives it the coordinator's decision-core
-protocol, so a baseline runs through the coordinator's K-slot simulator
-(``at2_tune.core.simulation.simulate``) exactly as AT2 does, on one slot or on ``K``. Every baseline recommends the configuration with the best value
-observed so far (ties: the earliest observation).
+Each baseline is a model-free schedule (``at2_tune.core.schedules``): it orders the open candidates
+from what it observed and from the prior tasks' ranks. A
+:class:`~at2_tune.core.schedules.ModelFreeCore` gives it the coordinator's decision-core protocol,
+so a baseline runs through the coordinator's K-slot simulator
+(``at2_tune.core.simulation.simulate``) exactly as AT2 does, on one slot or on ``K``. Every baseline
+recommends the configuration with the best value observed so far (ties: the earliest observation).
 
 :func:`run_baseline` returns a :class:`BaselineRun`: the recommended configuration after every
 query of the budget and the configuration trained by each query. A baseline that stops

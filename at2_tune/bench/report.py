@@ -140,10 +140,11 @@ def average_rank_curves(curves: Mapping[str, Mapping[str, np.ndarray]]) -> dict[
 
 def write_plots(runs: Sequence[Mapping[str, Any]], methods: Sequence[str], title: str,
                 out_dir: Path) -> list[Path]:
-    """Write ``held_regret.png`` and ``regret.png`` (mean normalized regret of the held model
-    and of the recommendation ± standard error over cases vs epochs spent, log scale), ``average_rank.png`` (mean rank among the methods vs epochs spent),
-    ``tasks_rank.png`` and ``tasks_regret.png`` (one panel per case: the seed-mean rank and
-    normalized regret of each method's recommendation). Returns the paths."""
+    """Write ``held_regret.png`` and ``regret.png`` (mean normalized regret of the held model and
+    of the recommendation ± standard error over cases vs epochs spent, log scale),
+    ``average_rank.png`` (mean rank among the methods vs epochs spent), ``tasks_rank.png`` and
+    ``tasks_regret.png`` (one panel per case: the seed-mean rank and normalized regret of each
+    method's recommendation). Returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg")

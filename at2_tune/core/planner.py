@@ -20,8 +20,9 @@ The regret is that of what the user keeps (:data:`OBJECTIVES`):
 A prior task's curves may be cut (a tuning history's early-stopped trials): a schedule that
 trains a configuration past the task's last observed epoch gets that epoch's value again (the
 curve is carried forward), and a configuration the task never trained takes the curve of the one
-next to it in the prior's order that it did train (:func:`substituted`). :class:`PlannedSchedule` is the policy that plans once and then carries the
-plan out. No Ray imports.
+next to it in the prior's order that it did train (:func:`substituted`); successive halving is
+not replayed on such a prior (:func:`stopped_early`). :class:`PlannedSchedule` is the policy that
+plans once and then carries the plan out. No Ray imports.
 """
 
 from __future__ import annotations

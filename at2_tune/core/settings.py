@@ -78,9 +78,10 @@ class PolicySettings:
     """Which policy decides (``at2_tune.core.policies``) and its knobs."""
 
     name: str = "auto"
-    """``"planned"`` (a schedule chosen for the budget on the prior tasks), ``"leaders"`` (a round robin over the transfer posterior's leaders), ``"paper"`` (the AT2
-    paper's UCB of the next epoch on the GP), ``"no_prior"`` (the highest UCB over the remaining
-    epochs on the GP), or ``"auto"``: ``"planned"`` with prior tasks, else ``"no_prior"``."""
+    """``"planned"`` (a schedule chosen for the budget on the prior tasks), ``"leaders"`` (a round
+    robin over the transfer posterior's leaders), ``"paper"`` (the AT2 paper's UCB of the next
+    epoch on the GP), ``"no_prior"`` (the highest UCB over the remaining epochs on the GP), or
+    ``"auto"``: ``"planned"`` with prior tasks, else ``"no_prior"``."""
     objective: str = "model"
     """What the user keeps, and what ``planned`` plans for: ``"model"``, the best model trained
     within the budget (the best value observed); ``"configuration"`` (the AT2 paper's), a

@@ -63,7 +63,8 @@ def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, see
         record = coordinator.trials[trial_id]
         epoch = record.last_epoch + 1
         observed = len(coordinator.trace)
-        decision = coordinator.on_result(trial_id, epoch, float(curves[record.candidate, epoch - 1]))
+        value = float(curves[record.candidate, epoch - 1])
+        decision = coordinator.on_result(trial_id, epoch, value)
         if on_observation is not None and len(coordinator.trace) > observed:
             on_observation(coordinator.trace[-1], clock)
         if decision is Decision.CONTINUE:

@@ -180,7 +180,8 @@ def test_the_planned_policy_carries_the_plan_out_and_restores_it():
     policy = PlannedSchedule()
     plan = policy.plan(prior, cells, budget=10, concurrency=1)
     assert policy.plan(prior, cells, budget=10, concurrency=1) is plan  # once per budget
-    assert isinstance(plan, Plan) and policy.ranking[0] == 1 + int(prior_order(prior.max(axis=2))[0])
+    favourite = int(prior_order(prior.max(axis=2))[0])
+    assert isinstance(plan, Plan) and policy.ranking[0] == 1 + favourite
     core = ModelFreeCore(policy, [{}] * len(cells), N_EPOCHS)
     coordinator = Coordinator(core, budget_epochs=10, max_concurrent=1)
     target = np.vstack([np.zeros((1, N_EPOCHS)), curves[0]])
