@@ -56,6 +56,15 @@ def held_values(curves: np.ndarray, trained: Sequence[int]) -> np.ndarray:
     return np.maximum.accumulate(np.asarray(values, dtype=float)) if values else np.zeros(0)
 
 
+def held_curve(values: Sequence[float], budget: int, nothing: float) -> np.ndarray:
+    """``(budget,)`` the best value observed after each epoch of the budget: the running maximum
+    of ``values`` (in the order observed), carried on once they end (a run that spent less);
+    ``nothing`` throughout when no value was observed (a run that trained nothing)."""
+    held = np.maximum.accumulate(np.asarray(values, dtype=float)) if len(values) else \
+        np.array([float(nothing)])
+    return np.concatenate([held, np.full(budget - held.size, held[-1])])
+
+
 def held_regrets(final_values: Sequence[float], held: Sequence[float]) -> np.ndarray:
     """``(best - held) / (best - worst)`` of each held value against the task's final values
     (best over epochs of every configuration): 0 when the held model is as good as the best

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-
 from at2_tune.core.coordinator import Coordinator, TraceRow
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine

@@ -122,9 +122,9 @@ def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
                   "query_s_median": None}
     recommended = recommended + [recommended[-1]] * (job.budget - len(recommended))
     final = db.final_values(job.test_task, job.seed_profile)
-    held = evaluation.held_values(db.task_curves(job.test_task, job.seed_profile), trained)
-    held = np.concatenate([held, np.full(job.budget - held.size, held[-1] if held.size
-                                         else final.min())])
+    held = evaluation.held_curve(
+        evaluation.held_values(db.task_curves(job.test_task, job.seed_profile), trained),
+        job.budget, final.min())
     ranks = db.ranks(job.test_task, job.seed_profile)
     return {"key": job.key,
             **{k: v for k, v in asdict(job).items() if k not in ("protocol", "case")},

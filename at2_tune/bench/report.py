@@ -35,9 +35,8 @@ def curves_of(db: LearningCurveDatabase, document: Mapping[str, Any]) -> dict[st
     recommended += [recommended[-1]] * (budget - len(recommended))
     task, profile = document["test_task"], document["seed_profile"]
     ranks, final = db.ranks(task, profile), db.final_values(task, profile)
-    values = [row["value"] for row in trace if row["value"] is not None]
-    held = np.maximum.accumulate(values) if values else np.array([final.min()])
-    held = np.concatenate([held, np.full(budget - held.size, held[-1])])
+    held = evaluation.held_curve([row["value"] for row in trace if row["value"] is not None],
+                                 budget, final.min())
     return {"database": document["database"], "protocol": document["protocol"],
             "case": document["case"], "method": document["method"], "seed": document["seed"],
             "budget": budget,

@@ -218,9 +218,12 @@ class Coordinator:
 
     def budget_left(self) -> float:
         """Epochs neither spent nor in flight (``inf`` without a budget)."""
+        return self._budget_left(self.in_flight)
+
+    def _budget_left(self, in_flight: int) -> float:
         if self.budget_epochs is None:
             return math.inf
-        return self.budget_epochs - self.epochs_spent - self.in_flight
+        return self.budget_epochs - self.epochs_spent - in_flight
 
     def _slots(self) -> int:
         return self.max_concurrent or max(1, self.in_flight)
@@ -255,7 +258,7 @@ class Coordinator:
         self.plan()
         flying = self.in_flight
         nothing_now = FINISHED if flying == 0 else WAIT
-        if self.budget_epochs is not None and self.budget_epochs - self.epochs_spent - flying < 1:
+        if self._budget_left(flying) < 1:
             return nothing_now  # a running trial that fails gives its epoch back: wait for it
         if self.max_concurrent is not None and flying >= self.max_concurrent:
             return WAIT

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from at2_tune.core.acquisition import owed_epochs
 from at2_tune.core.observations import ObservationStore
 from at2_tune.core.policies import (BestObserved, Query, RecommendingPolicy, Situation,
                                     queries_in_order, situation_of)
@@ -46,20 +47,16 @@ class RoundRobin(_ModelFree):
     name = "round-robin"
 
     def order(self, posterior, situation: Situation) -> list[int]:
-        # owed_epochs over the open members, in plain Python: k is small and the planner
-        # replays this order thousands of times
         is_open = np.zeros(situation.trained.size, dtype=bool)
         is_open[situation.open] = True
-        members = [(place, int(c)) for place, c in enumerate(self.ranking[: self.k])
-                   if is_open[c]]
-        if not members:
+        members = np.array([(place, c) for place, c in enumerate(self.ranking[: self.k])
+                            if is_open[c]], dtype=np.int64).reshape(-1, 2)
+        if not members.size:
             return []
-        weights = [(place + 1.0) ** -self.decay for place, _ in members]
-        trained = [int(situation.trained[c]) for _, c in members]
-        spent, total = sum(trained) + 1.0, sum(weights)
-        deficit = [round(w / total * spent - t, 9) for w, t in zip(weights, trained)]
-        places = sorted(range(len(members)), key=lambda i: (-deficit[i], members[i][0]))
-        return [members[i][1] for i in places]
+        places, configs = members[:, 0], members[:, 1]
+        deficit = np.round(owed_epochs((places + 1.0) ** -self.decay,
+                                       situation.trained[configs]), 9)
+        return [int(configs[i]) for i in np.lexsort((places, -deficit))]
 
 
 @dataclass

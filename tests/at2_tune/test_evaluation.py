@@ -26,6 +26,9 @@ def test_the_held_model_by_hand():
     assert evaluation.held_ranks(final, held).tolist() == [2, 1, 1, 1]  # 0.9 and 0.5 beat 0.2
     assert evaluation.held_ranks(final, [0.9]).tolist() == [0]
     assert evaluation.held_values(curves, []).size == 0
+    # a run that spent 3 of 5 epochs holds its best on; one that trained nothing holds `nothing`
+    assert evaluation.held_curve([0.2, 0.6, 0.5], 5, 0.1).tolist() == [0.2, 0.6, 0.6, 0.6, 0.6]
+    assert evaluation.held_curve([], 3, 0.1).tolist() == [0.1, 0.1, 0.1]
 
 
 def test_a_budget_table_judges_each_budget_at_its_end_against_the_best_baseline():
