@@ -143,16 +143,20 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
                 results, stopper, metrics, METRIC, plan.space, options.budget_epochs,
                 time.perf_counter() - started,
                 {**extra, "experiment": experiment, "phases": clock.phases})
+            document["recommended_checkpoint"] = summary.ray_checkpoint(
+                results, document["recommended_trial"], document["recommended_epoch"])
         else:
             experiment = _fit(options, plan, resources, clock)
             final = make_searcher(options, plan)
             with local_copy(experiment) as folder:
                 final.restore_from_dir(folder)
+            recommendation = final.recommendation()
             metrics = records.read_all(Path(options.out) / TRIALS_DIR)
             document = summary.build_summary(
                 final.coordinator, metrics, METRIC, time.perf_counter() - started,
-                {**extra, "experiment": experiment, "recommendation": final.recommendation(),
+                {**extra, "experiment": experiment, "recommendation": recommendation,
                  "plan": _plan_json(final), "phases": clock.phases})
+            document["recommended_checkpoint"] = (recommendation or {}).get("checkpoint")
     finally:
         if owns_ray:
             import ray
@@ -200,8 +204,9 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],
 
 def run_config(options: LiveOptions, clock: PhaseClock, searcher=None, stop=None):
     """The ``RunConfig`` every method runs with: the experiment in ``options.storage_path``,
-    two checkpoints kept per trial, every result logged by the driver, the first trial's start
-    (and ``searcher``'s offline fit) stamped on ``clock``; ``stop``: Tune's stop criterion."""
+    each trial's two best checkpoints and its latest kept, every result logged by the driver,
+    the first trial's start (and ``searcher``'s offline fit) stamped on ``clock``; ``stop``:
+    Tune's stop criterion."""
     from ray import tune
 
     return tune.RunConfig(
@@ -210,11 +215,14 @@ def run_config(options: LiveOptions, clock: PhaseClock, searcher=None, stop=None
         # per-trial tables repeat a trial's config at every resume (a 20-epoch run printed
         # 513 lines with verbose=1, 15 config tables of them)
         # a ResNet checkpoint with its optimizer state is 150-300 MB: keeping every epoch's
-        # fills a disk within a few hundred epochs. Two, not one: Tune's saved experiment state
-        # can lag one checkpoint behind (it is forced once a trial has saved num_to_keep
-        # times), and after a crash the trial restores from the one that state names; with one
-        # kept, that one was already deleted
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # fills a disk within a few hundred epochs. The best by the metric, because the best
+        # epoch holds the model the run recommends (kept only by the latest, it is deleted
+        # once later epochs are saved); Ray keeps the latest besides. Two, not one: Tune's
+        # saved experiment state can lag one checkpoint behind (it is forced once a trial has
+        # saved num_to_keep times), and after a crash the trial restores from the one that
+        # state names; with one kept, that one was already deleted
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
+                                                checkpoint_score_order="max"),
         callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR),
                    FirstTrialPhases(clock, searcher)])
 
@@ -284,6 +292,7 @@ def _closing_lines(options: LiveOptions, document: dict[str, Any], plot: Path | 
              f"({METRIC} {'-' if best is None else f'{best:.4f}'} at epoch "
              f"{document['recommended_epoch']}, test_top1 "
              f"{'-' if test is None else f'{test:.4f}'}) {document['recommended_config']}",
+             f"the model: {document.get('recommended_checkpoint') or 'no checkpoint kept'}",
              f"{document['epochs_spent']}/{document['budget_epochs']} epochs over "
              f"{len(document['trials'])} trials in {document['wall_s']:.0f} s",
              f"summary: {Path(options.out) / summary.SUMMARY_FILE}"]

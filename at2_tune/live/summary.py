@@ -117,6 +117,18 @@ def build_ray_summary(results, stopper, metrics: dict[str, list[dict[str, Any]]]
             "wall_s": round(wall_s, 3), **extra}
 
 
+def ray_checkpoint(results, trial_id: str | None, epoch: int | None) -> str | None:
+    """The checkpoint of ``trial_id`` saved at ``epoch`` that Ray keeps in ``results`` (a
+    ``ResultGrid``); ``None`` when it keeps none for that epoch."""
+    for result in results:
+        if (result.metrics or {}).get("trial_id") != trial_id:
+            continue
+        for checkpoint, checkpoint_metrics in result.best_checkpoints or []:
+            if checkpoint_metrics.get("training_iteration") == epoch:
+                return checkpoint.path
+    return None
+
+
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     path = Path(out) / SUMMARY_FILE
     text = json.dumps(summary, indent=2, sort_keys=False)

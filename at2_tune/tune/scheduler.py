@@ -28,6 +28,7 @@ from ray.tune.trainable import FunctionTrainable, Trainable
 from at2_tune.core.coordinator import Coordinator, Decision, Finished, Resume, TrialStatus
 from at2_tune.databases.tune_import import AT2_RESULTS_FILE
 from at2_tune.errors import AT2Error
+from at2_tune.tune import held_checkpoint
 from at2_tune.tune.searcher import AT2Searcher
 
 
@@ -53,8 +54,14 @@ class AT2Scheduler(TrialScheduler):
         self.searcher = searcher
         self.on_decision = on_decision
         self._unknown: set[str] = set()  # restored trials newer than the restored coordinator
-        searcher.attach_scheduler()
+        self._trials: dict[str, Trial] = {}  # every trial Tune added, to find its checkpoints
+        searcher.attach_scheduler(self)
         _quiet_resume_warnings()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_trials"] = {}  # Tune's trials are Tune's to save (the Tuner pickles its config)
+        return state
 
     @property
     def coordinator(self):
@@ -73,6 +80,7 @@ class AT2Scheduler(TrialScheduler):
                            "epoch by epoch, so a repeated trial has no place in its decisions. "
                            "Pass search_alg=searcher without Repeater; to average over seeds, "
                            "report the seeds' mean from one trial")
+        self._trials[trial.trial_id] = trial
         status = self.coordinator.status(trial.trial_id)
         if status is None and not self.coordinator.needs_reconcile:
             raise AT2Error(f"trial {trial.trial_id} was not created by AT2Searcher; "
@@ -126,6 +134,25 @@ class AT2Scheduler(TrialScheduler):
 
     def on_trial_remove(self, tune_controller, trial: Trial) -> None:
         self.coordinator.on_trial_end(trial.trial_id)
+
+    # ------------------------------------------------------------------ the models held
+    def checkpoint_of(self, trial_id: str, epoch: int) -> tuple[str | None, str | None]:
+        """``(where, why_not)``: the checkpoint ``trial_id`` saved at ``epoch`` (a path or a
+        URI) and ``None``; ``None`` and why there is none (the fix included); or ``(None,
+        None)`` while it may still be on its way (Tune registers a result's checkpoint after
+        the result, and the experiment may be saved in between)."""
+        trial = self._trials.get(trial_id)
+        if trial is None:
+            return None, None  # a trial of a run restored without it: nothing to look at
+        epoch_of = self.searcher.epoch_of
+        where = held_checkpoint.checkpoint_at(trial, epoch, epoch_of)
+        if where is not None:
+            return where, None
+        newest = max(held_checkpoint.kept_epochs(trial, epoch_of), default=None)
+        if trial.status == Trial.RUNNING and (newest is None or newest < epoch):
+            return None, None
+        return None, held_checkpoint.missing_checkpoint_message(
+            trial, epoch, self.searcher.epoch_of, self.searcher.metric, self.searcher.mode)
 
     # ------------------------------------------------------------------ what runs next
     def choose_trial_to_run(self, tune_controller) -> Trial | None:

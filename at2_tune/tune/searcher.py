@@ -112,6 +112,9 @@ class AT2Searcher(Searcher):
         self._data_dir = data_dir
         self._loaded_database = None
         self._has_scheduler = False
+        self._scheduler = None
+        self._missing_checkpoints: set[tuple[str, int]] = set()  # warned of once each
+        self._held_checkpoint: tuple[str, int, str] | None = None  # (trial, epoch, where)
         self._saves = 0
         self.time_attr = time_attr
         self.offline_fit_seconds: float | None = None
@@ -163,9 +166,11 @@ class AT2Searcher(Searcher):
         self.coordinator.max_concurrent = max_concurrent
         return True
 
-    def attach_scheduler(self) -> None:
-        """Called by :class:`AT2Scheduler`: results and trial ends reach the coordinator there."""
+    def attach_scheduler(self, scheduler=None) -> None:
+        """Called by :class:`AT2Scheduler`: results and trial ends reach the coordinator there,
+        and it finds the checkpoints of the recommended model (``scheduler.checkpoint_of``)."""
         self._has_scheduler = True
+        self._scheduler = scheduler
 
     def _resolved_space(self):
         if self._space is None and self._user_database() is not None:
@@ -389,10 +394,12 @@ class AT2Searcher(Searcher):
                  "space": None if self._space is None else self._space.to_json(),
                  "saved": [time.time(), self._saves], "searcher": self._construction_state(),
                  "coordinator": self.coordinator.state_dict()}
+        recommendation = self.recommendation()  # finds (and keeps) the held model's checkpoint
+        state["held_checkpoint"] = None if self._held_checkpoint is None \
+            else list(self._held_checkpoint)
         torch.save(state, checkpoint_path)
         paths.atomic_write(Path(checkpoint_path).with_name(BACKUP_FILE),
                            lambda handle: torch.save(state, handle))
-        recommendation = self.recommendation()
         if recommendation is not None:
             text = json.dumps(recommendation, indent=1, default=float)
             paths.atomic_write(Path(checkpoint_path).with_name(RECOMMENDATION_FILE),
@@ -426,9 +433,12 @@ class AT2Searcher(Searcher):
 
     # ------------------------------------------------------------------ the recommendation
     def recommendation(self) -> dict[str, Any] | None:
-        """AT2's recommended trial so far: ``{"trial_id", "config", "metric", "mode", "value",
-        "epoch", "epochs_spent"}``, the value as the trial reported it at its best observed
-        epoch; ``None`` before the first observation. Reads the model, trains nothing."""
+        """AT2's recommended model so far: ``{"trial_id", "config", "metric", "mode", "value",
+        "epoch", "checkpoint", "epochs_spent"}``: the trial, the epoch of its best observed
+        value (as the trial reported it) and the checkpoint it saved with that result (a path,
+        or a URI on remote storage; ``None``, with a warning naming the fix, where Ray deleted
+        it or the trainable saved none). ``None`` before the first observation. Reads the
+        model, trains nothing."""
         engine = self.coordinator.engine
         if engine is None or not len(engine.observations) or \
                 len(engine.failed) == engine.n_candidates:
@@ -439,10 +449,30 @@ class AT2Searcher(Searcher):
         trial_id = self.coordinator.trial_of(candidate)
         best = max(own, key=lambda o: o.value) if own else None
         value = None if best is None else (best.value if self._mode == "max" else -best.value)
+        epoch = None if best is None else best.epoch
         return {"trial_id": trial_id, "config": copy.deepcopy(engine.candidates[candidate]),
-                "metric": self._metric, "mode": self._mode, "value": value,
-                "epoch": None if best is None else best.epoch,
+                "metric": self._metric, "mode": self._mode, "value": value, "epoch": epoch,
+                "checkpoint": self._checkpoint_of(trial_id, epoch),
                 "epochs_spent": self.coordinator.epochs_spent}
+
+    def _checkpoint_of(self, trial_id: str | None, epoch: int | None) -> str | None:
+        """The checkpoint of ``trial_id`` at ``epoch`` that Ray keeps, found through the
+        scheduler (which sees Tune's trials) or, in a searcher restored after the run, as the
+        saved state named it; a missing one is warned of once."""
+        if trial_id is None or epoch is None:
+            return None
+        where, why_not = (None, None) if self._scheduler is None \
+            else self._scheduler.checkpoint_of(trial_id, epoch)
+        if where is not None:
+            self._held_checkpoint = (trial_id, epoch, where)
+            return where
+        if why_not is not None:
+            if (trial_id, epoch) not in self._missing_checkpoints:
+                self._missing_checkpoints.add((trial_id, epoch))
+                log.warning(why_not)
+            return None
+        held = self._held_checkpoint
+        return held[2] if held is not None and held[:2] == (trial_id, epoch) else None
 
     def restore_from_dir(self, checkpoint_dir: str) -> None:
         """Restore the newest whole state of an experiment folder (Tune's files and backups);
@@ -485,6 +515,8 @@ class AT2Searcher(Searcher):
         self.coordinator.engine = None
         self.coordinator.load_state_dict(state["coordinator"], engine=engine)
         self._saves = int(state["saved"][1])
+        held = state.get("held_checkpoint")  # absent in states saved before it was kept
+        self._held_checkpoint = None if held is None else (held[0], int(held[1]), held[2])
 
 
 def _as_space(space):

@@ -173,6 +173,69 @@ def test_a_loss_with_mode_min_and_a_stop_criterion_is_observed_exactly_and_recom
     assert restored.coordinator.epochs_spent == 14 and restored.metric == "loss"
 
 
+def overfitting_trainable(config):
+    """A loss lowest at epoch 3 that rises after (the model overfits), checkpointed each epoch
+    with the epoch it holds."""
+    for epoch in range(_saved_epoch() + 1, config["train_epochs"] + 1):
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "epoch.json"), "w") as handle:
+                json.dump(epoch, handle)
+            tune.report({"loss": loss(config, 3) + 0.05 * (epoch - 3) ** 2},
+                        checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _overfitting_run(fast_settings, tmp_path, checkpoint_config):
+    searcher = _searcher(fast_settings, budget_epochs=10, max_epochs=5)
+    results = tune.Tuner(
+        overfitting_trainable, param_space={**SPACE, "train_epochs": 5},
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=AT2Scheduler(searcher),
+                                    metric="loss", mode="min", num_samples=20,
+                                    max_concurrent_trials=2, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="overfit", verbose=0,
+                                  checkpoint_config=checkpoint_config)).fit()
+    assert results.num_errors == 0 and searcher.coordinator.epochs_spent == 10
+    return searcher, results
+
+
+def _checkpoint_epoch(path: str) -> int:
+    with open(os.path.join(path, "epoch.json")) as handle:
+        return json.load(handle)
+
+
+def test_the_recommendation_names_the_checkpoint_that_holds_the_recommended_model(
+        fast_settings, tmp_path):
+    keep_best = tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="loss",
+                                      checkpoint_score_order="min")
+    searcher, results = _overfitting_run(fast_settings, tmp_path, keep_best)
+    recommendation = searcher.recommendation()
+    assert recommendation["epoch"] == 3  # the loss rises after epoch 3: the best is earlier
+    # the folder holds the model of that very epoch, the one Ray itself calls the best
+    assert _checkpoint_epoch(recommendation["checkpoint"]) == 3
+    best = results.get_best_result(scope="all")
+    assert best.metrics["trial_id"] == recommendation["trial_id"]
+    assert best.get_best_checkpoint("loss", "min").path == recommendation["checkpoint"]
+    assert load_recommendation(results.experiment_path)["checkpoint"] == \
+        recommendation["checkpoint"]
+    saved = tmp_path / "searcher-state.pt"  # a searcher restored after the run names it too
+    searcher.save(str(saved))
+    restored = AT2Searcher()
+    restored.restore(str(saved))
+    assert restored.recommendation() == recommendation
+
+
+def test_a_recommended_model_whose_checkpoint_ray_deleted_is_named_with_the_fix(
+        fast_settings, tmp_path, caplog):
+    latest_only = tune.CheckpointConfig(num_to_keep=1)  # the best epoch's is deleted later
+    with caplog.at_level("WARNING", logger="at2_tune.tune.searcher"):
+        searcher, _ = _overfitting_run(fast_settings, tmp_path, latest_only)
+        recommendation = searcher.recommendation()
+    assert recommendation["epoch"] == 3 and recommendation["checkpoint"] is None
+    warnings = [r.getMessage() for r in caplog.records if "has no checkpoint" in r.getMessage()]
+    assert len(warnings) == 1  # once, however often the experiment is saved
+    assert f"trial {recommendation['trial_id']} at epoch 3" in warnings[0]
+    assert "checkpoint_score_attribute='loss', checkpoint_score_order='min'" in warnings[0]
+
+
 def test_a_class_trainable_with_reset_config_reuses_actors_and_its_done_results_are_observed(
         fast_settings, tmp_path):
     searcher = _searcher(fast_settings, max_epochs=5, budget_epochs=16)
