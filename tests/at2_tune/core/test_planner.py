@@ -5,8 +5,8 @@ import pytest
 
 from at2_tune.core.coordinator import Coordinator
 from at2_tune.core.planner import (FAMILY, Plan, PlannedSchedule, Schedule, carried_forward,
-                                   plan_schedule, prior_order, replay_schedule,
-                                   schedule_regrets, substituted)
+                                   completed, plan_schedule, prior_order, replay_schedule,
+                                   schedule_regrets)
 from at2_tune.core.schedules import ModelFreeCore
 from at2_tune.core.simulation import simulate
 from at2_tune.errors import AT2Error
@@ -104,25 +104,52 @@ def test_schedule_regrets_are_the_held_values_by_hand():
     assert configuration == pytest.approx(np.zeros((1, 2)))
 
 
-def test_cut_curves_are_carried_forward_and_unobserved_configurations_substituted():
+def test_the_papers_objective_keeps_its_default_unless_a_schedule_is_clearly_better():
+    from at2_tune.core.planner import kept_unless_clearly_beaten
+
+    regrets = np.array([[0.10, 0.30, 0.20, 0.00],    # 0: the lowest mean (0.15), but noisy
+                        [0.20, 0.20, 0.20, 0.20],    # 1: the default (0.20)
+                        [0.10, 0.10, 0.12, 0.11]])   # 2: 0.1075, lower on every task
+    # 2 beats the default by 0.0925 with a paired standard error of 0.005: it is taken
+    assert kept_unless_clearly_beaten([2, 0, 1], regrets, default=1) == [2, 0, 1]
+    # 0 beats it by 0.05 with a standard error of 0.065: the default is kept, the rest in order
+    assert kept_unless_clearly_beaten([0, 2, 1], regrets, default=1) == [1, 0, 2]
+    assert kept_unless_clearly_beaten([1, 0, 2], regrets, default=1) == [1, 0, 2]
+    assert kept_unless_clearly_beaten([0, 1], regrets[:2, :1], default=1) == [1, 0]  # 1 task
+
+def test_cut_curves_are_completed_by_the_tasks_full_curves_and_untrained_ones_skipped():
     nan = np.nan
     assert np.array_equal(carried_forward(np.array([[nan, 0.2, nan, 0.4, nan]])),
                           np.array([[0.2, 0.2, 0.2, 0.4, 0.4]]))
-    curves = np.array([[[0.5, nan], [0.2, 0.3], [nan, nan]],
-                       [[0.9, 0.95], [0.1, 0.2], [0.3, 0.4]]])
-    # task 0 as the new task: task 1 orders 0, 2, 1; config 2, unseen on task 0, takes the
-    # curve of config 1 (next to it in the order, the later one on a tie); top1 trains config
-    # 0 twice, its second epoch carried forward: held 0.5 = the best final
-    regrets, _ = schedule_regrets(curves, budget=2, concurrency=1,
-                                  family=[Schedule("round_robin", 1)])
-    assert regrets[0, 0] == pytest.approx(0.0)
+    curves = np.array([[[0.5, nan, nan], [0.2, 0.3, 0.5], [nan, nan, nan]],
+                       [[0.9, 0.95, 0.97], [0.1, 0.2, 0.25], [0.3, 0.4, nan]],
+                       [[0.6, nan, nan], [0.4, 0.5, nan], [nan, nan, nan]]])
+    filled = completed(curves)
+    # task 0: config 0, cut after epoch 1, gains what config 1 (trained to the end) gained
+    # from epoch 1: +0.1, +0.3; the untrained config 2 stays NaN
+    assert filled[0, 0] == pytest.approx([0.5, 0.6, 0.8]) and np.isnan(filled[0, 2]).all()
+    # task 1: config 2, cut after epoch 2, gains the median of configs 0 and 1 from epoch 2:
+    # median(0.02, 0.05) = 0.035
+    assert filled[1, 2] == pytest.approx([0.3, 0.4, 0.435])
+    # task 2 trained nothing to the end: the gains of every task's full curves (task 0's
+    # config 1, task 1's configs 0 and 1): from epoch 1 the medians of (0.1, 0.05, 0.1) and
+    # (0.3, 0.07, 0.15); from epoch 2 of (0.2, 0.02, 0.05)
+    assert filled[2, 0] == pytest.approx([0.6, 0.7, 0.75])
+    assert filled[2, 1] == pytest.approx([0.4, 0.5, 0.55])
+    full = np.random.default_rng(0).random((2, 3, 4))
+    assert np.array_equal(completed(full), full)  # a full grid is left as it is
+
+    # task 0 as the new task: the other tasks order 0, 1 (config 2 it never trained is
+    # skipped); its completed finals 0.8 and 0.5. Depth pays: top1 trains config 0 three
+    # epochs (held 0.8, regret 0); top2 gets 0.6 (regret 0.2 / 0.3), where carried forward
+    # flat both looked alike
+    regrets, _ = schedule_regrets(curves[:2], budget=3, concurrency=1,
+                                  family=[Schedule("round_robin", 1), Schedule("round_robin", 2)])
+    assert regrets[:, 0] == pytest.approx([0.0, 0.2 / 0.3])
+    # task 1 as the new task: task 0 orders 0, 1, then config 2 only task 1 trained; finals
+    # 0.97, 0.25, 0.435: top1 0.97 (regret 0), top2 (0.95 after 2 epochs of config 0, 1 of 1)
+    assert regrets[:, 1] == pytest.approx([0.0, 0.02 / 0.72])
     assert prior_order(np.array([[1.0, nan, 0.0], [nan, 0.5, 0.7]])).tolist() == [0, 2, 1]
-    filled = substituted(carried_forward(curves[0]), [0, 2, 1])
-    assert np.array_equal(filled, np.array([[0.5, 0.5], [0.2, 0.3], [0.2, 0.3]]))
-    # top2 round robin over 0, 2 trains config 0 then config 2 (config 1's curve): held 0.5
-    regrets, _ = schedule_regrets(curves, budget=2, concurrency=1,
-                                  family=[Schedule("round_robin", 2)])
-    assert regrets[0, 0] == pytest.approx(0.0)
 
 
 def test_prior_order_is_the_mean_rank_of_the_final_values():
