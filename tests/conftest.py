@@ -1,8 +1,11 @@
-"""Shared test set-up: an isolated cache, and the release data from $AT2_DATA_DIR."""
+"""Shared test set-up: an isolated cache, one temporary folder for Ray and its workers, and
+the release data from $AT2_DATA_DIR."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,25 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_temp_dir():
+    """Ray's session folders (logs, sockets, spilled objects: 8 MB per session, left in /tmp/ray
+    otherwise) and the temporary files of every process the suite starts (the trainers'
+    checkpoint staging folders, which a SIGKILLed trial cannot remove) go to one folder,
+    removed when the session ends. Short, under /tmp: Ray's socket paths must stay < 108
+    bytes."""
+    folder = tempfile.mkdtemp(prefix="at2r", dir="/tmp")
+    saved = {key: os.environ.get(key) for key in ("RAY_TMPDIR", "TMPDIR")}
+    os.environ["RAY_TMPDIR"] = os.environ["TMPDIR"] = folder  # read by Ray and child processes
+    yield Path(folder)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ The regret is that of what the user keeps (:data:`OBJECTIVES`):
   configuration, for a user who trains it again to its end.
 
 A prior task's curves may be cut (a tuning history's early-stopped trials): a cut curve is
-continued past its last observed epoch by the typical gain of the task's curves that were trained
-to the end (:func:`completed`), a task is replayed on the configurations it trained only (the
+continued past its last observed epoch by the typical gain of the prior's curves that were
+trained to the end (:func:`completed`), a task is replayed on the configurations it trained only (the
 schedules go down the prior's order past the others), and successive halving is not replayed on
 such a prior (:func:`stopped_early`). :class:`PlannedSchedule` is the policy that plans once and
 then carries the plan out. No Ray imports.
@@ -224,23 +224,23 @@ def carried_forward(curves: np.ndarray) -> np.ndarray:
 def completed(curves: np.ndarray) -> np.ndarray:
     """``(T, C, E)`` prior curves with every cut curve continued: after its last observed epoch
     ``e`` a configuration gets its value there plus the median gain from ``e`` of the curves
-    its task trained to the last epoch (of every task's, where its own trained none to the end;
-    cut curves stay carried forward where no task did). Gaps inside a curve and epochs before
-    its first observation are carried forward (:func:`carried_forward`); rows never observed
-    stay NaN.
+    that the prior tasks trained to the last epoch (all tasks' together; cut curves stay
+    carried forward where no task trained one to the end). Gaps inside a curve and epochs
+    before its first observation are carried forward (:func:`carried_forward`); rows never
+    observed stay NaN.
 
     A tuning history's early stopper cuts most curves after 1-3 epochs. Carried forward flat,
     they say that training deeper gains nothing, and the plan then spreads the epochs over
-    many configurations where the new task, trained to the end, rewards depth (measured on 8
-    ASHA histories per new task, docs/benchmarks.md)."""
+    many configurations where the new task, trained to the end, rewards depth. An ASHA history
+    of 25 trials trains about one configuration to the end, so the gains are pooled over the
+    tasks (measured on 8 ASHA histories per new task, docs/benchmarks.md)."""
     curves = np.array(curves, dtype=float)
     seen = ~np.isnan(curves)
     full = seen[:, :, -1]
-    everyone = carried_forward(curves[full]) if full.any() else None
+    pool = carried_forward(curves[full]) if full.any() else None
     for task in range(curves.shape[0]):
         filled = carried_forward(curves[task])
         cut = np.flatnonzero(seen[task].any(axis=1) & ~full[task])
-        pool = carried_forward(curves[task][full[task]]) if full[task].any() else everyone
         if pool is not None and cut.size:
             lasts = curves.shape[2] - 1 - np.argmax(seen[task, cut, ::-1], axis=1)
             for last in np.unique(lasts):

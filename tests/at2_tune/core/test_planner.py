@@ -117,7 +117,7 @@ def test_the_papers_objective_keeps_its_default_unless_a_schedule_is_clearly_bet
     assert kept_unless_clearly_beaten([1, 0, 2], regrets, default=1) == [1, 0, 2]
     assert kept_unless_clearly_beaten([0, 1], regrets[:2, :1], default=1) == [1, 0]  # 1 task
 
-def test_cut_curves_are_completed_by_the_tasks_full_curves_and_untrained_ones_skipped():
+def test_cut_curves_are_completed_by_the_full_curves_gains_and_untrained_ones_skipped():
     nan = np.nan
     assert np.array_equal(carried_forward(np.array([[nan, 0.2, nan, 0.4, nan]])),
                           np.array([[0.2, 0.2, 0.2, 0.4, 0.4]]))
@@ -125,29 +125,26 @@ def test_cut_curves_are_completed_by_the_tasks_full_curves_and_untrained_ones_sk
                        [[0.9, 0.95, 0.97], [0.1, 0.2, 0.25], [0.3, 0.4, nan]],
                        [[0.6, nan, nan], [0.4, 0.5, nan], [nan, nan, nan]]])
     filled = completed(curves)
-    # task 0: config 0, cut after epoch 1, gains what config 1 (trained to the end) gained
-    # from epoch 1: +0.1, +0.3; the untrained config 2 stays NaN
-    assert filled[0, 0] == pytest.approx([0.5, 0.6, 0.8]) and np.isnan(filled[0, 2]).all()
-    # task 1: config 2, cut after epoch 2, gains the median of configs 0 and 1 from epoch 2:
-    # median(0.02, 0.05) = 0.035
-    assert filled[1, 2] == pytest.approx([0.3, 0.4, 0.435])
-    # task 2 trained nothing to the end: the gains of every task's full curves (task 0's
-    # config 1, task 1's configs 0 and 1): from epoch 1 the medians of (0.1, 0.05, 0.1) and
-    # (0.3, 0.07, 0.15); from epoch 2 of (0.2, 0.02, 0.05)
+    # the curves trained to the end: task 0's config 1, task 1's configs 0 and 1. From epoch
+    # 1 they gain medians of (0.1, 0.05, 0.1) and (0.3, 0.07, 0.15); from epoch 2 of
+    # (0.2, 0.02, 0.05). A curve cut after epoch 1 gains +0.1, +0.15; after epoch 2, +0.05
+    assert filled[0, 0] == pytest.approx([0.5, 0.6, 0.65])
+    assert filled[1, 2] == pytest.approx([0.3, 0.4, 0.45])
     assert filled[2, 0] == pytest.approx([0.6, 0.7, 0.75])
     assert filled[2, 1] == pytest.approx([0.4, 0.5, 0.55])
+    assert np.isnan(filled[0, 2]).all()  # never trained: nothing to continue
     full = np.random.default_rng(0).random((2, 3, 4))
     assert np.array_equal(completed(full), full)  # a full grid is left as it is
 
-    # task 0 as the new task: the other tasks order 0, 1 (config 2 it never trained is
-    # skipped); its completed finals 0.8 and 0.5. Depth pays: top1 trains config 0 three
-    # epochs (held 0.8, regret 0); top2 gets 0.6 (regret 0.2 / 0.3), where carried forward
-    # flat both looked alike
+    # task 0 as the new task: the other task orders 0, 1 (config 2, which task 0 never
+    # trained, is skipped); task 0's completed finals 0.65 and 0.5. Depth pays: top1 trains
+    # config 0 three epochs (held 0.65, regret 0); top2 gets 0.6 (regret 0.05 / 0.15), where
+    # carried forward flat both held 0.5
     regrets, _ = schedule_regrets(curves[:2], budget=3, concurrency=1,
                                   family=[Schedule("round_robin", 1), Schedule("round_robin", 2)])
-    assert regrets[:, 0] == pytest.approx([0.0, 0.2 / 0.3])
+    assert regrets[:, 0] == pytest.approx([0.0, 0.05 / 0.15])
     # task 1 as the new task: task 0 orders 0, 1, then config 2 only task 1 trained; finals
-    # 0.97, 0.25, 0.435: top1 0.97 (regret 0), top2 (0.95 after 2 epochs of config 0, 1 of 1)
+    # 0.97, 0.25, 0.45: top1 0.97 (regret 0), top2 0.95 (config 0 two epochs, config 1 one)
     assert regrets[:, 1] == pytest.approx([0.0, 0.02 / 0.72])
     assert prior_order(np.array([[1.0, nan, 0.0], [nan, 0.5, 0.7]])).tolist() == [0, 2, 1]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,6 +117,7 @@ def two_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             _stop(node)
         _stop_leftovers(temp_dir)
     assert _processes_using(temp_dir) == []  # both nodes and all their workers are gone
+    shutil.rmtree(temp_dir, ignore_errors=True)  # their logs and sockets
 
 
 def _stop_leftovers(temp_dir: str, timeout_s: float = 20.0) -> None:
