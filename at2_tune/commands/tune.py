@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="total epochs over all trials")
     parser.add_argument("--concurrency", type=int, default=1, metavar="K",
                         help="trials training at the same time (default 1)")
+    parser.add_argument("--max-failures", type=int, default=1, metavar="N",
+                        help="restarts of a failed trial from its last checkpoint (a worker "
+                             "killed mid-epoch, a lost node; default 1)")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0, metavar="C")
     parser.add_argument("--gpus-per-trial", type=float, default=None, metavar="G",
                         help="default: 1 when the cluster has GPUs, else 0")
@@ -76,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, prior=args.prior, samples=args.samples,
         address=args.address, storage=args.storage, resume=args.resume, seed=args.seed,
         device=args.device, small_input_stem=args.small_input_stem, fit_cache=args.fit_cache,
-        data_dir=args.data_dir, method=args.method, objective=args.objective)
+        data_dir=args.data_dir, method=args.method, objective=args.objective,
+        max_failures=args.max_failures)
     run_live(options)
     return 0

@@ -20,8 +20,8 @@ METRIC = "val_top1"
 DEFAULT_SAMPLES_WITH_PRIOR = 50
 DEFAULT_SAMPLES_WITHOUT_PRIOR = 100
 OPTIONS_FILE = "live-options.json"
-RESUME_FREE = ("address", "resume", "fit_cache", "data_dir")
-"""Options a resumed run may change (where it runs, not what it tunes)."""
+RESUME_FREE = ("address", "resume", "fit_cache", "data_dir", "max_failures")
+"""Options a resumed run may change (where and how it runs, not what it tunes)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class LiveOptions:
         objective: ``at2`` only: ``"model"`` (the best model trained within the budget) or
             ``"configuration"`` (a configuration to train again to its end; the AT2 paper's);
             what the budget planner plans for (``AT2Searcher(objective=...)``).
+        max_failures: how often Tune restarts a failed trial from its last checkpoint
+            (``FailureConfig(max_failures=...)``: a worker killed by the out-of-memory killer,
+            a lost node); a trial that fails more often fails its configuration.
     """
 
     data: DataSpec
@@ -73,6 +76,7 @@ class LiveOptions:
     data_dir: str | None = None
     method: str = "at2"
     objective: str = "model"
+    max_failures: int = 1
 
     @property
     def storage_path(self) -> str:
@@ -105,6 +109,10 @@ def check_options(options: LiveOptions) -> None:
     _positive_int("--budget-epochs", options.budget_epochs, "at least one epoch of training")
     _positive_int("--epochs", options.epochs, "each trial trains at least one epoch")
     _positive_int("--concurrency", options.concurrency, "at least one trial at a time")
+    if isinstance(options.max_failures, bool) or not isinstance(options.max_failures, int) \
+            or options.max_failures < 0:
+        raise AT2Error(f"--max-failures {options.max_failures!r} must be a whole number >= 0 "
+                       "(0: a trial that fails once fails its configuration)")
     if options.samples is not None and (isinstance(options.samples, bool)
                                         or not isinstance(options.samples, int)
                                         or options.samples < 0):

@@ -223,6 +223,7 @@ def run_config(options: LiveOptions, clock: PhaseClock, searcher=None, stop=None
         # state names; with one kept, that one was already deleted
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order="max"),
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
         callbacks=[records.TrialMetricsLog(Path(options.out).resolve() / TRIALS_DIR),
                    FirstTrialPhases(clock, searcher)])
 

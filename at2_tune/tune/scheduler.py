@@ -31,6 +31,8 @@ from at2_tune.errors import AT2Error
 from at2_tune.tune import held_checkpoint
 from at2_tune.tune.searcher import AT2Searcher
 
+log = logging.getLogger(__name__)
+
 
 class AT2Scheduler(TrialScheduler):
     """Pass the same :class:`AT2Searcher` as ``search_alg``; they share its coordinator.
@@ -110,6 +112,15 @@ class AT2Scheduler(TrialScheduler):
         return decision
 
     def on_trial_error(self, tune_controller, trial: Trial) -> None:
+        """A trial failed. Where Tune retries it (``FailureConfig(max_failures=N)``: a worker
+        killed mid-epoch, a lost node) it stays in flight: Tune restores it from its last
+        checkpoint and it reports the epoch it was training (counted once, in the budget
+        already). Otherwise its configuration has failed for good."""
+        if _retried_by_tune(trial):
+            log.warning("trial %s failed (%d of at most %d failures); Tune restarts it from "
+                        "its last checkpoint, and AT2 keeps its epoch in flight",
+                        trial.trial_id, trial.run_metadata.num_failures, trial.max_failures)
+            return
         self.coordinator.on_trial_end(trial.trial_id, failed=True)
 
     def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
@@ -215,6 +226,13 @@ class AT2Scheduler(TrialScheduler):
                 f"{'/' + str(budget) if budget else ''} epochs, "
                 f"{counts[TrialStatus.RUNNING] + counts[TrialStatus.PENDING]} running, "
                 f"{counts[TrialStatus.PAUSED]} paused, {counts[TrialStatus.DONE]} done")
+
+
+def _retried_by_tune(trial: Trial) -> bool:
+    """Whether Tune calls ``on_trial_error`` for ``trial`` on its way to restoring it: it stops
+    the failed actor first (the trial is ERROR then), and ``should_recover`` holds; for a final
+    failure it calls the scheduler before it stops the trial (RUNNING or PENDING)."""
+    return trial.status == Trial.ERROR and trial.should_recover()
 
 
 def _check_actor_reuse(tune_controller, trial: Trial) -> None:

@@ -49,6 +49,13 @@ def test_budget_below_one_epoch(tmp_path: Path, capsys, budget: str) -> None:
     assert f"--budget-epochs {budget} must be a whole number >= 1" in err
 
 
+def test_negative_max_failures(tmp_path: Path, capsys) -> None:
+    err = _error_of([*SYNTHETIC, "--budget-epochs", "4", "--max-failures", "-1", "--out",
+                     str(tmp_path / "out")], capsys)
+    assert "--max-failures -1 must be a whole number >= 0" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_too_few_images_for_the_largest_batch(tmp_path: Path, capsys) -> None:
     argv = [*SYNTHETIC, "--budget-epochs", "4", "--out", str(tmp_path)]
     argv[argv.index("256")] = "64"

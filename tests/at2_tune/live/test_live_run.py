@@ -135,3 +135,43 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     summary = _check_run(out, BUDGET)
     assert summary["experiment"] == f"{storage}/at2-tune"
     assert (tmp_path / "shared-storage" / "at2-tune").is_dir() and not (out / "ray").exists()
+
+
+def _training_workers(session: int) -> list[int]:
+    """PIDs of the trial processes in ``session`` that are training (Ray titles them
+    ``ray::ImplicitFunc.train`` then)."""
+    table = subprocess.run(["ps", "-eo", "pid,sess,args"], capture_output=True,
+                           text=True).stdout.splitlines()[1:]
+    return [int(line.split()[0]) for line in table
+            if int(line.split()[1]) == session and "ray::" in line and ".train" in line]
+
+
+def test_a_trial_whose_worker_is_killed_mid_epoch_resumes_with_the_budget_exact(
+        tmp_path: Path) -> None:
+    """An out-of-memory kill of one trial's worker: Tune restarts the trial from its last
+    checkpoint (``--max-failures 1``, the default), the run spends its budget exactly, and every
+    counted epoch is in the trial's metrics, contiguous."""
+    out = tmp_path / "run"
+    budget = 12
+    argv = [*ARGS, "--epochs", "4", "--prior", "none", "--samples", "6", "--concurrency", "2",
+            "--budget-epochs", str(budget), "--out", str(out)]
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen([sys.executable, "-m", "at2_tune.cli", "tune", *argv], cwd=ROOT,
+                              env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    killed, deadline = None, time.monotonic() + 240
+    while killed is None:
+        assert driver.poll() is None, "the run ended before a worker could be killed"
+        assert time.monotonic() < deadline, "no trial trained"
+        workers = _training_workers(driver.pid) if _results(out) >= 2 else []
+        if workers:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err[-3000:]
+    assert "Tune restarts it from its last checkpoint" in err  # the kill hit a training trial
+    summary = _check_run(out, budget)
+    assert all(t["status"] != "failed" for t in summary["trials"])
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -298,6 +299,88 @@ def test_a_trial_that_tune_errors_without_telling_the_scheduler_is_released(fast
     failed = engine.candidates[next(iter(engine.failed))]
     assert config_key(failed) == config_key(config) and searcher.coordinator.in_flight == 0
     assert searcher.suggest("t2") is not None  # the slot is free again
+
+
+def dying_trainable(config, marker_dir: str):
+    """``loss_trainable`` whose worker process dies by SIGKILL in the middle of epoch 3 (an
+    out-of-memory kill), in the first trial to get there only; the marker names that trial."""
+    for epoch in range(_saved_epoch() + 1, config["train_epochs"] + 1):
+        if epoch == 3:
+            try:
+                handle = os.open(os.path.join(marker_dir, "killed"), os.O_CREAT | os.O_EXCL |
+                                 os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.write(handle, tune.get_context().get_trial_id().encode())
+                os.close(handle)
+                os.kill(os.getpid(), signal.SIGKILL)
+        with tempfile.TemporaryDirectory() as directory:
+            with open(os.path.join(directory, "epoch.json"), "w") as handle:
+                json.dump(epoch, handle)
+            tune.report({"loss": loss(config, epoch)},
+                        checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _dying_run(fast_settings, tmp_path, max_failures: int, kill: bool, concurrency: int = 2):
+    marker_dir = tmp_path / "marker"
+    marker_dir.mkdir(parents=True)
+    if not kill:
+        (marker_dir / "killed").write_text("")  # taken: nobody dies
+    searcher = _searcher(fast_settings, budget_epochs=14, max_epochs=4)
+    reported = _Reported("loss")
+    results = tune.Tuner(
+        tune.with_parameters(dying_trainable, marker_dir=str(marker_dir)),
+        param_space={**SPACE, "train_epochs": 4},
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=AT2Scheduler(searcher),
+                                    metric="loss", mode="min", num_samples=20,
+                                    max_concurrent_trials=concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="dying", verbose=0,
+                                  callbacks=[reported],
+                                  failure_config=tune.FailureConfig(max_failures=max_failures))
+    ).fit()
+    killed = (marker_dir / "killed").read_text() if kill else None
+    return searcher, results, reported, killed
+
+
+def test_a_worker_killed_mid_epoch_resumes_from_its_checkpoint_with_the_budget_exact(
+        fast_settings, tmp_path):
+    searcher, results, reported, killed = _dying_run(fast_settings, tmp_path / "kill", 1, True)
+    assert killed and results.num_errors == 0
+    coordinator = searcher.coordinator
+    # every epoch observed once, the killed trial's too: it restarted from epoch 2's
+    # checkpoint and reported epoch 3 (which it was training when it died) once
+    assert sorted(_observed(searcher)) == sorted(reported.rows)
+    assert coordinator.epochs_spent == len(reported.rows) == 14
+    epochs = [epoch for trial, epoch, _ in reported.rows if trial == killed]
+    assert epochs == list(range(1, len(epochs) + 1)) and 3 in epochs
+    assert not coordinator.engine.failed
+    assert all(s is TrialStatus.DONE for s in map(coordinator.status, coordinator.trials))
+
+    # one slot: the decisions depend on the values alone, so the run without the kill makes
+    # the same ones, in the same order, and recommends the same model
+    runs = [_dying_run(fast_settings, tmp_path / name, 1, kill, concurrency=1)
+            for name, kill in (("one-slot-kill", True), ("one-slot", False))]
+    traces = [[(s.coordinator.trials[t].candidate, e, v) for t, e, v in _observed(s)]
+              for s, _, _, _ in runs]
+    assert traces[0] == traces[1]
+    recommendations = [{k: s.recommendation()[k] for k in ("config", "value", "epoch")}
+                       for s, _, _, _ in runs]
+    assert recommendations[0] == recommendations[1]
+
+
+def test_a_worker_killed_without_retries_fails_its_configuration_and_the_run_goes_on(
+        fast_settings, tmp_path):
+    searcher, results, reported, killed = _dying_run(fast_settings, tmp_path, 0, True)
+    assert results.num_errors == 1
+    coordinator, engine = searcher.coordinator, searcher.coordinator.engine
+    failed = coordinator.trials[killed].candidate
+    assert engine.failed == {failed}
+    # never proposed again; the budget is spent on the others, exactly
+    assert [t for t, r in coordinator.trials.items() if r.candidate == failed] == [killed]
+    assert sorted(_observed(searcher)) == sorted(reported.rows)
+    assert coordinator.epochs_spent == len(reported.rows) == 14
+    assert [epoch for trial, epoch, _ in reported.rows if trial == killed] == [1, 2]
 
 
 def test_two_at2_runs_reusing_actors_leave_every_cpu_to_the_next_run(fast_settings, tmp_path):
