@@ -20,8 +20,9 @@ METRIC = "val_top1"
 DEFAULT_SAMPLES_WITH_PRIOR = 50
 DEFAULT_SAMPLES_WITHOUT_PRIOR = 100
 OPTIONS_FILE = "live-options.json"
-RESUME_FREE = ("address", "resume", "fit_cache", "data_dir", "max_failures")
-"""Options a resumed run may change (where and how it runs, not what it tunes)."""
+RESUME_FREE = ("address", "resume", "fit_cache", "data_dir")
+"""Options a resumed run may change (where it runs, not what it tunes; ``Tuner.restore`` keeps
+the run's own ``RunConfig``, so ``max_failures`` stays what the run started with)."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ def check_resume(options: LiveOptions) -> None:
     if not saved_path.exists():
         raise AT2Error(f"--resume: {options.out} holds no tuning run ({OPTIONS_FILE} is "
                        "missing); start it without --resume")
-    saved = {"method": "at2", "objective": "model",  # runs before --method, --objective
+    # runs before --method, --objective, --max-failures (Ray's default then: no retry)
+    saved = {"method": "at2", "objective": "model", "max_failures": 0,
              **json.loads(saved_path.read_text())}
     if options.method in RAY:
         raise AT2Error(f"--resume continues runs of {', '.join(COORDINATED)}; a --method "

@@ -178,6 +178,7 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],
 
     experiment = f"{options.storage_path.rstrip('/')}/{EXPERIMENT}"
     trainable = make_trainable(options, plan, resources)
+    _quiet_forced_syncs()
     if options.resume:
         if not tune.Tuner.can_restore(experiment):
             raise AT2Error(f"--resume: nothing to restore in {experiment} (Tune saved no "
@@ -200,6 +201,14 @@ def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],
         raise AT2Error(f"every trial failed ({len(results.errors)}); the first error: "
                        f"{results.errors[0]}")
     return experiment
+
+
+def _quiet_forced_syncs() -> None:
+    """Tune warns whenever it saved the experiment twice within 5 s because a trial saved
+    ``num_to_keep`` checkpoints since the last save. A freeze-thaw run checkpoints every epoch
+    of every trial, so that is the rule, not a bottleneck: 45 warnings of 6 lines each in a
+    200-epoch run on digits. The saves stay as Tune makes them (they keep a resume exact)."""
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 def run_config(options: LiveOptions, clock: PhaseClock, searcher=None, stop=None):
@@ -239,6 +248,7 @@ def _fit_ray_method(options: LiveOptions, plan: Plan, resources: dict[str, float
     experiment = f"{options.storage_path.rstrip('/')}/{EXPERIMENT}"
     search_alg, scheduler = methods.ray_search(options.method, plan, options.seed,
                                                options.data_dir)
+    _quiet_forced_syncs()
     stopper = EpochBudgetStopper(options.budget_epochs,
                                  keep=("trial_id", "training_iteration", METRIC))
     tuner = tune.Tuner(
