@@ -23,12 +23,18 @@ import time
 from pathlib import Path
 
 
+def split_tune_args(argv: list[str] | None) -> tuple[list[str], list[str]]:
+    """``(own, tune_args)``: the arguments before ``--`` and those after it (passed to every
+    ``at2-tune tune`` run unchanged); ``argv=None``: the command line's."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    tune_args: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, tune_args = argv[:cut], argv[cut + 1:]
+    argv, tune_args = split_tune_args(argv)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="at2,asha,optuna-warm")

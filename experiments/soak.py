@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.live_compare import split_tune_args
+
 
 def driver_sample(pid: int) -> tuple[float, int] | None:
     """``(resident MB, open file descriptors)`` of process ``pid``; ``None`` once it is gone."""
@@ -94,11 +96,7 @@ def table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    tune_args: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, tune_args = argv[:cut], argv[cut + 1:]
+    argv, tune_args = split_tune_args(argv)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
