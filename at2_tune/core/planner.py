@@ -234,21 +234,22 @@ def completed(curves: np.ndarray) -> np.ndarray:
     many configurations where the new task, trained to the end, rewards depth. An ASHA history
     of 25 trials trains about one configuration to the end, so the gains are pooled over the
     tasks (measured on 8 ASHA histories per new task, docs/benchmarks.md)."""
-    curves = np.array(curves, dtype=float)
+    curves = np.asarray(curves, dtype=float)
+    n_epochs = curves.shape[2]
     seen = ~np.isnan(curves)
     full = seen[:, :, -1]
-    pool = carried_forward(curves[full]) if full.any() else None
-    for task in range(curves.shape[0]):
-        filled = carried_forward(curves[task])
-        cut = np.flatnonzero(seen[task].any(axis=1) & ~full[task])
-        if pool is not None and cut.size:
-            lasts = curves.shape[2] - 1 - np.argmax(seen[task, cut, ::-1], axis=1)
-            for last in np.unique(lasts):
-                rows = cut[lasts == last]
-                gain = np.median(pool[:, last + 1:] - pool[:, [last]], axis=0)
-                filled[rows, last + 1:] = filled[rows, last][:, None] + gain
-        curves[task] = filled
-    return curves
+    filled = carried_forward(curves.reshape(-1, n_epochs)).reshape(curves.shape)
+    tasks, configs = np.nonzero(seen.any(axis=2) & ~full)  # the cut curves
+    if not (full.any() and tasks.size):
+        return filled
+    pool = filled[full]  # the full curves, carried forward over their gaps
+    lasts = n_epochs - 1 - np.argmax(seen[tasks, configs, ::-1], axis=1)
+    for last in np.unique(lasts):  # one median gain per epoch a curve was cut at
+        rows = lasts == last
+        gain = np.median(pool[:, last + 1:] - pool[:, [last]], axis=0)
+        filled[tasks[rows], configs[rows], last + 1:] = \
+            filled[tasks[rows], configs[rows], last][:, None] + gain
+    return filled
 
 
 def replay_schedule(schedule: Schedule, curves: np.ndarray, ranking: Sequence[int], budget: int,
@@ -287,10 +288,7 @@ def schedule_regrets(prior_curves: np.ndarray, budget: int, concurrency: int,
         low, high = np.nanmin(task_finals), np.nanmax(task_finals)
         if high <= low:
             continue
-        # the configurations the task trained, in the other tasks' order, then those only it
-        # trained
-        orders = {name: [c for c in order if observed[c]] +
-                  [int(c) for c in np.flatnonzero(observed) if c not in set(order)]
+        orders = {name: _trained_first(order, observed)
                   for name, order in rankings(np.delete(best, task, axis=0)).items()}
         row_regrets, row_walls = [], []
         for schedule in family:
@@ -305,6 +303,14 @@ def schedule_regrets(prior_curves: np.ndarray, budget: int, concurrency: int,
     if not regrets:
         return np.zeros((len(family), 0)), np.zeros((len(family), 0))
     return np.array(regrets).T, np.array(walls).T
+
+
+def _trained_first(order: Sequence[int], observed: np.ndarray) -> list[int]:
+    """The configurations of ``order`` that ``observed`` marks, in that order, then the other
+    marked ones (those only the replayed task trained), by index."""
+    placed = set(order)
+    return [c for c in order if observed[c]] + \
+        [int(c) for c in np.flatnonzero(observed) if c not in placed]
 
 
 TRIM = 0.1

@@ -111,8 +111,7 @@ class AT2Searcher(Searcher):
         self._fit_cache = FitCache.coerce(fit_cache)
         self._data_dir = data_dir
         self._loaded_database = None
-        self._has_scheduler = False
-        self._scheduler = None
+        self._scheduler = None  # the AT2Scheduler built with this searcher
         self._missing_checkpoints: set[tuple[str, int]] = set()  # warned of once each
         self._held_checkpoint: tuple[str, int, str] | None = None  # (trial, epoch, where)
         self._saves = 0
@@ -166,10 +165,9 @@ class AT2Searcher(Searcher):
         self.coordinator.max_concurrent = max_concurrent
         return True
 
-    def attach_scheduler(self, scheduler=None) -> None:
+    def attach_scheduler(self, scheduler) -> None:
         """Called by :class:`AT2Scheduler`: results and trial ends reach the coordinator there,
         and it finds the checkpoints of the recommended model (``scheduler.checkpoint_of``)."""
-        self._has_scheduler = True
         self._scheduler = scheduler
 
     def _resolved_space(self):
@@ -331,7 +329,7 @@ class AT2Searcher(Searcher):
     def suggest(self, trial_id: str) -> dict | str | None:
         """The configuration of a new trial when the coordinator's next action is ``Start``;
         ``FINISHED`` when nothing will ever start again; else ``None`` (ask again later)."""
-        if not self._has_scheduler:
+        if self._scheduler is None:
             raise AT2Error("AT2Searcher makes freeze-thaw decisions with its scheduler: pass "
                            "scheduler=AT2Scheduler(searcher) next to search_alg=searcher")
         self.engine  # noqa: B018 (builds the engine on the first call)
