@@ -125,8 +125,9 @@ class TrialRecord:
     status: TrialStatus = TrialStatus.PENDING
     last_epoch: int = 0
     catching_up: bool = False
-    """Restored from a saved state: the trial may first re-run epochs the coordinator has
-    already observed (its checkpoint can be older than the coordinator's state)."""
+    """Restored from a saved state, or restarted by the executor after a failure: the trial
+    may first re-run epochs the coordinator has already observed (its checkpoint can be
+    older than the coordinator's state)."""
 
 
 @dataclass
@@ -385,6 +386,14 @@ class Coordinator:
         self._planned = None
         self.needs_reconcile = False
         return missing
+
+    def on_trial_restarted(self, trial_id: str) -> None:
+        """The executor restarts the trial from its last checkpoint after a failure (a worker
+        killed mid-epoch). It stays as it was (its epoch in flight too); epochs it re-runs up
+        to the last one observed are continued, neither counted nor used again."""
+        record = self._record(trial_id)
+        if record.status is not TrialStatus.DONE:
+            record.catching_up = True
 
     def on_trial_end(self, trial_id: str, failed: bool = False) -> None:
         """The trial will not run again (completed, removed, or ``failed``: then its candidate

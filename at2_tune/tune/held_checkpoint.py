@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ray.tune.experiment import Trial
+from ray.tune.trainable import FunctionTrainable
 
 
 def _tracked(trial: Trial) -> list[Any]:
@@ -53,11 +54,28 @@ def checkpoint_at(trial: Trial, epoch: int, epoch_of: Callable[[dict], int]) -> 
     return None
 
 
+def _saves_only_when_asked(trial: Trial) -> bool:
+    """A class Trainable that Tune does not ask to save every epoch (``checkpoint_frequency``
+    other than 1); a function trainable saves what it reports."""
+    try:
+        trainable = trial.get_trainable_cls()
+    except Exception:  # noqa: BLE001 - a trainable not registered in this process
+        return False
+    return (isinstance(trainable, type) and not issubclass(trainable, FunctionTrainable)
+            and trial.checkpoint_freq != 1)
+
+
 def missing_checkpoint_message(trial: Trial, epoch: int, epoch_of: Callable[[dict], int],
                                metric: str, mode: str) -> str:
     """Why the model of ``trial`` at ``epoch`` has no checkpoint, and the fix."""
     kept = kept_epochs(trial, epoch_of)
     head = f"AT2's recommended model, trial {trial.trial_id} at epoch {epoch}, has no checkpoint"
+    if _saves_only_when_asked(trial):
+        saved = f"it saved epochs {kept} only" if kept else "it saved none"
+        return (f"{head}: a class Trainable saves a checkpoint only when Tune asks (when it "
+                f"pauses or ends the trial), and {saved}. To keep the best model, pass tune.RunConfig(checkpoint_config="
+                f"tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2, "
+                f"checkpoint_score_attribute={metric!r}, checkpoint_score_order={mode!r}))")
     if not kept:
         return (f"{head}: the trainable saved none (report it with tune.report(metrics, "
                 "checkpoint=tune.Checkpoint.from_directory(...)) at every epoch; AT2 needs "

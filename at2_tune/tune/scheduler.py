@@ -115,11 +115,14 @@ class AT2Scheduler(TrialScheduler):
         """A trial failed. Where Tune retries it (``FailureConfig(max_failures=N)``: a worker
         killed mid-epoch, a lost node) it stays in flight: Tune restores it from its last
         checkpoint and it reports the epoch it was training (counted once, in the budget
-        already). Otherwise its configuration has failed for good."""
+        already); epochs observed after that checkpoint are re-run, not counted again.
+        Otherwise its configuration has failed for good."""
         if _retried_by_tune(trial):
             log.warning("trial %s failed (%d of at most %d failures); Tune restarts it from "
                         "its last checkpoint, and AT2 keeps its epoch in flight",
                         trial.trial_id, trial.run_metadata.num_failures, trial.max_failures)
+            if trial.trial_id not in self._unknown:
+                self.coordinator.on_trial_restarted(trial.trial_id)
             return
         self.coordinator.on_trial_end(trial.trial_id, failed=True)
 
@@ -190,6 +193,8 @@ class AT2Scheduler(TrialScheduler):
                 return trial
         if self.coordinator.engine is None:
             return None  # nothing was suggested yet
+        if self.releasing():
+            return None  # the freed slot's actor is not free yet: ask again at the next step
         if self.coordinator.can_start and tune_controller.search_alg.is_finished():
             self.coordinator.stop_starting()  # num_samples trials exist: only resumes from now
         action = self.coordinator.next_action()
@@ -203,6 +208,15 @@ class AT2Scheduler(TrialScheduler):
             for trial in paused.values():
                 tune_controller.stop_trial(trial)
         return None
+
+    def releasing(self) -> bool:
+        """Whether Tune is still carrying out a pause or stop that AT2 decided: the trial
+        saves its checkpoint and its actor is not released yet. AT2 then starts and resumes
+        nothing: once the trial is paused, Tune hands its actor to the next trial
+        (``reuse_actors=True``) instead of requesting a new actor that it cancels a moment
+        later, which left CPUs counted as held in Ray's raylet after the run."""
+        return any(trial.status == Trial.RUNNING and not self._in_flight(trial)
+                   for trial in self._trials.values())
 
     def _release_ended(self, trials: list[Trial]) -> None:
         """Trials Tune ended without telling the scheduler (a failed actor reuse errors the

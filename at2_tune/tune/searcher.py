@@ -198,7 +198,7 @@ class AT2Searcher(Searcher):
             raise AT2Error(f"prior {self._prior} holds {db.metric!r}, but this run tunes "
                            f"{self._metric!r}; import the history with --metric "
                            f"{self._metric}, or tune the metric it holds")
-        prior = db.prior_data()
+        prior = PriorData.from_user_database(db)
         try:
             configs = tuple(space.validate(c) for c in prior.configs)
         except SearchSpaceError as exc:
@@ -333,6 +333,8 @@ class AT2Searcher(Searcher):
             raise AT2Error("AT2Searcher makes freeze-thaw decisions with its scheduler: pass "
                            "scheduler=AT2Scheduler(searcher) next to search_alg=searcher")
         self.engine  # noqa: B018 (builds the engine on the first call)
+        if self._scheduler.releasing():
+            return None  # a trial is still pausing or stopping: its actor is the next one's
         with self.bounded_threads():
             action = self.coordinator.next_action()
         if isinstance(action, Start):

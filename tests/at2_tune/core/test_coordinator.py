@@ -243,6 +243,28 @@ def test_a_restored_trial_re_runs_observed_epochs_without_counting_them(fitted_s
     assert restored.epochs_spent == spent + 1 and restored.engine.next_epoch(candidate) == 5
 
 
+def test_a_trial_restarted_after_a_failure_re_runs_observed_epochs_without_counting_them(
+        fitted_state, frozen_settings):
+    settings = dataclasses.replace(frozen_settings, policy=PolicySettings("leaders", leaders=1))
+    coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=10, max_concurrent=2)
+    _carry_out(coordinator, [])
+    assert [_report(coordinator, "t0") for _ in range(3)] == [Decision.CONTINUE] * 3
+    spent, trace = coordinator.epochs_spent, list(coordinator.trace)
+    coordinator.on_trial_restarted("t0")  # its worker died in epoch 4; checkpoint of epoch 1
+    candidate = coordinator.trials["t0"].candidate
+    for epoch in (2, 3):  # re-run: continued, neither counted nor observed again
+        assert coordinator.on_result("t0", epoch, 0.0) is Decision.CONTINUE
+    assert coordinator.epochs_spent == spent and coordinator.trace == trace
+    assert coordinator.status("t0") is TrialStatus.RUNNING
+    coordinator.on_result("t0", 4, float(TARGET[candidate, 3]))  # the epoch in flight: counted
+    assert coordinator.epochs_spent == spent + 1 and coordinator.engine.next_epoch(candidate) == 5
+    with pytest.raises(TrialEpochError, match="reported epoch 4 again"):  # the restart is over
+        coordinator.on_result("t0", 4, 0.5)
+    coordinator.on_trial_end("t1")
+    coordinator.on_trial_restarted("t1")  # ended: nothing to catch up
+    assert not coordinator.trials["t1"].catching_up
+
+
 def test_without_new_trials_free_slots_only_resume(fitted_state, frozen_settings):
     settings = dataclasses.replace(frozen_settings, policy=PolicySettings("leaders", leaders_decay=0.0))
     coordinator = Coordinator(_engine(fitted_state, settings), budget_epochs=10, max_concurrent=1)
