@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from at2_tune.core.coordinator import Coordinator
+from at2_tune.core.prior import prior_order as core_prior_order
 from at2_tune.core.schedules import (ModelFreeCore, Portfolio, RoundRobin, Screening,  # noqa: F401
                                      SuccessiveHalving, greedy_portfolio)
 from at2_tune.core.simulation import simulate
@@ -68,18 +69,14 @@ def replay_policy(db: LearningCurveDatabase, task: ReplayTask, policy, concurren
 
 # ---------------------------------------------------------------- the baselines
 def prior_order(db: LearningCurveDatabase, task: ReplayTask, method: str) -> np.ndarray:
-    """Configuration indices by average rank on the prior tasks, best first (ties: lower index).
+    """Configuration indices by mean rank of their best values on the prior tasks, best first
+    (ties: lower index): :func:`at2_tune.core.prior.prior_order`, the order AT2's planner and
+    the live baselines read too.
 
     Raises:
         ValueError: ``task`` has no prior tasks (``method`` names the caller in the message).
     """
-    if not task.train_tasks:
-        raise ValueError(f"{method} is a transfer baseline and needs prior tasks, but "
-                         f"task.train_tasks is empty (test task {task.test_task!r}); name prior "
-                         "tasks (e.g. resolve_task(db, pair=0) or train_tasks=[...]) or use a "
-                         "baseline without transfer (one_epoch_screening, successive_halving)")
-    average_rank = np.mean([db.ranks(t, task.seed_profile) for t in task.train_tasks], axis=0)
-    return np.argsort(average_rank, kind="stable")
+    return core_prior_order(_best_values(db, task, method))
 
 
 def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> BaselineRun:
@@ -89,7 +86,15 @@ def zero_shot(db: LearningCurveDatabase, task: ReplayTask) -> BaselineRun:
 
 def prior_best_values(db: LearningCurveDatabase, task: ReplayTask) -> np.ndarray:
     """``(T, C)`` each prior task's best value of each configuration over its epochs."""
-    prior_order(db, task, "the portfolio")  # no prior tasks: the same clear error
+    return _best_values(db, task, "the portfolio")
+
+
+def _best_values(db: LearningCurveDatabase, task: ReplayTask, method: str) -> np.ndarray:
+    if not task.train_tasks:
+        raise ValueError(f"{method} is a transfer baseline and needs prior tasks, but "
+                         f"task.train_tasks is empty (test task {task.test_task!r}); name prior "
+                         "tasks (e.g. resolve_task(db, pair=0) or train_tasks=[...]) or use a "
+                         "baseline without transfer (one_epoch_screening, successive_halving)")
     return np.stack([db.task_curves(t, task.seed_profile).max(axis=1) for t in task.train_tasks])
 
 

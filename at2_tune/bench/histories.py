@@ -203,33 +203,10 @@ def write_history(db, train_tasks: Sequence[str], seed_profile: int, options: Hi
 
 def load_history_prior(folder: Path):
     """The histories as AT2's ``PriorData``, through the ``prior import`` loader."""
+    from at2_tune.core.prior import PriorData
     from at2_tune.databases.user import load_user_database
 
-    return load_user_database(folder).prior_data()
-
-
-def deepest_values(prior) -> np.ndarray:
-    """``(T, C)`` each history's value at its deepest observed epoch (NaN: not trained)."""
-    observed = prior.observed
-    deepest = np.where(observed.any(axis=2), observed.shape[2] - 1 -
-                       np.argmax(observed[:, :, ::-1], axis=2), -1)
-    values = np.take_along_axis(np.nan_to_num(prior.curves, nan=0.0),
-                                np.maximum(deepest, 0)[:, :, None], axis=2)[:, :, 0]
-    return np.where(deepest >= 0, values, np.nan)
-
-
-def history_order(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Grid indices of the configurations the histories trained, best first: by their value at
-    the deepest epoch each history trained them to, normalized within the task to [0, 1],
-    averaged over the tasks that trained them (ties: lower grid index)."""
-    values = deepest_values(prior)
-    low, high = np.nanmin(values, axis=1, keepdims=True), np.nanmax(values, axis=1, keepdims=True)
-    normalized = (values - low) / np.where(high > low, high - low, 1.0)
-    with np.errstate(invalid="ignore"):
-        score = np.nanmean(np.where(np.isnan(values), np.nan, normalized), axis=0)
-    index = grid_columns(prior, grid_configs)
-    order = np.lexsort((index, -score))
-    return index[order]
+    return PriorData.from_user_database(load_user_database(folder))
 
 
 def grid_columns(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
@@ -238,14 +215,6 @@ def grid_columns(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
 
     grid = {config_key(c): i for i, c in enumerate(grid_configs)}
     return np.array([grid[config_key(c)] for c in prior.configs], dtype=np.int64)
-
-
-def history_scores(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
-    """``(T, len(grid_configs))`` each history's value at the deepest epoch it trained a grid
-    configuration to (NaN where it did not train it): what a portfolio ranks."""
-    scores = np.full((prior.n_tasks, len(grid_configs)), np.nan)
-    scores[:, grid_columns(prior, grid_configs)] = deepest_values(prior)
-    return scores
 
 
 def case_history(db, job, folder: Path):

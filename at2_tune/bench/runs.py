@@ -144,16 +144,15 @@ def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> di
 def _history_baseline(method: str, db: LearningCurveDatabase, task: ReplayTask, history,
                       concurrency: int):
     """A model-free transfer baseline on tuning histories: the configurations the histories
-    trained, ranked by their within-task normalized deepest values (``history_order``); the
-    portfolio from their deepest values (``history_scores``)."""
+    trained in the prior's order (``PriorData.order_of``, as live tuning and the other
+    protocols read it), the portfolio from their best values."""
     from at2_tune import baselines
-    from at2_tune.bench.histories import history_order, history_scores
 
-    order = history_order(history, db.configs)
+    order = history.order_of(db.configs)
     if method == "zero-shot":
         return baselines.BaselineRun([int(order[0])] * task.budget, [])
     if method == "portfolio":
-        return baselines.portfolio(db, task, history_scores(history, db.configs), concurrency)
+        return baselines.portfolio(db, task, history.best_values_on(db.configs), concurrency)
     if method == "transfer-sh":
         return baselines.transfer_successive_halving(db, task, 9, concurrency=concurrency,
                                                      order=order)
@@ -182,9 +181,7 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
         if history is None:
             order = prior_order(db, task, "optuna-warm")[:bench_methods.WARM_START_POINTS]
         else:
-            from at2_tune.bench.histories import history_order
-
-            order = history_order(history, db.configs)[:bench_methods.WARM_START_POINTS]
+            order = history.order_of(db.configs)[:bench_methods.WARM_START_POINTS]
         warm = [space.to_ray_sample(db.configs[i]) for i in order]
     search_alg, scheduler = bench_methods.ray_tuner(job.method, db.n_epochs, job.seed, warm)
     stopper = EpochBudgetStopper(task.budget, keep=("config_id", "epoch", METRIC))

@@ -175,7 +175,7 @@ def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
     ``fit_cache``: a ``FitCache`` (a frozen dataclass, so it pickles to spawned workers) or
     ``None``."""
     global _RAY_STARTED
-    from at2_tune.cli import quiet_notices
+    from at2_tune.notices import quiet_notices
 
     quiet_notices()
     from at2_tune.bench import methods as bench_methods

@@ -21,10 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "tune", help="tune a dataset live with AT2 (or another --method) on Ray",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(parser)
-    parser.add_argument("--method", default="at2", choices=METHODS,
+    parser.add_argument("--method", default="at2", metavar="{" + ",".join(METHODS) + "}",
                         help="the tuner (default at2). All train the same trainable with the "
                              "same budget, concurrency and resources: at2 (freeze-thaw AT2), "
-                             "top3 and zero-shot (transfer baselines from --prior, "
+                             "top3 and portfolio (transfer baselines from --prior, "
                              "freeze-thaw), asha, random, bohb, optuna (Ray Tune's own), "
                              "optuna-warm (Optuna started from the prior's 5 best)")
     parser.add_argument("--objective", default="model", choices=("model", "configuration"),

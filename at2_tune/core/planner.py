@@ -35,6 +35,7 @@ import numpy as np
 
 from at2_tune.core.coordinator import Coordinator
 from at2_tune.core.policies import LeadersRoundRobin, RecommendingPolicy, Situation
+from at2_tune.core.prior import best_values, prior_order
 from at2_tune.core.schedules import (ModelFreeCore, Portfolio, RoundRobin, SuccessiveHalving,
                                      greedy_portfolio)
 from at2_tune.core.settings import OBJECTIVES
@@ -169,28 +170,6 @@ class Plan:
                 f"); runners-up: {others}")
 
 
-def prior_order(scores: np.ndarray) -> np.ndarray:
-    """Configuration indices by mean rank over the tasks, best first (ties: lower index).
-
-    ``scores`` ``(T, C)``: each task's value of each configuration, higher is better, NaN where
-    the task did not observe it. A task ranks what it observed by the number of configurations
-    it saw strictly better, divided by the number it saw less one (so tasks that observed few
-    configurations weigh like the others); a configuration's rank is the mean over the tasks
-    that observed it. Configurations no task observed are left out. On a fully observed grid
-    this is the order of the mean rank of the final values (``at2_tune.baselines.prior_order``).
-    """
-    scores = np.asarray(scores, dtype=float)
-    seen = ~np.isnan(scores)
-    filled = np.where(seen, scores, -np.inf)
-    better = ((filled[:, None, :] > filled[:, :, None]) & seen[:, None, :]).sum(axis=2)
-    counts = np.maximum(seen.sum(axis=1, keepdims=True) - 1, 1)
-    ranks = np.where(seen, better / counts, 0.0)
-    observed_by = seen.sum(axis=0)
-    mean_rank = np.where(observed_by > 0, ranks.sum(axis=0) / np.maximum(observed_by, 1), np.inf)
-    order = np.argsort(mean_rank, kind="stable")
-    return order[observed_by[order] > 0]
-
-
 def rankings(best_values: np.ndarray) -> dict[str, list[int]]:
     """The orders schedules read, from the prior tasks' ``(T, C)`` best values (NaN: not
     observed): ``"prior"`` (:func:`prior_order`) and ``"portfolio"`` (the greedy portfolio's
@@ -198,14 +177,6 @@ def rankings(best_values: np.ndarray) -> dict[str, list[int]]:
     prior = [int(c) for c in prior_order(best_values)]
     picks = [int(c) for c in greedy_portfolio(best_values, limit=PORTFOLIO_PICKS)]
     return {"prior": prior, "portfolio": picks + [c for c in prior if c not in set(picks)]}
-
-
-def best_values(curves: np.ndarray) -> np.ndarray:
-    """``(T, C)`` each task's best observed value of each configuration (NaN: none)."""
-    curves = np.asarray(curves, dtype=float)
-    best = np.nanmax(np.where(np.isnan(curves), -np.inf, curves), axis=2)
-    best[np.isinf(best)] = np.nan
-    return best
 
 
 def carried_forward(curves: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from at2_tune.databases import LearningCurveDatabase
+from at2_tune.databases.user import UserDatabase
 from at2_tune.errors import AT2Error
 
 
@@ -65,6 +66,14 @@ class PriorData:
         return cls(tuple(tasks), db.configs, curves, f"{db.name} seed profile {seed_profile}")
 
     @classmethod
+    def from_user_database(cls, db: UserDatabase) -> "PriorData":
+        """A user database's curves (``at2-tune prior``) on the maximized scale (a ``min``
+        metric negated)."""
+        curves = db.curves if db.mode == "max" else -db.curves
+        return cls(db.task_names, db.configs, np.array(curves),
+                   f"user database ({len(db.tasks)} tasks, metric {db.metric})")
+
+    @classmethod
     def empty(cls, configs: Sequence[dict[str, Any]], n_epochs: int) -> "PriorData":
         """No prior task: plain multi-fidelity BO over ``configs``."""
         return cls((), tuple(configs), np.zeros((0, len(configs), n_epochs)), "none")
@@ -107,6 +116,26 @@ class PriorData:
     def fully_observed(self) -> bool:
         """Whether every task observed every cell of the grid (no NaN)."""
         return not np.isnan(self.curves).any()
+
+    def best_values_on(self, configs: Sequence[dict[str, Any]]) -> np.ndarray:
+        """``(n_tasks, len(configs))`` each prior task's best observed value of each of
+        ``configs`` (NaN where the task did not train it, or it is not among the prior's
+        configurations): what :func:`prior_order` and the greedy portfolio rank."""
+        from search_spaces.keys import config_key
+
+        where = {config_key(c): i for i, c in enumerate(configs)}
+        pairs = [(column, where[config_key(c)]) for column, c in enumerate(self.configs)
+                 if config_key(c) in where]
+        scores = np.full((self.n_tasks, len(configs)), np.nan)
+        if pairs:
+            ours, theirs = map(list, zip(*pairs))
+            scores[:, theirs] = best_values(self.curves[:, ours])
+        return scores
+
+    def order_of(self, configs: Sequence[dict[str, Any]]) -> list[int]:
+        """Indices into ``configs`` of those the prior tasks trained, best first
+        (:func:`prior_order` of :meth:`best_values_on`)."""
+        return [int(c) for c in prior_order(self.best_values_on(configs))]
 
     def matched_counts(self) -> np.ndarray:
         """int ``(n_tasks, n_tasks)``: cells observed by both tasks of each pair (diagonal: cells
@@ -281,3 +310,35 @@ def held_out_tasks(curves: np.ndarray, observed: np.ndarray, min_others: int = 1
         spread = float(np.var(x))
         slope = float(np.cov(x, y, bias=True)[0, 1] / spread) if spread > 0 else 1.0
         yield HeldOutTask(task, reference, usable, float(y.mean() - slope * x.mean()), slope)
+
+
+def best_values(curves: np.ndarray) -> np.ndarray:
+    """``(T, C)`` each task's best observed value of each configuration over its epochs (NaN:
+    none), from ``(T, C, E)`` curves (NaN: unobserved)."""
+    curves = np.asarray(curves, dtype=float)
+    best = np.nanmax(np.where(np.isnan(curves), -np.inf, curves), axis=2)
+    best[np.isinf(best)] = np.nan
+    return best
+
+
+def prior_order(scores: np.ndarray) -> np.ndarray:
+    """Configuration indices by mean rank over the tasks, best first (ties: lower index): the
+    prior's order, the one every transfer baseline and AT2's budget planner read, in the bench
+    and in live tuning alike.
+
+    ``scores`` ``(T, C)``: each task's value of each configuration, higher is better, NaN where
+    the task did not observe it (:func:`best_values`). A task ranks what it observed by the
+    number of configurations it saw strictly better, divided by the number it saw less one (so
+    tasks that observed few configurations weigh like the others); a configuration's rank is
+    the mean over the tasks that observed it. Configurations no task observed are left out.
+    """
+    scores = np.asarray(scores, dtype=float)
+    seen = ~np.isnan(scores)
+    filled = np.where(seen, scores, -np.inf)
+    better = ((filled[:, None, :] > filled[:, :, None]) & seen[:, None, :]).sum(axis=2)
+    counts = np.maximum(seen.sum(axis=1, keepdims=True) - 1, 1)
+    ranks = np.where(seen, better / counts, 0.0)
+    observed_by = seen.sum(axis=0)
+    mean_rank = np.where(observed_by > 0, ranks.sum(axis=0) / np.maximum(observed_by, 1), np.inf)
+    order = np.argsort(np.round(mean_rank, 12), kind="stable")  # ties exact, not by rounding
+    return order[observed_by[order] > 0]

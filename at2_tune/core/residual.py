@@ -123,7 +123,7 @@ def correct_observed(posterior: CurvePosterior, candidates: np.ndarray, epochs: 
         candidates, epochs, values: ``(k,)`` observations (1-based epochs, values on the
             posterior's scale).
         min_epochs: a candidate with fewer observed epochs keeps its transfer posterior, and
-            its observations take no part (``AT2Settings.residual_min_epochs``).
+            its observations take no part (``PolicySettings.residual_min_epochs``).
     """
     candidates, epochs = np.asarray(candidates), np.asarray(epochs)
     values = np.asarray(values, dtype=float)

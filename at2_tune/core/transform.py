@@ -39,7 +39,7 @@ LOG_ERROR_EPS = 1e-3
 """``eps`` of the log-error warp (keeps an accuracy of exactly 1 finite)."""
 
 WARPS = ("auto", "log_error", "standardize", "none")
-"""The values of ``AT2Settings.output_warp``."""
+"""The values of ``ModelSettings.output_warp``."""
 
 
 def resolve_output_warp(warp: str, prior: PriorData) -> str:

@@ -96,14 +96,6 @@ class UserDatabase:
         """``(n_tasks, n_configs, n_epochs)`` bool: cells with a value."""
         return ~np.isnan(self.curves)
 
-    def prior_data(self):
-        """The curves as AT2's ``PriorData`` on the maximized scale (``min`` metrics negated)."""
-        from at2_tune.core.prior import PriorData
-
-        curves = self.curves if self.mode == "max" else -self.curves
-        return PriorData(self.task_names, self.configs, np.array(curves),
-                         f"user database ({len(self.tasks)} tasks, metric {self.metric})")
-
     def with_task(self, task: UserTask, configs: Sequence[dict[str, Any]],
                   curves: np.ndarray) -> "UserDatabase":
         """A copy with one more task: ``curves`` ``(len(configs), epochs)`` (NaN: unobserved)."""

@@ -6,7 +6,7 @@ the scheduler differ (the settings of ``at2-tune bench``, :mod:`at2_tune.bench.m
 
 - ``at2``: :class:`~at2_tune.tune.AT2Searcher` + :class:`~at2_tune.tune.AT2Scheduler`
   (freeze-thaw: trials pause and resume epoch by epoch).
-- ``top3``, ``zero-shot``: model-free transfer baselines from the same prior, through the same
+- ``top3``, ``portfolio``: model-free transfer baselines from the same prior, through the same
   freeze-thaw adapters (:class:`~at2_tune.tune.baseline_searcher.TransferBaselineSearcher`).
 - ``asha``, ``random``, ``bohb``, ``optuna``, ``optuna-warm``: Ray Tune's own tuners over the
   HyperRec space's Ray form (``HYPERREC_SPACE.to_param_space()``), stopped after the budget by
@@ -20,18 +20,23 @@ from typing import Any
 
 from at2_tune.errors import AT2Error
 
-COORDINATED = ("at2", "top3", "zero-shot")
+COORDINATED = ("at2", "top3", "portfolio")
 """Methods whose decisions the freeze-thaw coordinator carries out (AT2Scheduler)."""
 RAY = ("asha", "random", "bohb", "optuna", "optuna-warm")
 """Ray Tune's own searchers and schedulers."""
-METHODS = ("at2", "asha", "random", "bohb", "optuna", "optuna-warm", "top3", "zero-shot")
-USES_PRIOR = ("at2", "optuna-warm", "top3", "zero-shot")
+METHODS = ("at2", "asha", "random", "bohb", "optuna", "optuna-warm", "top3", "portfolio")
+USES_PRIOR = ("at2", "optuna-warm", "top3", "portfolio")
 """Methods that read ``--prior`` (the others only take its epochs per trial)."""
 
 
 def check_method(method: str, prior: str) -> None:
     """A clear error for an unknown method, a transfer method without a prior, or a method
     whose library is not installed."""
+    if method == "zero-shot":
+        raise AT2Error("--method zero-shot is now called portfolio (Syne Tune's greedy "
+                       "portfolio of the prior, each configuration trained to its end in turn); "
+                       "in at2-tune bench zero-shot is the prior's best configuration, "
+                       "untrained. Use --method portfolio")
     if method not in METHODS:
         raise AT2Error(f"--method {method!r} is not a method of at2-tune tune; choose from "
                        f"{', '.join(METHODS)}")
@@ -46,10 +51,8 @@ def check_method(method: str, prior: str) -> None:
 
 
 def prior_order(plan, data_dir: str | None = None) -> list[int]:
-    """Indices of ``plan.candidates`` the prior trained, best first (:func:`history_order`)."""
-    from at2_tune.bench.histories import history_order
-
-    return [int(c) for c in history_order(prior_data(plan, data_dir), list(plan.candidates))]
+    """Indices of ``plan.candidates`` the prior trained, best first (``PriorData.order_of``)."""
+    return prior_data(plan, data_dir).order_of(list(plan.candidates))
 
 
 def prior_data(plan, data_dir: str | None = None):

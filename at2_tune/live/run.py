@@ -69,7 +69,7 @@ def plan_of(options: LiveOptions) -> Plan:
                        "at2-tune tune trains HyperRec configurations; use "
                        f"AT2Searcher(prior={str(options.prior)!r}) in your own tune.run for "
                        "that space")
-    prior = db.prior_data().with_epochs(options.epochs)  # shorter histories: NaN after
+    prior = PriorData.from_user_database(db).with_epochs(options.epochs)  # shorter histories: NaN after
     return Plan(HYPERREC_SPACE, prior, tuple(distinct(prior.configs + samples)), options.epochs,
                 f"{options.prior} ({prior.n_tasks} tasks)")
 
@@ -82,7 +82,7 @@ def _check_epochs(options: LiveOptions, prior_epochs: int, what: str) -> None:
 
 
 def make_searcher(options: LiveOptions, plan: Plan):
-    """The searcher of a coordinated method (``at2``, ``top3``, ``zero-shot``); built the same
+    """The searcher of a coordinated method (``at2``, ``top3``, ``portfolio``); built the same
     way to read the final state back."""
     from at2_tune.tune import AT2Searcher
     from at2_tune.tune.baseline_searcher import TransferBaselineSearcher

@@ -26,7 +26,7 @@ class TaskKernel(Kernel):
     sharing at most one cell (the new task before its observations, or two tasks of a partially
     observed prior that ran different configurations or stopped at different epochs) has no
     measured distance: ``d_ij`` is the ``unmatched`` distance given to :meth:`set_statistics`
-    (``AT2Settings.unmatched_distance``), and ``n_ij / (N E)`` near 0 makes ``g`` near ``U``.
+    (``ModelSettings.unmatched_distance``), and ``n_ij / (N E)`` near 0 makes ``g`` near ``U``.
     Prior pairs that matched only part of the grid likewise keep ``g > 1``.
 
     The matrix is made positive semi-definite by shrinking it towards the identity by the

@@ -1,7 +1,7 @@
 """``TransferBaselineSearcher``: the model-free transfer baselines as a live Ray Tune searcher.
 
 The baselines of ``at2-tune bench`` that pause and resume trials (``top3``) or train the prior's
-favourites in turn (``zero-shot``) need the same freeze-thaw machinery as AT2. This searcher is
+favourites in turn (``portfolio``) need the same freeze-thaw machinery as AT2. This searcher is
 :class:`~at2_tune.tune.searcher.AT2Searcher` with its decision core swapped: instead of the AT2
 engine, a :class:`~at2_tune.baselines.ModelFreeCore` over one of the baselines' policies, so that
 a baseline runs live exactly as it is replayed, with :class:`~at2_tune.tune.AT2Scheduler`::
@@ -10,10 +10,10 @@ a baseline runs live exactly as it is replayed, with :class:`~at2_tune.tune.AT2S
     tune.run(trainable, search_alg=searcher, scheduler=AT2Scheduler(searcher),
              metric="val_top1", mode="max", num_samples=1000)
 
-The prior's configurations are ordered by their value at the deepest epoch each prior task
-trained them to, normalized within the task and averaged over the tasks
-(:func:`at2_tune.bench.histories.history_order`): on a full grid such as HyperRec's, the final
-values; on tuning histories, what they reached.
+The prior's configurations are ordered as the bench's baselines and AT2's budget planner order
+them (``PriorData.order_of``: the mean rank of each prior task's best value of a
+configuration), and the portfolio is picked from the same best values, so on the same prior a
+live baseline trains what the replayed one trains.
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from at2_tune import baselines
-from at2_tune.bench.histories import history_order, history_scores
 from at2_tune.errors import AT2Error
 from at2_tune.tune.searcher import AT2Searcher
 
 TOP_K = 3
 
-BASELINES = ("top3", "zero-shot")
+BASELINES = ("top3", "portfolio")
 """``top3``: the prior's three best configurations trained in turn, one epoch each, paused in
-between (round robin); ``zero-shot``: Syne Tune's zero-shot transfer, the greedy portfolio of the
+between (round robin); ``portfolio``: Syne Tune's zero-shot transfer, the greedy portfolio of the
 prior tasks, each configuration trained to its last epoch in that order."""
 
 
@@ -37,10 +36,10 @@ def baseline_policy(baseline: str, prior, candidates: list[dict[str, Any]]):
     """The model-free policy of ``baseline`` over ``candidates`` (indices into it) from
     ``prior`` (a ``PriorData`` whose configurations are among the candidates)."""
     if baseline == "top3":
-        order = [int(c) for c in history_order(prior, candidates)]
+        order = prior.order_of(candidates)
         return baselines.RoundRobin(order[0], ranking=order, k=TOP_K, decay=0.0)
-    if baseline == "zero-shot":
-        ranking = baselines.greedy_portfolio(history_scores(prior, candidates))
+    if baseline == "portfolio":
+        ranking = baselines.greedy_portfolio(prior.best_values_on(candidates))
         return baselines.Portfolio(ranking[0], ranking=ranking)
     raise AT2Error(f"unknown transfer baseline {baseline!r}; choose from {', '.join(BASELINES)}")
 

@@ -68,7 +68,7 @@ def test_console_script_is_installed(release_dir):
 def test_ray_token_notice_is_dropped_but_the_auth_off_warning_kept(caplog) -> None:
     import logging
 
-    from at2_tune.cli import RAY_AUTH_LOGGER, quiet_notices
+    from at2_tune.notices import RAY_AUTH_LOGGER, quiet_notices
 
     quiet_notices()
     quiet_notices()  # idempotent: one filter

@@ -155,13 +155,13 @@ def test_the_histories_protocol_runs_at2_and_the_baselines_on_the_same_histories
                  for p in (out / "runs").glob("*.json")}
     assert set(documents) == {"at2", "top3", "portfolio", "zero-shot"}
     # every transfer baseline only trains what the histories trained
-    from at2_tune.bench.histories import case_history, history_order
+    from at2_tune.bench.histories import case_history
     from at2_tune.bench.harness import Job
 
     job = Job(**{**documents["top3"]["job"], "train_tasks": tuple(documents["top3"]["job"]
                                                                    ["train_tasks"])})
     history = case_history(lcbench, job, tmp_path / "history")
-    order = history_order(history, lcbench.configs).tolist()
+    order = history.order_of(lcbench.configs)
     trained = [row["config_id"] for row in documents["top3"]["trace"]]
     assert trained == [order[i % 3] for i in range(12)]
     assert documents["zero-shot"]["trace"][0]["recommended_config_id"] == order[0]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from at2_tune.bench.histories import (HistoryOptions, asha_rungs, asha_stops, draw_configs,
-                                      history_database, history_order, load_history_prior,
+                                      history_database, load_history_prior,
                                       write_history)
 from at2_tune.errors import AT2Error
 
@@ -94,17 +94,20 @@ def test_a_history_round_trips_through_the_prior_import_loader(lcbench, tmp_path
     assert not prior.fully_observed and (prior.observed.sum(axis=2) < lcbench.n_epochs).any()
 
 
-def test_the_history_order_ranks_normalized_deepest_values(lcbench):
+def test_the_order_of_a_history_ranks_best_values_over_the_tasks_that_trained_them(lcbench):
     from at2_tune.core.prior import PriorData
 
-    configs = lcbench.configs[:3]
+    configs = lcbench.configs[:4]
     nan = np.nan
-    curves = np.array([[[0.1, 0.2, 0.3], [0.5, nan, nan], [0.2, 0.4, nan]],
-                       [[nan, nan, nan], [0.1, 0.9, 0.8], [0.3, 0.5, 0.6]]])
+    curves = np.array([[[0.1, 0.2, 0.3], [0.5, nan, nan], [0.2, 0.4, nan], [nan] * 3],
+                       [[nan, nan, nan], [0.1, 0.9, 0.8], [0.3, 0.5, 0.6], [nan] * 3]])
     prior = PriorData(("a", "b"), configs, curves)
-    # deepest values: task a [0.3, 0.5, 0.4] -> [0, 1, 0.5]; task b [-, 0.8, 0.6] -> [-, 1, 0]
-    # averages [0, 1, 0.25]
-    assert history_order(prior, lcbench.configs).tolist() == [1, 2, 0]
+    # best values: task a [0.3, 0.5, 0.4, -] -> ranks (better / (seen - 1)) [1, 0, 0.5, -];
+    # task b [-, 0.9, 0.6, -] -> [-, 0, 1, -]; means [1, 0, 0.75]; config 3 never trained
+    grid = [lcbench.configs[5], *reversed(configs)]  # another grid: its indices are returned
+    assert prior.best_values_on(grid)[:, 2].tolist() == [0.4, 0.6]
+    assert np.isnan(prior.best_values_on(grid)[:, [0, 1]]).all()
+    assert prior.order_of(grid) == [3, 2, 4]
 
 
 def test_decision_sources_by_hand(lcbench):

@@ -8,6 +8,7 @@ import pytest
 from at2_tune import cli
 from at2_tune.bench.histories import (HistoryOptions, draw_histories, history_database,
                                       write_tune_experiments)
+from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings, ModelSettings
 from at2_tune.simulator import resolve_task, run_replay
 
@@ -42,8 +43,8 @@ def test_imported_histories_tune_through_ray_as_in_process(lcbench, release_dir,
     assert cli.main(["prior", "import", *map(str, experiments), "--metric", "val_acc",
                      "--mode", "max", "--space", "lcbench", "--task", ",".join(train),
                      "--out", str(database)]) == 0
-    imported = load_user_database(database).prior_data()
-    in_process = history_database(lcbench, train, 0, options, seed).prior_data()
+    imported = PriorData.from_user_database(load_user_database(database))
+    in_process = PriorData.from_user_database(history_database(lcbench, train, 0, options, seed))
     assert imported.configs == in_process.configs and imported.tasks == in_process.tasks
     np.testing.assert_array_equal(imported.curves, in_process.curves)
     assert (imported.observed.sum(axis=2) < lcbench.n_epochs).any()  # ASHA stopped some

@@ -15,6 +15,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from at2_tune.cli import main
+from at2_tune.core.prior import PriorData
 from at2_tune.databases.tune_import import ImportedTask, TrialCurve, build_database, \
     infer_space, read_tune_experiment, shared_configs
 from at2_tune.databases.user import CURVES_FILE, META_FILE, SUMS_FILE, UserTask, \
@@ -194,7 +195,7 @@ def test_min_mode_is_negated_for_at2(tmp_path: Path) -> None:
                                                  TrialCurve("u", {"x": 3.0}, {1: 2.5})])],
                         "loss", "min", "training_iteration")
     write_user_database(db, tmp_path / "db")
-    prior = load_user_database(tmp_path / "db").prior_data()
+    prior = PriorData.from_user_database(load_user_database(tmp_path / "db"))
     np.testing.assert_array_equal(prior.curves[0], [[-2.0, -1.5], [-2.5, np.nan]])
     with pytest.raises(DatabaseError, match="mode 'median'"):
         type(db)(db.space, "loss", "median", "t", db.tasks, db.configs, db.curves)

@@ -137,28 +137,30 @@ def test_gpus_per_trial_checked_on_the_real_local_cluster(tmp_path: Path, capsys
 
 
 def test_a_transfer_method_without_a_prior_is_refused(tmp_path: Path, capsys) -> None:
-    for method in ("top3", "zero-shot", "optuna-warm"):
+    for method in ("top3", "portfolio", "optuna-warm"):
         err = _error_of([*SYNTHETIC, "--budget-epochs", "4", "--method", method, "--out",
                          str(tmp_path / method)], capsys)
         assert f"--method {method} transfers from a prior, but --prior is none" in err
         assert "asha, random, bohb, optuna" in err and not (tmp_path / method).exists()
 
 
-def test_an_unknown_method_lists_the_methods(capsys) -> None:
-    with pytest.raises(SystemExit):
-        main(["tune", *SYNTHETIC, "--budget-epochs", "4", "--method", "hyperopt", "--out", "x"])
-    assert "invalid choice: 'hyperopt'" in capsys.readouterr().err
-    from at2_tune.live.methods import check_method
-
-    with pytest.raises(AT2Error, match="'hyperopt' is not a method.*at2, asha, random, bohb"):
-        check_method("hyperopt", "none")
+def test_an_unknown_method_lists_the_methods_and_the_old_name_names_the_new(
+        tmp_path: Path, capsys) -> None:
+    err = _error_of([*SYNTHETIC, "--budget-epochs", "4", "--method", "hyperopt", "--out",
+                     str(tmp_path / "x")], capsys)
+    assert "--method 'hyperopt' is not a method of at2-tune tune" in err
+    assert "at2, asha, random, bohb, optuna, optuna-warm, top3, portfolio" in err
+    err = _error_of([*SYNTHETIC, "--budget-epochs", "4", "--method", "zero-shot", "--out",
+                     str(tmp_path / "y")], capsys)
+    assert "--method zero-shot is now called portfolio" in err and "--method portfolio" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_resuming_a_ray_method_is_refused(tmp_path: Path, capsys) -> None:
     (tmp_path / "live-options.json").write_text("{}")
     err = _error_of([*SYNTHETIC, "--budget-epochs", "4", "--method", "asha", "--resume",
                      "--out", str(tmp_path)], capsys)
-    assert "--resume continues runs of at2, top3, zero-shot" in err
+    assert "--resume continues runs of at2, top3, portfolio" in err
     assert "start it again with another --out" in err
 
 

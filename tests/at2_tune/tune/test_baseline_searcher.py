@@ -9,7 +9,6 @@ ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
 from at2_tune import baselines  # noqa: E402
-from at2_tune.bench.histories import history_order, history_scores  # noqa: E402
 from at2_tune.core.prior import PriorData  # noqa: E402
 from at2_tune.errors import AT2Error  # noqa: E402
 from at2_tune.simulator import resolve_task  # noqa: E402
@@ -44,15 +43,13 @@ def _live(hyperrec, release_dir, tmp_path, baseline: str):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("baseline", ["top3", "zero-shot"])
+@pytest.mark.parametrize("baseline", ["top3", "portfolio"])
 def test_live_baseline_trains_what_the_replayed_baseline_trains(
         hyperrec, release_dir, tmp_path, local_ray, baseline):
     task, prior, searcher = _live(hyperrec, release_dir, tmp_path, baseline)
-    if baseline == "top3":
-        replayed = baselines.top_k_round_robin(hyperrec, task, 3,
-                                               order=history_order(prior, hyperrec.configs))
-    else:
-        replayed = baselines.portfolio(hyperrec, task, history_scores(prior, hyperrec.configs))
+    # the bench's own baselines on the same prior, with their default orders and scores
+    replayed = baselines.top_k_round_robin(hyperrec, task, 3) if baseline == "top3" \
+        else baselines.portfolio(hyperrec, task)
     trace = searcher.coordinator.trace
     assert [row.candidate for row in trace] == replayed.trained[:BUDGET]
     assert [row.recommended for row in trace] == replayed.recommended[:len(trace)]
@@ -66,23 +63,26 @@ def test_live_baseline_trains_what_the_replayed_baseline_trains(
     assert searcher.offline_fit_outcome == "no model"
 
 
-def test_the_policies_order_the_prior_by_its_values(two_task_prior):
+def test_the_policies_order_the_prior_as_the_bench_does(two_task_prior, hyperrec):
     configs = list(two_task_prior.configs)
     top3 = baseline_policy("top3", two_task_prior, configs)
-    final = np.nanmean(two_task_prior.curves[:, :, -1], axis=0)  # full grid: the last epoch
+    best = two_task_prior.curves.max(axis=2)  # full grid: each task's best value
     assert top3.k == 3 and top3.decay == 0.0
-    normalized = [(c - c.min()) / (c.max() - c.min()) for c in two_task_prior.curves[:, :, -1]]
-    expected = np.lexsort((np.arange(len(configs)), -np.mean(normalized, axis=0)))
+    ranks = [(row[None, :] > row[:, None]).sum(axis=1) for row in best]  # strictly better
+    expected = np.argsort(np.mean(ranks, axis=0), kind="stable")
     assert list(top3.ranking) == expected.tolist()
-    assert final[top3.ranking[0]] >= np.median(final)
-    zero_shot = baseline_policy("zero-shot", two_task_prior, configs)
-    assert list(zero_shot.ranking) == baselines.greedy_portfolio(
-        two_task_prior.curves[:, :, -1])
+    assert best.mean(axis=0)[top3.ranking[0]] >= np.median(best.mean(axis=0))
+    task = resolve_task(hyperrec, pair=0, budget=BUDGET)  # the bench's order on its prior
+    prior = PriorData.from_database(hyperrec, task.train_tasks, task.seed_profile)
+    assert baseline_policy("top3", prior, list(hyperrec.configs)).ranking == \
+        baselines.prior_order(hyperrec, task, "top3").tolist()
+    zero_shot = baseline_policy("portfolio", two_task_prior, configs)
+    assert list(zero_shot.ranking) == baselines.greedy_portfolio(best)
     assert sorted(zero_shot.ranking) == list(range(len(configs)))
 
 
 def test_a_baseline_without_a_prior_is_a_clear_error():
     with pytest.raises(AT2Error, match="needs a prior"):
         TransferBaselineSearcher("top3", prior=None)
-    with pytest.raises(AT2Error, match="unknown transfer baseline 'top4'.*top3, zero-shot"):
+    with pytest.raises(AT2Error, match="unknown transfer baseline 'top4'.*top3, portfolio"):
         TransferBaselineSearcher("top4")
