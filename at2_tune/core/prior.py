@@ -12,6 +12,7 @@ import numpy as np
 from at2_tune.databases import LearningCurveDatabase
 from at2_tune.databases.user import UserDatabase
 from at2_tune.errors import AT2Error
+from at2_tune.evaluation import average_ranks
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,7 +210,7 @@ def copula_average(values: np.ndarray, observed: np.ndarray,
     scores = np.full(values.shape, np.nan)
     for task in range(values.shape[0]):
         mask = observed[task]
-        ranks = _average_ranks(values[task][mask])
+        ranks = average_ranks(values[task][mask]) - 1  # 0-based
         scores[task][mask] = _normal_quantile((ranks + 0.5) / ranks.size)
     mean, count = mean_over_tasks(scores, observed, weights)
     return np.where(count > 0, _from_copula(mean, values[observed]), np.nan), count
@@ -257,18 +258,6 @@ def _from_copula(mean_score: np.ndarray, pooled: np.ndarray) -> np.ndarray:
 
     level = torch.special.ndtr(torch.as_tensor(np.nan_to_num(mean_score))).numpy()
     return np.quantile(np.sort(pooled), level)
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """0-based ranks of ``values`` (ties get their average rank)."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(values.size)
-    ranks[order] = np.arange(values.size)
-    unique, inverse = np.unique(values, return_inverse=True)
-    if unique.size < values.size:  # average the ranks of ties
-        sums = np.bincount(inverse, weights=ranks)
-        ranks = (sums / np.bincount(inverse))[inverse]
-    return ranks
 
 
 @dataclass(frozen=True)
