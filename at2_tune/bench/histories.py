@@ -26,12 +26,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from at2_tune.bench.methods import GRACE_PERIOD, REDUCTION_FACTOR  # the bench's own ASHA
 from at2_tune.errors import AT2Error
 
 OVERLAPS = ("independent", "none")
 SCHEDULERS = ("asha", "fifo")
-GRACE_PERIOD = 1
-REDUCTION_FACTOR = 3
 
 
 @dataclass(frozen=True)
