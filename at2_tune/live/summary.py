@@ -118,14 +118,17 @@ def build_ray_summary(results, stopper, metrics: dict[str, list[dict[str, Any]]]
 
 
 def ray_checkpoint(results, trial_id: str | None, epoch: int | None) -> str | None:
-    """The checkpoint of ``trial_id`` saved at ``epoch`` that Ray keeps in ``results`` (a
-    ``ResultGrid``); ``None`` when it keeps none for that epoch."""
+    """Where the checkpoint of ``trial_id`` saved at ``epoch`` that Ray keeps in ``results`` (a
+    ``ResultGrid``) lies, as ``AT2Searcher.recommendation()["checkpoint"]`` names it (a URI on
+    remote storage); ``None`` when Ray keeps none for that epoch."""
+    from at2_tune.tune.held_checkpoint import location
+
     for result in results:
         if (result.metrics or {}).get("trial_id") != trial_id:
             continue
         for checkpoint, checkpoint_metrics in result.best_checkpoints or []:
             if checkpoint_metrics.get("training_iteration") == epoch:
-                return checkpoint.path
+                return location(checkpoint)
     return None
 
 

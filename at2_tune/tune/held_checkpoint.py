@@ -48,10 +48,15 @@ def checkpoint_at(trial: Trial, epoch: int, epoch_of: Callable[[dict], int]) -> 
     epoch. ``epoch_of`` reads the epoch from a result (the searcher's ``time_attr``)."""
     for result in _tracked(trial):
         if _epoch(result.metrics, epoch_of) == epoch:
-            checkpoint = result.checkpoint
-            scheme = getattr(checkpoint.filesystem, "type_name", "local")
-            return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
+            return location(result.checkpoint)
     return None
+
+
+def location(checkpoint) -> str:
+    """Where a Ray ``Checkpoint`` lies: its local path, or a URI (``s3://bucket/...``) on
+    remote storage."""
+    scheme = getattr(checkpoint.filesystem, "type_name", "local")
+    return checkpoint.path if scheme == "local" else f"{scheme}://{checkpoint.path}"
 
 
 def _saves_only_when_asked(trial: Trial) -> bool:
