@@ -69,7 +69,8 @@ def plan_of(options: LiveOptions) -> Plan:
                        "at2-tune tune trains HyperRec configurations; use "
                        f"AT2Searcher(prior={str(options.prior)!r}) in your own tune.run for "
                        "that space")
-    prior = PriorData.from_user_database(db).with_epochs(options.epochs)  # shorter histories: NaN after
+    # a history of shorter runs: its later epochs are unobserved (NaN)
+    prior = PriorData.from_user_database(db).with_epochs(options.epochs)
     return Plan(HYPERREC_SPACE, prior, tuple(distinct(prior.configs + samples)), options.epochs,
                 f"{options.prior} ({prior.n_tasks} tasks)")
 

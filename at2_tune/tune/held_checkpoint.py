@@ -78,8 +78,9 @@ def missing_checkpoint_message(trial: Trial, epoch: int, epoch_of: Callable[[dic
     if _saves_only_when_asked(trial):
         saved = f"it saved epochs {kept} only" if kept else "it saved none"
         return (f"{head}: a class Trainable saves a checkpoint only when Tune asks (when it "
-                f"pauses or ends the trial), and {saved}. To keep the best model, pass tune.RunConfig(checkpoint_config="
-                f"tune.CheckpointConfig(checkpoint_frequency=1, num_to_keep=2, "
+                f"pauses or ends the trial), and {saved}. To keep the best model, pass "
+                f"tune.RunConfig(checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1, "
+                f"num_to_keep=2, "
                 f"checkpoint_score_attribute={metric!r}, checkpoint_score_order={mode!r}))")
     if not kept:
         return (f"{head}: the trainable saved none (report it with tune.report(metrics, "
