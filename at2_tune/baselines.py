@@ -187,7 +187,7 @@ BY_NAME: dict[str, Callable[..., BaselineRun]] = {
     "top5": lambda db, task, rng, k=1: top_k_round_robin(db, task, 5, concurrency=k),
     "top4-weighted": lambda db, task, rng, k=1: top_k_round_robin(db, task, 4, decay=0.5,
                                                                   concurrency=k),
-    "transfer-sh9": lambda db, task, rng, k=1: transfer_successive_halving(db, task, 9,
+    "transfer-sh": lambda db, task, rng, k=1: transfer_successive_halving(db, task, 9,
                                                                            concurrency=k),
     "transfer-sh27": lambda db, task, rng, k=1: transfer_successive_halving(db, task, 27,
                                                                             concurrency=k),

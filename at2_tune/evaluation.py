@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 CHECKPOINTS = (10, 25, 50, 100)
-AT2_METHODS = ("at2", "no-transfer", "at2-no-transfer", "reference")
+AT2_METHODS = ("at2", "at2-no-transfer", "reference")
 """Methods that run the AT2 model; the others are the baselines AT2 is compared with."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
+from at2_tune.core.setup import RunSetup
 from at2_tune.core.simulation import epoch_seconds, simulate  # noqa: F401
 from at2_tune.databases import LearningCurveDatabase
 
@@ -67,13 +69,15 @@ def build_engine(db: LearningCurveDatabase, task: ReplayTask, seed: int,
                  prior: PriorData | None = None) -> tuple[AT2Engine, bool]:
     """The task's engine over the database's configurations, fitted offline on its prior tasks
     (``prior``, default the database's curves of ``task.train_tasks``) and conditioned; and
-    whether the fit came from ``fit_cache``."""
+    whether the fit came from ``fit_cache``. Built as ``AT2Searcher`` builds it
+    (``at2_tune.core.setup``), for a metric to maximize."""
     from search_spaces import get_space
 
     if prior is None:
         prior = PriorData.from_database(db, task.train_tasks, task.seed_profile)
-    engine = AT2Engine(get_space(db.space_name), prior, settings, seed=seed,
-                       candidates=list(db.configs))
+    setup = RunSetup(space=get_space(db.space_name), prior=prior, settings=settings, seed=seed,
+                     candidates=list(db.configs))
+    engine, _ = setup.new_engine(metric=None, mode="max")
     return engine, prepare_engine(engine, fit_cache)
 
 
@@ -99,13 +103,15 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
     rows: list[dict[str, Any]] = []
 
     def record(row: TraceRow, sim_time: float) -> None:
-        rows.append(trace_row(db, task, len(rows) + 1, row, time.perf_counter() - started, sim_time))
+        rows.append(trace_row(db, task, len(rows) + 1, row.candidate, row.epoch, row.value,
+                              row.recommended, wall_s=time.perf_counter() - started,
+                              sim_time=sim_time))
         if on_query is not None:
             on_query(rows[-1])
 
     simulate(coordinator, curves, concurrency, seed, record)
     plan = coordinator.plan()  # the plan made before the first decision (None: no plan)
-    return results_document(db, task, seed, settings, rows, backend="local",
+    return results_document(db, task, seed, settings.to_json(), rows, backend="local",
                             concurrency=concurrency,
                             timing={"offline_fit_s": offline_fit_s,
                                     "total_s": time.perf_counter() - started},
@@ -113,26 +119,48 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                             plan=None if plan is None else plan.to_json())
 
 
-def trace_row(db: LearningCurveDatabase, task: ReplayTask, number: int, row: TraceRow,
-              wall_s: float | None, sim_time: float | None = None) -> dict[str, Any]:
-    """One row of the results' trace: the query, its value, the recommendation after it and
-    the recommendation's rank and regret on the target task."""
-    recommended = row.recommended
-    return {"query": number, "epochs_spent": number, "config_id": row.candidate,
-            "epoch": row.epoch, "value": row.value, "recommended_config_id": recommended,
+def trace_row(db: LearningCurveDatabase, task: ReplayTask, number: int, config: int | None,
+              epoch: int | None, value: float | None, recommended: int | None, *,
+              epochs_spent: int | None = None, wall_s: float | None = None,
+              sim_time: float | None = None) -> dict[str, Any]:
+    """One row of a replay's trace (:data:`TRACE_FIELDS`), for every method: query ``number``
+    trained ``config`` for ``epoch`` and observed ``value`` (all three ``None`` for a method
+    that trains nothing), with the recommendation after it and the recommendation's rank and
+    regret on the target task. ``epochs_spent``: default ``number``."""
+    return {"query": number, "epochs_spent": number if epochs_spent is None else epochs_spent,
+            "config_id": None if config is None else int(config),
+            "epoch": None if epoch is None else int(epoch),
+            "value": None if value is None else float(value),
+            "recommended_config_id": None if recommended is None else int(recommended),
             "rank": db.rank(task.test_task, recommended, task.seed_profile),
             "regret": db.regret(task.test_task, recommended, task.seed_profile),
             "wall_s": wall_s, "sim_time": sim_time}
 
 
+def trace_rows(db: LearningCurveDatabase, task: ReplayTask,
+               observed: Sequence[tuple[int, int, float]],
+               recommended: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """:func:`trace_row` of every ``(config, epoch, value)`` of ``observed``, in order.
+    ``recommended``: the method's recommendation after each; ``None``: the configuration with
+    the best value observed so far (ties: the earliest observation)."""
+    rows, best, best_value = [], None, -math.inf
+    for number, (config, epoch, value) in enumerate(observed, start=1):
+        if value > best_value:
+            best, best_value = config, value
+        pick = best if recommended is None else recommended[number - 1]
+        rows.append(trace_row(db, task, number, config, epoch, value, pick))
+    return rows
+
+
 def results_document(db: LearningCurveDatabase, task: ReplayTask, seed: int,
-                     settings: AT2Settings, trace: list[dict[str, Any]], *, backend: str,
+                     settings: dict[str, Any], trace: list[dict[str, Any]], *, backend: str,
                      concurrency: int, timing: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """The results document of a replay run, the same for every backend."""
+    """The results document of a replay run, the same for every method and backend;
+    ``settings``: the method's settings as JSON (``AT2Settings.to_json()`` for AT2)."""
     return {"database": task.database, "train_tasks": list(task.train_tasks),
             "test_task": task.test_task, "seed_profile": task.seed_profile,
             "budget": task.budget, "seed": seed, "method": "at2", "backend": backend,
-            "concurrency": concurrency, "settings": settings.to_json(), "trace": trace,
+            "concurrency": concurrency, "settings": dict(settings), "trace": trace,
             "timing": timing, **extra}
 
 

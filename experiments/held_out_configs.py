@@ -99,8 +99,10 @@ def run_at2(db, space, prior, curves: np.ndarray, candidates: np.ndarray, budget
     after each query (``budget`` entries), the seconds of the offline fit (or of loading it
     from ``fit_cache``, a folder) and the first conditioning, and the median seconds per
     query."""
+    from at2_tune.core.coordinator import Coordinator
     from at2_tune.core.engine import AT2Engine
     from at2_tune.core.offline_cache import FitCache, prepare_engine
+    from at2_tune.core.simulation import simulate
 
     engine = AT2Engine(space, prior, settings, seed=seed,
                        candidates=[db.configs[i] for i in candidates])
@@ -108,16 +110,17 @@ def run_at2(db, space, prior, curves: np.ndarray, candidates: np.ndarray, budget
     prepare_engine(engine, FitCache.coerce(fit_cache))
     fit_seconds = time.perf_counter() - started
     recommended, seconds = [], []
-    for _ in range(budget):
-        started = time.perf_counter()
-        query = engine.next_query()
-        if query is None:
-            break
-        engine.observe(query.candidate, query.epoch,
-                       float(curves[candidates[query.candidate], query.epoch - 1]))
-        engine.condition()
-        recommended.append(int(candidates[engine.recommend()]))
-        seconds.append(time.perf_counter() - started)
+    last = [time.perf_counter()]
+
+    def record(row, sim_time: float) -> None:
+        recommended.append(int(candidates[row.recommended]))
+        seconds.append(time.perf_counter() - last[0])
+        last[0] = time.perf_counter()
+
+    # one slot, no budget: the engine's own order, one epoch at a time
+    coordinator = Coordinator(engine, max_concurrent=1, track_recommendations=True)
+    simulate(coordinator, curves[np.asarray(candidates)], 1, seed=seed, on_observation=record,
+             max_observations=budget)
     recommended += recommended[-1:] * (budget - len(recommended))
     return recommended, fit_seconds, float(np.median(seconds))
 

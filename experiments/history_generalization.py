@@ -75,8 +75,10 @@ def scores(mean: np.ndarray, std: np.ndarray, truth: np.ndarray) -> dict[str, fl
 
 def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
     """``{n_observations: {"model": scores, "knn": scores}}`` for one histories case."""
-    from at2_tune.bench.histories import case_history, grid_columns
+    from at2_tune.bench.histories import case_history
+    from at2_tune.core.coordinator import Coordinator
     from at2_tune.core.engine import AT2Engine
+    from at2_tune.core.simulation import simulate
     from search_spaces import get_space
 
     space = get_space(db.space_name)
@@ -85,7 +87,7 @@ def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
     engine = AT2Engine(space, history, seed=0, candidates=list(db.configs))
     engine.condition()
     trained = np.zeros(db.n_configs, dtype=bool)
-    trained[grid_columns(history, db.configs)] = True
+    trained[history.columns_on(db.configs)[1]] = True
     untrained = ~trained
     encoded = encode_one_hot(space, list(db.configs))
     curves = db.task_curves(job.test_task, job.seed_profile)
@@ -93,17 +95,20 @@ def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
     result: dict[str, Any] = {"untrained": int(untrained.sum())}
     if not untrained.any():  # the histories covered the grid: nothing to generalize to
         return result
-    for observed in range(max(AFTER) + 1):
+
+    def evaluate(observed: int) -> None:
         if observed in AFTER:
             mean, std = engine.posterior().best_value()
             knn_mean, knn_std = knn_prediction(encoded, trained, mean, std, neighbours)
             result[observed] = {
                 "model": scores(mean[untrained], std[untrained], truth[untrained]),
                 "knn": scores(knn_mean[untrained], knn_std[untrained], truth[untrained])}
-        query = engine.next_query()
-        engine.observe(query.candidate, query.epoch, float(curves[query.candidate,
-                                                                 query.epoch - 1]))
-        engine.condition()
+
+    evaluate(0)
+    # one slot, no budget: the engine's own order, one epoch at a time
+    coordinator = Coordinator(engine, max_concurrent=1)
+    simulate(coordinator, curves, 1, on_observation=lambda row, _: evaluate(
+        len(coordinator.trace)), max_observations=max(AFTER))
     return result
 
 

@@ -14,16 +14,18 @@ histories``), each size reported as ``histories-K``, AT2 runs recording where ea
 from (``decision_sources``). This harness runs AT2 in process with ``--set`` overrides, for
 measuring settings; ``at2-tune bench`` runs the product through Ray Tune. A case is a test task
 (with its prior) and one seed profile. A run is one method with one seed on one case: AT2 and
-no-transfer run every seed of ``--seeds``, the random baselines (screening, successive-halving)
+at2-no-transfer run every seed of ``--seeds``, the random baselines (screening, successive-halving)
 the seeds 0..N-1 of ``--baseline-seeds``, the other baselines once.
 
-Each run is written to ``OUT/runs/<run key>.json`` when it finishes (recommended and trained
-configuration per query, the recommendation's rank and normalized regret per query, configs
-touched, timing, peak RSS of the worker process so far). A run whose file exists is not run
-again, so an interrupted benchmark resumes where it stopped (``at2_tune.bench.harness``, the
-harness ``at2-tune bench`` uses too). The key names the database, test task, seed profile, method
+Each run is written to ``OUT/runs/<run key>.json`` when it finishes: the run document of ``at2-tune
+bench`` (``at2_tune.bench.runs.run_job``: a trace row per epoch with the trained configuration,
+its epoch and value, and the recommendation with its rank and normalized regret; AT2's plan),
+plus the peak RSS of the worker process so far. A run whose file exists is not run again, so an
+interrupted benchmark resumes where it stopped (``at2_tune.bench.harness``, the harness
+``at2-tune bench`` uses too). The methods are the bench's and every baseline of
+``at2_tune.baselines.BY_NAME``. The key names the database, test task, seed profile, method
 and seed, plus a hash of the budget, the ``--set`` overrides (AT2 methods only) and the prior
-tasks the method uses (none for no-transfer and the random baselines, whose runs are therefore
+tasks the method uses (none for at2-no-transfer and the random baselines, whose runs are therefore
 shared by both protocols).
 
 Then the runs that the options name are aggregated (``at2_tune.evaluation``) into
@@ -40,8 +42,6 @@ import functools
 import json
 import resource
 import sys
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,10 @@ from at2_tune.bench.harness import Job
 
 BASELINES = baselines.BY_NAME
 """The baselines by method name; each is called with (database, task, numpy Generator)."""
-METHODS = ("at2", "no-transfer", *BASELINES)
+METHODS = ("at2", "at2-no-transfer", *BASELINES)
 """The default methods; ``reference`` (AT2 with the paper's protocol, slow) can be added."""
 RANDOM_BASELINES = baselines.RANDOM
-WITHOUT_PRIOR = ("no-transfer", *RANDOM_BASELINES)
+WITHOUT_PRIOR = ("at2-no-transfer", *RANDOM_BASELINES)
 """Methods that ignore the prior tasks."""
 
 
@@ -78,66 +78,39 @@ def _settings(method: str, overrides: dict[str, Any]):
 
 def run_job(job: Job, data_dir: str | None = None, fit_cache: str | None = None,
             threads: int = 1) -> dict[str, Any]:
-    """Run ``job`` and return its run document (what ``OUT/runs/<key>.json`` holds)."""
-    from at2_tune.simulator import resolve_task, run_replay
+    """Run ``job`` in process and return its run document (what ``OUT/runs/<key>.json`` holds):
+    the bench's results document (``at2_tune.bench.runs.run_job``, AT2 on the local backend),
+    with the median seconds per query of an AT2 run and the peak RSS of the worker so far."""
+    from at2_tune.bench import runs as bench_runs
 
     db = _database(job.database, data_dir)
-    task = resolve_task(db, train_tasks=job.train_tasks, test_task=job.test_task,
-                        seed_profile=job.seed_profile, budget=job.budget)
-    from at2_tune.bench.runs import _history, _history_baseline
-
-    started = time.perf_counter()
-    extra: dict[str, Any] = {}
-    history = _history(job, db)  # the prior tasks as tuning histories; None on a grid
+    settings = None
     if job.method in evaluation.AT2_METHODS:
         import torch
 
         torch.set_num_threads(threads)
-        result = run_replay(db, task, seed=job.seed, settings=_settings(job.method, job.overrides),
-                            fit_cache=fit_cache, prior=history, concurrency=job.concurrency)
-        if not result["trace"]:
+        settings = _settings(job.method, job.overrides)
+    document = bench_runs.run_job(job, db, data_dir, fit_cache, settings, backend="local")
+    timing = document["timing"]
+    timing["query_s_median"] = None
+    if job.method in evaluation.AT2_METHODS:
+        if not document["trace"]:
             raise RuntimeError(f"{job.key}: AT2 made no query")
-        recommended = [row["recommended_config_id"] for row in result["trace"]]
-        trained = [row["config_id"] for row in result["trace"]]
-        walls = [result["timing"]["offline_fit_s"]] + [row["wall_s"] for row in result["trace"]]
-        timing = {**result["timing"], "query_s_median": float(np.median(np.diff(walls)))}
-        extra = {"settings": result["settings"], "offline_fit_reused": result["offline_fit_reused"],
-                 "epochs": [int(row["epoch"]) for row in result["trace"]],
-                 "plan": result.get("plan")}
-        if history is not None:
-            from at2_tune.bench.histories import decision_sources
+        walls = [timing["offline_fit_s"]] + [row["wall_s"] for row in document["trace"]]
+        timing["query_s_median"] = float(np.median(np.diff(walls)))
+    document["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return document
 
-            extra["decision_sources"] = decision_sources(
-                history, db.configs, [(row["config_id"], row["epoch"]) for row in result["trace"]])
-    elif history is not None and job.method not in WITHOUT_PRIOR:
-        run = _history_baseline("transfer-sh" if job.method == "transfer-sh9" else job.method,
-                                db, task, history, job.concurrency)
-        recommended, trained = run.recommended, run.trained
-        timing = {"offline_fit_s": None, "total_s": time.perf_counter() - started,
-                  "query_s_median": None}
-    else:
-        run = BASELINES[job.method](db, task, np.random.default_rng(job.seed), job.concurrency)
-        recommended, trained = run.recommended, run.trained
-        timing = {"offline_fit_s": None, "total_s": time.perf_counter() - started,
-                  "query_s_median": None}
-    recommended = recommended + [recommended[-1]] * (job.budget - len(recommended))
-    final = db.final_values(job.test_task, job.seed_profile)
-    held = evaluation.held_curve(
-        evaluation.held_values(db.task_curves(job.test_task, job.seed_profile), trained),
-        job.budget, final.min())
-    ranks = db.ranks(job.test_task, job.seed_profile)
-    return {"key": job.key,
-            **{k: v for k, v in asdict(job).items() if k not in ("protocol", "case")},
-            "recommended": [int(c) for c in recommended],
-            "ranks": [int(ranks[c]) for c in recommended],
-            "regrets": evaluation.normalized_regret(final, recommended).tolist(),
-            "held_regrets": evaluation.held_regrets(final, held).tolist(),
-            "held_ranks": evaluation.held_ranks(final, held).tolist(),
-            "trained": [int(c) for c in trained],
-            "configs_touched": len(set(trained)),
-            "timing": timing,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            **extra}
+
+def evaluated(document: dict[str, Any], data_dir: str | None = None) -> dict[str, Any]:
+    """The evaluation run of a run document (``at2_tune.bench.report.curves_of``: the held
+    model's and the recommendation's regret and rank after each epoch), with its slots, timing
+    and peak RSS."""
+    from at2_tune.bench.report import curves_of
+
+    db = _database(document["database"], data_dir)
+    return {**curves_of(db, document), "concurrency": document["concurrency"],
+            "timing": document["timing"], "peak_rss_mb": document.get("peak_rss_mb")}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -275,7 +248,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
 
 def report(jobs: list[Job], args: argparse.Namespace) -> str | None:
     """Aggregate the existing runs of ``jobs``; write summary.json and summary.md."""
-    runs = harness.load_documents(jobs, args.out / "runs")
+    runs = [evaluated(d, args.data_dir) for d in harness.load_documents(jobs, args.out / "runs")]
     if len(runs) < len(jobs):
         print(f"{len(jobs) - len(runs)} of the {len(jobs)} runs the options name have no file "
               f"in {args.out / 'runs'}; the summary leaves them out", file=sys.stderr)

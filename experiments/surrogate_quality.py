@@ -36,10 +36,12 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
                  model: str = "engine"):
     """``{n_observations: {"loglik", "coverage90", "spearman"}}`` for one case, of the engine's
     posterior or of the GP's (``model``, one of :data:`MODELS`)."""
+    from at2_tune.core.coordinator import Coordinator
     from at2_tune.core.engine import AT2Engine
     from at2_tune.core.models import GPCurveModel, ResidualCorrected
     from at2_tune.core.offline_cache import FitCache, prepare_engine
     from at2_tune.core.prior import PriorData
+    from at2_tune.core.simulation import simulate
     from search_spaces import get_space
 
     prior = PriorData.from_database(db, train_tasks, seed_profile)
@@ -53,7 +55,8 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
     curves = db.task_curves(test_task, seed_profile)
     truth = db.final_values(test_task, seed_profile)
     out = {}
-    for observed in range(max(AFTER) + 1):
+
+    def evaluate(observed: int) -> None:
         if observed in AFTER:
             if gp is not None:
                 gp.condition(engine.evidence())
@@ -70,9 +73,12 @@ def case_quality(db, train_tasks, test_task, seed_profile, seed, settings, fit_c
                 "coverage90": float(np.mean(np.abs(z) <= Z90)),
                 "spearman": float(np.corrcoef(evaluation.average_ranks(mean),
                                               evaluation.average_ranks(truth_warped))[0, 1])}
-        query = engine.next_query()
-        engine.observe(query.candidate, query.epoch, float(curves[query.candidate, query.epoch - 1]))
-        engine.condition()
+
+    evaluate(0)
+    # one slot, no budget: the engine's own order, one epoch at a time
+    coordinator = Coordinator(engine, max_concurrent=1)
+    simulate(coordinator, curves, 1, on_observation=lambda row, _: evaluate(
+        len(coordinator.trace)), max_observations=max(AFTER))
     return out
 
 

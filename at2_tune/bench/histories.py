@@ -208,14 +208,6 @@ def load_history_prior(folder: Path):
     return PriorData.from_user_database(load_user_database(folder))
 
 
-def grid_columns(prior, grid_configs: Sequence[dict[str, Any]]) -> np.ndarray:
-    """``(prior.n_configs,)`` the grid index of each of the prior's configurations."""
-    from search_spaces import config_key
-
-    grid = {config_key(c): i for i, c in enumerate(grid_configs)}
-    return np.array([grid[config_key(c)] for c in prior.configs], dtype=np.int64)
-
-
 def case_history(db, job, folder: Path):
     """A bench job's prior tasks as histories: written to ``folder`` in the ``prior import``
     format and read back through its loader, as a user's history would be."""
@@ -234,7 +226,8 @@ def decision_sources(history, grid_configs: Sequence[dict[str, Any]],
     curve), and at a configuration no history trained (the model's reach across
     configurations)."""
     observed = np.zeros((len(grid_configs), history.n_epochs), dtype=bool)
-    observed[grid_columns(history, grid_configs)] = history.observed.any(axis=0)
+    ours, theirs = history.columns_on(grid_configs)
+    observed[theirs] = history.observed.any(axis=0)[ours]
     trained_configs = observed.any(axis=1)
     counts = {"observed_cell": 0, "beyond_history": 0, "new_config": 0}
     for config, epoch in trained:

@@ -32,7 +32,7 @@ MODEL_FREE: dict[str, Callable[..., baselines.BaselineRun]] = {
     "zero-shot": baselines.BY_NAME["zero-shot"],
     "top3": baselines.BY_NAME["top3"],
     "top5": baselines.BY_NAME["top5"],
-    "transfer-sh": baselines.BY_NAME["transfer-sh9"],
+    "transfer-sh": baselines.BY_NAME["transfer-sh"],
     "top4-weighted": baselines.BY_NAME["top4-weighted"],
     "portfolio": baselines.BY_NAME["portfolio"],
 }

@@ -20,51 +20,39 @@ from typing import Any
 
 import numpy as np
 
+from at2_tune import baselines
 from at2_tune.bench import harness, protocols
 from at2_tune.bench import methods as bench_methods
 from at2_tune.bench.harness import Job
 from at2_tune.databases import LearningCurveDatabase
-from at2_tune.simulator import ReplayTask, TRACE_FIELDS, results_document
+from at2_tune.evaluation import AT2_METHODS
+from at2_tune.simulator import ReplayTask, results_document, run_replay, trace_row, trace_rows
 
 METRIC = "val_acc"
 
 
-def trace_rows(db: LearningCurveDatabase, task: ReplayTask,
-               observed: list[tuple[int, int, float]],
-               recommended: list[int] | None = None,
-               wall_s: list[float] | None = None) -> list[dict[str, Any]]:
-    """Trace rows of ``observed`` ``(config, epoch, value)`` epochs, in order.
-
-    ``recommended``: the method's recommendation after each epoch; ``None``: the configuration
-    with the best value observed so far (ties: the earliest observation).
-    """
-    rows, best, best_value = [], -1, -np.inf
-    for number, (config, epoch, value) in enumerate(observed, start=1):
-        if value > best_value:
-            best, best_value = config, value
-        pick = best if recommended is None else recommended[number - 1]
-        rows.append({"query": number, "epochs_spent": number, "config_id": int(config),
-                     "epoch": int(epoch), "value": float(value),
-                     "recommended_config_id": int(pick),
-                     "rank": db.rank(task.test_task, pick, task.seed_profile),
-                     "regret": db.regret(task.test_task, pick, task.seed_profile),
-                     "wall_s": None if wall_s is None else wall_s[number - 1], "sim_time": None})
-    assert all(set(row) == set(TRACE_FIELDS) for row in rows)
-    return rows
+BACKENDS = ("ray", "local")
+"""How AT2's runs are carried out: through Ray Tune (``AT2Searcher`` + ``AT2Scheduler``, what
+``at2-tune bench`` measures) or in this process through the coordinator's simulated slots
+(``at2_tune.simulator.run_replay``: the same decisions on one slot, no Ray)."""
 
 
 def run_job(job: Job, db: LearningCurveDatabase, data_dir: str | None = None,
-            fit_cache=None, settings=None) -> dict[str, Any]:
+            fit_cache=None, settings=None, backend: str = "ray") -> dict[str, Any]:
     """Run ``job`` and return its results document (``method`` is the job's).
 
-    ``fit_cache``: a ``FitCache`` for AT2's offline fit, or ``None``; ``settings``: AT2's
-    settings (default ``AT2Settings()``; the bench always uses the default).
+    ``fit_cache``: a ``FitCache`` (or its folder) for AT2's offline fit, or ``None``;
+    ``settings``: AT2's settings (default ``AT2Settings()``; the bench always uses the
+    default); ``backend``: one of :data:`BACKENDS` for AT2's runs (Ray's tuners run through Ray
+    Tune, the model-free baselines in process, either way).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     started = time.perf_counter()
     task = job.task()
-    if job.method in bench_methods.AT2:
+    if job.method in AT2_METHODS:
         with quiet_tune():
-            document = _run_at2(job, db, task, data_dir, fit_cache, settings)
+            document = _run_at2(job, db, task, data_dir, fit_cache, settings, backend)
     elif job.method in bench_methods.RAY:
         with quiet_tune():
             document = _run_ray_method(job, db, task, data_dir)
@@ -73,7 +61,7 @@ def run_job(job: Job, db: LearningCurveDatabase, data_dir: str | None = None,
     spent = sum(1 for row in document["trace"] if row["config_id"] is not None)
     timing = document["timing"]
     timing["total_s"] = time.perf_counter() - started
-    if spent and job.method not in bench_methods.MODEL_FREE:
+    if spent and job.method not in baselines.BY_NAME:
         # beyond the offline fit and the simulated training of `spent` epochs on K slots
         training_s = spent * job.seconds_per_epoch / job.concurrency
         tuning_s = timing["tune_s"] - (timing.get("offline_fit_s") or 0.0) - training_s
@@ -85,7 +73,7 @@ def run_job(job: Job, db: LearningCurveDatabase, data_dir: str | None = None,
     return document
 
 
-def _history(job: Job, db: LearningCurveDatabase):
+def history_prior(job: Job, db: LearningCurveDatabase):
     """The job's prior as tuning histories (``PriorData``), or ``None`` on a grid protocol."""
     if not job.history:
         return None
@@ -96,14 +84,19 @@ def _history(job: Job, db: LearningCurveDatabase):
 
 
 def _run_at2(job: Job, db: LearningCurveDatabase, task: ReplayTask, data_dir: str | None,
-             fit_cache, settings) -> dict[str, Any]:
-    from at2_tune.tune.ray_replay import run_replay_ray
-
+             fit_cache, settings, backend: str) -> dict[str, Any]:
     started = time.perf_counter()
-    history = _history(job, db)
-    document = run_replay_ray(db, task, seed=job.seed, settings=settings,
-                              concurrency=job.concurrency, fit_cache=fit_cache, data_dir=data_dir,
-                              seconds_per_epoch=job.seconds_per_epoch, prior=history)
+    history = history_prior(job, db)
+    if backend == "local":
+        document = run_replay(db, task, seed=job.seed, settings=settings, fit_cache=fit_cache,
+                              concurrency=job.concurrency, prior=history)
+    else:
+        from at2_tune.tune.ray_replay import run_replay_ray
+
+        document = run_replay_ray(db, task, seed=job.seed, settings=settings,
+                                  concurrency=job.concurrency, fit_cache=fit_cache,
+                                  data_dir=data_dir, seconds_per_epoch=job.seconds_per_epoch,
+                                  prior=history)
     if history is not None:  # where its queries came from, while the histories are at hand
         from at2_tune.bench.histories import decision_sources
 
@@ -115,12 +108,12 @@ def _run_at2(job: Job, db: LearningCurveDatabase, task: ReplayTask, data_dir: st
 
 def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> dict[str, Any]:
     started = time.perf_counter()
-    history = _history(job, db)
+    history = history_prior(job, db)
     if history is None:
-        run = bench_methods.MODEL_FREE[job.method](db, task, np.random.default_rng(job.seed),
-                                                   job.concurrency)
+        run = baselines.BY_NAME[job.method](db, task, np.random.default_rng(job.seed),
+                                            job.concurrency)
     else:
-        run = _history_baseline(job.method, db, task, history, job.concurrency)
+        run = history_baseline(job.method, db, task, history, job.concurrency)
     curves = db.task_curves(task.test_task, task.seed_profile)
     epochs: dict[int, int] = {}
     observed = []
@@ -130,31 +123,27 @@ def _run_model_free(job: Job, db: LearningCurveDatabase, task: ReplayTask) -> di
     if observed:
         rows = trace_rows(db, task, observed, recommended=run.recommended[:len(observed)])
     else:  # zero-shot: a recommendation without training; one row per budget epoch unspent
-        rows = [{"query": q, "epochs_spent": 0, "config_id": None, "epoch": None,
-                 "value": None, "recommended_config_id": run.recommended[0],
-                 "rank": db.rank(task.test_task, run.recommended[0], task.seed_profile),
-                 "regret": db.regret(task.test_task, run.recommended[0], task.seed_profile),
-                 "wall_s": None, "sim_time": None} for q in range(1, task.budget + 1)]
-    return results_document(db, task, job.seed, _NoSettings(), rows, backend="in-process",
+        rows = [trace_row(db, task, q, None, None, None, run.recommended[0], epochs_spent=0)
+                for q in range(1, task.budget + 1)]
+    return results_document(db, task, job.seed, {}, rows, backend="in-process",
                             concurrency=job.concurrency,
                             timing={"offline_fit_s": None,
                                     "tune_s": time.perf_counter() - started})
 
 
-def _history_baseline(method: str, db: LearningCurveDatabase, task: ReplayTask, history,
+def history_baseline(method: str, db: LearningCurveDatabase, task: ReplayTask, history,
                       concurrency: int):
     """A model-free transfer baseline on tuning histories: the configurations the histories
     trained in the prior's order (``PriorData.order_of``, as live tuning and the other
     protocols read it), the portfolio from their best values."""
-    from at2_tune import baselines
-
     order = history.order_of(db.configs)
     if method == "zero-shot":
         return baselines.BaselineRun([int(order[0])] * task.budget, [])
     if method == "portfolio":
         return baselines.portfolio(db, task, history.best_values_on(db.configs), concurrency)
-    if method == "transfer-sh":
-        return baselines.transfer_successive_halving(db, task, 9, concurrency=concurrency,
+    if method in ("transfer-sh", "transfer-sh27"):
+        start = 27 if method == "transfer-sh27" else 9
+        return baselines.transfer_successive_halving(db, task, start, concurrency=concurrency,
                                                      order=order)
     if method.endswith("-in-turn"):  # topN-in-turn
         return baselines.top_n_in_turn(db, task, int(method[3:-len("-in-turn")]), order,
@@ -177,7 +166,7 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     space = get_space(db.space_name)
     warm = []
     if job.method == "optuna-warm":
-        history = _history(job, db)
+        history = history_prior(job, db)
         if history is None:
             order = prior_order(db, task, "optuna-warm")[:bench_methods.WARM_START_POINTS]
         else:
@@ -200,7 +189,7 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     observed = [(r.result["config_id"], r.result["epoch"], r.result[METRIC])
                 for r in stopper.records]
     settings = bench_methods.settings_of(job.method, db.n_epochs, job.concurrency)
-    document = results_document(db, task, job.seed, _NoSettings(settings),
+    document = results_document(db, task, job.seed, settings,
                                 trace_rows(db, task, observed), backend="ray",
                                 concurrency=job.concurrency,
                                 timing={"offline_fit_s": None, "tune_s": tune_s})
@@ -254,16 +243,6 @@ def quiet_tune():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-class _NoSettings:
-    """Settings of a method that is not AT2, for :func:`results_document`."""
-
-    def __init__(self, settings: dict[str, Any] | None = None) -> None:
-        self._settings = settings or {}
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self._settings)
 
 
 def plan(db: LearningCurveDatabase, protocol: str, methods: list[str], *, budget: int,

@@ -47,6 +47,17 @@ class BestFutureUCB(Acquisition):
         return np.where(posterior.remaining(next_epochs), ucb, -np.inf).max(axis=1)
 
 
+def rotation_order(places: np.ndarray, trained: np.ndarray, decay: float) -> np.ndarray:
+    """The order of a weighted rotation: member ``i``, at place ``places[i]`` (0 = first) with
+    ``trained[i]`` epochs, is owed the share ``(place + 1) ** -decay`` of the members' epochs
+    (:func:`owed_epochs`); returns the member indices ``(k,)``, the one owed the most after the
+    next epoch first (ties: the better place). ``decay=0`` is a plain round robin. The
+    model-free round robins and the ``leaders`` policy both rotate so."""
+    places = np.asarray(places, dtype=float)
+    deficit = np.round(owed_epochs((places + 1.0) ** -decay, trained), 9)
+    return np.lexsort((places, -deficit))
+
+
 def owed_epochs(weights: np.ndarray, trained: np.ndarray) -> np.ndarray:
     """Epochs each member of a weighted rotation is owed once the next epoch is trained:
     ``share_i * (epochs trained in the rotation + 1) - trained_i``, with ``share = weights /

@@ -141,6 +141,20 @@ class TraceRow:
     recommended: int | None
 
 
+@dataclass(frozen=True)
+class Recommendation:
+    """The recommended configuration and the model of it that the run holds: the trial that
+    trained it, the epoch of its best value observed (the first, on ties) and that value (on
+    the maximized scale, as observed); epoch and value are ``None`` when the recommended
+    configuration has no value observed yet (a policy may recommend by prediction), and the
+    trial too when none was started for it."""
+
+    candidate: int
+    trial_id: str | None
+    epoch: int | None
+    value: float | None
+
+
 @dataclass
 class Coordinator:
     """Trials, budget and decisions of one freeze-thaw tuning run.
@@ -203,6 +217,23 @@ class Coordinator:
     def trial_of(self, candidate: int | None) -> str | None:
         """The trial that trains ``candidate`` (each candidate has at most one), else ``None``."""
         return next((t for t, r in self.trials.items() if r.candidate == candidate), None)
+
+    def recommendation(self) -> Recommendation | None:
+        """The engine's recommendation now and where its model is (:class:`Recommendation`);
+        ``None`` before the first observation or when every candidate failed. The one
+        recommendation of a run: the searcher's ``recommendation()``, the live summary and the
+        status line read it. Conditions the engine if an observation arrived since the last
+        decision (a no-op otherwise); trains nothing."""
+        engine = self.engine
+        if engine is None or not self.trace or len(engine.failed) == len(engine.candidates):
+            return None
+        engine.condition()
+        candidate = engine.recommend()
+        rows = [row for row in self.trace if row.candidate == candidate]
+        if not rows:
+            return Recommendation(candidate, self.trial_of(candidate), None, None)
+        best = max(rows, key=lambda row: row.value)  # ties: the earliest
+        return Recommendation(candidate, best.trial_id, best.epoch, best.value)
 
     def trials_with(self, status: TrialStatus) -> list[str]:
         return [t for t, r in self.trials.items() if r.status is status]

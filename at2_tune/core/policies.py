@@ -30,7 +30,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from at2_tune.core.acquisition import Acquisition, BestFutureUCB, NextEpochUCB, owed_epochs
+from at2_tune.core.acquisition import (Acquisition, BestFutureUCB, NextEpochUCB,
+                                       rotation_order)
 from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.settings import PolicySettings
 from at2_tune.errors import AT2Error
@@ -216,16 +217,15 @@ class LeadersRoundRobin(RecommendingPolicy):
         place = np.full(n, len(ranked))
         place[ranked] = np.arange(len(ranked))
         leaders = ranked[: self.k]
-        deficit = np.zeros(n)
-        deficit[leaders] = owed_epochs((np.arange(len(leaders)) + 1.0) ** -self.decay,
-                                       situation.trained[leaders].astype(float))
+        rotation = leaders[rotation_order(np.arange(len(leaders)), situation.trained[leaders],
+                                          self.decay)]
         candidates = situation.open
-        is_leader = place[candidates] < self.k
-        # leaders by deficit (which differ by at least ~1/k^decay of an epoch or are equal),
-        # then place; the rest by place, after every leader
-        leaders_first = sorted(candidates[is_leader],
-                               key=lambda c: (-round(float(deficit[c]), 9), place[c]))
-        rest = candidates[~is_leader][np.argsort(place[candidates[~is_leader]], kind="stable")]
+        is_open = np.zeros(n, dtype=bool)
+        is_open[candidates] = True
+        # the open leaders in the rotation's order; the rest by place, after every leader
+        leaders_first = rotation[is_open[rotation]]
+        others = candidates[~np.isin(candidates, leaders)]
+        rest = others[np.argsort(place[others], kind="stable")]
         return [int(c) for c in leaders_first] + [int(c) for c in rest]
 
 

@@ -118,18 +118,25 @@ class PriorData:
         """Whether every task observed every cell of the grid (no NaN)."""
         return not np.isnan(self.curves).any()
 
-    def best_values_on(self, configs: Sequence[dict[str, Any]]) -> np.ndarray:
-        """``(n_tasks, len(configs))`` each prior task's best observed value of each of
-        ``configs`` (NaN where the task did not train it, or it is not among the prior's
-        configurations): what :func:`prior_order` and the greedy portfolio rank."""
+    def columns_on(self, configs: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Where the prior's configurations are among ``configs`` (e.g. a database's grid):
+        int arrays ``(ours, theirs)``, the prior's column of each configuration that ``configs``
+        holds and its index there (a configuration ``configs`` lacks is left out)."""
         from search_spaces.keys import config_key
 
         where = {config_key(c): i for i, c in enumerate(configs)}
         pairs = [(column, where[config_key(c)]) for column, c in enumerate(self.configs)
                  if config_key(c) in where]
+        ours, theirs = (list(side) for side in zip(*pairs)) if pairs else ([], [])
+        return np.array(ours, dtype=np.int64), np.array(theirs, dtype=np.int64)
+
+    def best_values_on(self, configs: Sequence[dict[str, Any]]) -> np.ndarray:
+        """``(n_tasks, len(configs))`` each prior task's best observed value of each of
+        ``configs`` (NaN where the task did not train it, or it is not among the prior's
+        configurations): what :func:`prior_order` and the greedy portfolio rank."""
+        ours, theirs = self.columns_on(configs)
         scores = np.full((self.n_tasks, len(configs)), np.nan)
-        if pairs:
-            ours, theirs = map(list, zip(*pairs))
+        if ours.size:
             scores[:, theirs] = best_values(self.curves[:, ours])
         return scores
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from at2_tune.core.acquisition import owed_epochs
+from at2_tune.core.acquisition import rotation_order
 from at2_tune.core.observations import ObservationStore
 from at2_tune.core.policies import (BestObserved, Query, RecommendingPolicy, Situation,
                                     queries_in_order, situation_of)
@@ -54,9 +54,8 @@ class RoundRobin(_ModelFree):
         if not members.size:
             return []
         places, configs = members[:, 0], members[:, 1]
-        deficit = np.round(owed_epochs((places + 1.0) ** -self.decay,
-                                       situation.trained[configs]), 9)
-        return [int(configs[i]) for i in np.lexsort((places, -deficit))]
+        order = rotation_order(places, situation.trained[configs], self.decay)
+        return [int(configs[i]) for i in order]
 
 
 @dataclass

@@ -25,10 +25,14 @@ def epoch_seconds(seed: int, candidate: int) -> float:
 
 
 def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, seed: int = 0,
-             on_observation: Callable[[TraceRow, float], None] | None = None) -> float:
+             on_observation: Callable[[TraceRow, float], None] | None = None,
+             max_observations: int | None = None) -> float:
     """Carry out ``coordinator``'s decisions on ``concurrency`` simulated slots until it is
-    finished; a trial's epoch ``e`` of candidate ``c`` reveals ``curves[c, e - 1]`` after
-    :func:`epoch_seconds`. Deterministic: simultaneous events go in start order.
+    finished, or until it has observed ``max_observations`` epochs (for a coordinator without
+    a budget, which would train every epoch of every candidate); a trial's epoch ``e`` of
+    candidate ``c`` reveals ``curves[c, e - 1]`` after :func:`epoch_seconds`. Deterministic:
+    simultaneous events go in start order. ``on_observation(row, time)``: called after each
+    observation with its trace row and the simulated time.
 
     Returns:
         The simulated time at the end.
@@ -67,5 +71,7 @@ def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, see
         decision = coordinator.on_result(trial_id, epoch, value)
         if on_observation is not None and len(coordinator.trace) > observed:
             on_observation(coordinator.trace[-1], clock)
+        if max_observations is not None and len(coordinator.trace) >= max_observations:
+            return clock
         if decision is Decision.CONTINUE:
             schedule(trial_id)

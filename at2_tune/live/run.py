@@ -286,7 +286,7 @@ def local_copy(experiment: str) -> Iterator[str]:
         return
     import pyarrow.fs
 
-    from at2_tune.tune.searcher import BACKUP_FILE
+    from at2_tune.tune.searcher_state import BACKUP_FILE
 
     filesystem, path = pyarrow.fs.FileSystem.from_uri(experiment)
     with tempfile.TemporaryDirectory() as folder:

@@ -7,14 +7,6 @@ from dataclasses import dataclass
 from at2_tune.core.coordinator import Coordinator, Decision, TrialStatus
 
 
-def best_values(coordinator: Coordinator) -> dict[int, float]:
-    """Best observed value of every observed candidate (on the maximized scale)."""
-    best: dict[int, float] = {}
-    for row in coordinator.trace:
-        best[row.candidate] = max(best.get(row.candidate, -float("inf")), row.value)
-    return best
-
-
 def status_line(coordinator: Coordinator, trial_id: str, epoch: int, value: float,
                 decision: Decision, metric: str = "val_top1", label: str = "AT2") -> str:
     """``AT2 | trial T epoch E: metric=V -> pause | running 2, paused 3, done 1 | 12/40
@@ -26,11 +18,10 @@ def status_line(coordinator: Coordinator, trial_id: str, epoch: int, value: floa
     line = (f"{label} | trial {trial_id} epoch {epoch}: {metric}={value:.4f} -> "
             f"{decision.name.lower()} | running {running}, paused {counts[TrialStatus.PAUSED]}, "
             f"done {counts[TrialStatus.DONE]} | {spent} epochs")
-    recommended = coordinator.trace[-1].recommended if coordinator.trace else None
-    if recommended is not None:
-        best = best_values(coordinator).get(recommended)
-        shown = "" if best is None else f" ({metric} {best:.4f})"
-        line += f" | recommended: trial {coordinator.trial_of(recommended)}{shown}"
+    held = coordinator.recommendation()
+    if held is not None and held.trial_id is not None:
+        shown = "" if held.value is None else f" ({metric} {held.value:.4f})"
+        line += f" | recommended: trial {held.trial_id}{shown}"
     return line
 
 

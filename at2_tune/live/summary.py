@@ -13,17 +13,6 @@ SUMMARY_FILE = "summary.json"
 PLOT_FILE = "curves.png"
 
 
-def recommended_candidate(coordinator: Coordinator) -> int | None:
-    """AT2's recommendation after the last observation (``None`` before any)."""
-    if not coordinator.trace:
-        return None
-    if coordinator.trace[-1].recommended is not None:
-        return coordinator.trace[-1].recommended
-    engine = coordinator.engine
-    engine.condition()
-    return engine.recommend()
-
-
 def trial_entries(coordinator: Coordinator, metrics: dict[str, list[dict[str, Any]]],
                   metric: str) -> list[dict[str, Any]]:
     """One entry per trial: id, config, epochs AT2 counted, best metric, status, node."""
@@ -52,8 +41,9 @@ def build_summary(coordinator: Coordinator, metrics: dict[str, list[dict[str, An
     """The summary document of a coordinated method (AT2 or a transfer baseline; see the
     README's ``at2-tune tune`` section)."""
     trials = trial_entries(coordinator, metrics, metric)
-    candidate = recommended_candidate(coordinator)
-    trial_id = coordinator.trial_of(candidate)
+    held = coordinator.recommendation()
+    candidate = None if held is None else held.candidate
+    trial_id = None if held is None else held.trial_id
     trace = [{"trial_id": row.trial_id, "epoch": row.epoch, metric: row.value}
              for row in coordinator.trace]
     return {

@@ -67,12 +67,12 @@ class TransferBaselineSearcher(AT2Searcher):
 
     def _new_engine(self) -> baselines.ModelFreeCore:
         self._check_metric()
-        space = self._resolved_space()
-        prior = self._resolved_prior(space)
+        inputs = self.setup.inputs(self._metric)
+        prior = inputs.prior
         if not prior.n_tasks:
             raise AT2Error(f"the transfer baseline {self.baseline!r} needs prior tasks, but the "
-                           f"prior {self._prior!r} holds none")
-        candidates = list(self._candidates) if self._candidates is not None \
+                           f"prior {self.setup.prior!r} holds none")
+        candidates = list(inputs.candidates) if inputs.candidates is not None \
             else list(prior.configs)
         policy = baseline_policy(self.baseline, prior, candidates)
         return baselines.ModelFreeCore(policy, candidates, prior.n_epochs)

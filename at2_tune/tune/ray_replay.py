@@ -61,10 +61,11 @@ def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
             ray.shutdown()
     trace = []
     for number, row in enumerate(searcher.coordinator.trace, start=1):
-        trace.append(trace_row(db, task, number, row, wall_s=None))
+        trace.append(trace_row(db, task, number, row.candidate, row.epoch, row.value,
+                               row.recommended))
         if on_query is not None:
             on_query(trace[-1])
-    return results_document(db, task, seed, settings, trace, backend="ray",
+    return results_document(db, task, seed, settings.to_json(), trace, backend="ray",
                             concurrency=concurrency,
                             timing={"offline_fit_s": searcher.offline_fit_seconds,
                                     "total_s": time.perf_counter() - started})

@@ -11,38 +11,31 @@ Use it together with :class:`~at2_tune.tune.scheduler.AT2Scheduler`; both share 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import glob
-import json
 import logging
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-import torch
 from ray.tune.search import Searcher
 
-from at2_tune import paths
 from at2_tune.core.coordinator import Coordinator, Finished, Start
 from at2_tune.core.engine import AT2Engine
 from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.planner import Plan
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings, with_objective
+from at2_tune.core.setup import DEFAULT_PRIOR, RunSetup
 from at2_tune.core.threads import checked_thread_count, torch_threads
-from at2_tune.core.transform import resolve_output_warp
 from at2_tune.errors import AT2Error
-from at2_tune.recommendation import RECOMMENDATION_FILE
-from search_spaces.errors import SearchSpaceError
-from search_spaces.keys import config_key, distinct
+from at2_tune.tune.searcher_state import (
+    SEARCHER_STATE_VERSION,
+    newest_state,
+    read_state,
+    write_state,
+)
 
-SEARCHER_STATE_VERSION = 4
-BACKUP_FILE = "at2-searcher-state.backup.pt"
 log = logging.getLogger(__name__)
-_DEFAULT = "hyperrec"
 
 
 class AT2Searcher(Searcher):
@@ -86,7 +79,7 @@ class AT2Searcher(Searcher):
     """
 
     def __init__(self, space=None, metric: str | None = None, mode: str | None = None, *,
-                 prior: str | PriorData | None = _DEFAULT, settings: AT2Settings | None = None,
+                 prior: str | PriorData | None = DEFAULT_PRIOR, settings: AT2Settings | None = None,
                  seed: int = 0, candidates: Sequence[dict[str, Any]] | None = None,
                  n_candidates: int = 100, max_epochs: int | None = None,
                  budget_epochs: int | None = None, max_concurrent: int | None = None,
@@ -98,24 +91,20 @@ class AT2Searcher(Searcher):
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode={mode!r} is not supported; use 'max' or 'min'")
         super().__init__(metric=metric, mode=mode)
-        self._space = _as_space(space)
-        self._prior = prior
-        self._points = [dict(p) for p in points_to_evaluate or ()]
+        self.setup = RunSetup(
+            space=_as_space(space), prior=prior,
+            settings=with_objective(settings or AT2Settings(), objective), seed=seed,
+            candidates=list(candidates) if candidates is not None else None,
+            n_candidates=n_candidates, max_epochs=max_epochs, time_attr=time_attr,
+            points=[dict(p) for p in points_to_evaluate or ()], data_dir=data_dir)
+        """What the engine is built from (``at2_tune.core.setup``), completed by what Tune
+        passes."""
         self.gp_threads = checked_thread_count(gp_threads)
-        self._stop_epochs: int | None = None
-        self._settings = with_objective(settings or AT2Settings(), objective)
-        self._seed = seed
-        self._candidates = list(candidates) if candidates is not None else None
-        self._n_candidates = n_candidates
-        self._max_epochs = max_epochs
         self._fit_cache = FitCache.coerce(fit_cache)
-        self._data_dir = data_dir
-        self._loaded_database = None
         self._scheduler = None  # the AT2Scheduler built with this searcher
         self._missing_checkpoints: set[tuple[str, int]] = set()  # warned of once each
         self._held_checkpoint: tuple[str, int, str] | None = None  # (trial, epoch, where)
         self._saves = 0
-        self.time_attr = time_attr
         self.offline_fit_seconds: float | None = None
         self.offline_fit_outcome: str | None = None
         """How the engine was prepared: ``"no prior tasks"`` (nothing to fit offline), ``"not
@@ -125,6 +114,11 @@ class AT2Searcher(Searcher):
                                        track_recommendations=track_recommendations)
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def time_attr(self) -> str:
+        """The result field that counts epochs."""
+        return self.setup.time_attr
+
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: Any) -> bool:
         if self.coordinator.engine is not None:
@@ -141,7 +135,7 @@ class AT2Searcher(Searcher):
             raise ValueError(f"mode={mode!r} is not supported; use 'max' or 'min'")
         self._metric, self._mode = self._metric or metric, self._mode or mode
         if "stop" in spec:
-            self._stop_epochs = _stop_epochs(spec["stop"], self.time_attr)
+            self.setup.stop_epochs = _stop_epochs(spec["stop"], self.time_attr)
         if config:
             self._take_param_space(config)
         return True
@@ -151,13 +145,13 @@ class AT2Searcher(Searcher):
         from search_spaces import from_param_space
 
         given = from_param_space(config)
-        if self._space is None:
-            self._space = given
-            if self._prior == _DEFAULT:
-                self._prior = None  # the database prior only fits the HyperRec space
-        elif given.parameters and not _same_space(given, self._space):
+        if self.setup.space is None:
+            self.setup.space = given
+            if self.setup.prior == DEFAULT_PRIOR:
+                self.setup.prior = None  # the database prior only fits the HyperRec space
+        elif given.parameters and not _same_space(given, self.setup.space):
             raise ValueError(
-                f"AT2Searcher was given the space {self._space.describe()}\nbut param_space "
+                f"AT2Searcher was given the space {self.setup.space.describe()}\nbut param_space "
                 f"holds another one:\n{given.describe()}\nGive the search space in one place: "
                 "AT2Searcher(space=...) or param_space (as with Ray's own searchers)")
 
@@ -170,126 +164,12 @@ class AT2Searcher(Searcher):
         and it finds the checkpoints of the recommended model (``scheduler.checkpoint_of``)."""
         self._scheduler = scheduler
 
-    def _resolved_space(self):
-        if self._space is None and self._user_database() is not None:
-            self._space = self._user_database().space
-        if self._space is None:
-            from search_spaces import HYPERREC_SPACE
-
-            self._space = HYPERREC_SPACE
-        return self._space
-
-    def _user_database(self):
-        """The user database of ``prior=FOLDER`` (loaded and verified once), else ``None``."""
-        if isinstance(self._prior, PriorData) or self._prior in (None, _DEFAULT):
-            return None
-        if not isinstance(self._prior, (str, os.PathLike)):
-            raise ValueError(f"prior={self._prior!r} is not supported; use 'hyperrec', the "
-                             "folder of an `at2-tune prior import` database, a PriorData or None")
-        if self._loaded_database is None:
-            from at2_tune.databases.user import load_user_database
-
-            self._loaded_database = load_user_database(self._prior)
-        return self._loaded_database
-
-    def _user_prior(self, space) -> PriorData:
-        db = self._user_database()
-        if self._metric and db.metric != self._metric:
-            raise AT2Error(f"prior {self._prior} holds {db.metric!r}, but this run tunes "
-                           f"{self._metric!r}; import the history with --metric "
-                           f"{self._metric}, or tune the metric it holds")
-        prior = PriorData.from_user_database(db)
-        try:
-            configs = tuple(space.validate(c) for c in prior.configs)
-        except SearchSpaceError as exc:
-            raise AT2Error(f"a configuration of the prior {self._prior} is not in this run's "
-                           f"space {space.name!r}: {exc}; tune in a space that holds the "
-                           "earlier runs' configurations") from None
-        if self._candidates is None:
-            self._candidates = distinct(list(configs) + self._space_candidates(space))
-        prior = PriorData(prior.tasks, configs, prior.curves, prior.source)
-        return prior if self._max_epochs is None else prior.with_epochs(self._max_epochs)
-
-    def _resolved_prior(self, space) -> PriorData:
-        prior = self._prior
-        if isinstance(prior, PriorData):
-            return prior
-        if prior == _DEFAULT:
-            if space.name != "hyperrec":
-                raise ValueError(f"prior='hyperrec' needs the HyperRec space, not {space.name!r}; "
-                                 "pass prior=None for a custom space (no transfer)")
-            from at2_tune.databases import load_database
-
-            db = load_database("hyperrec", self._data_dir)
-            return PriorData.from_database(db, db.tasks, seed_profile=0)
-        if prior is None:
-            configs = self._candidates or self._space_candidates(space)
-            return PriorData.empty(configs, self._epochs_without_prior())
-        return self._user_prior(space)
-
-    def _space_candidates(self, space) -> list[dict[str, Any]]:
-        """``n_candidates`` distinct samples of ``space``, or all of it when it is finite and
-        not larger (a space of choices only repeats samples)."""
-        every = space.finite_configs(self._n_candidates)
-        if every is not None:
-            return every
-        rng = np.random.default_rng(self._seed)
-        configs = distinct(space.sample_many(rng, self._n_candidates))
-        for _ in range(20):  # a discrete space larger than n_candidates: draw until distinct
-            if len(configs) >= self._n_candidates:
-                break
-            configs = distinct(configs + space.sample_many(rng, self._n_candidates))
-        return configs[:self._n_candidates]
-
-    def _epochs_without_prior(self) -> int:
-        epochs = self._max_epochs or self._stop_epochs
-        if epochs is None:
-            raise ValueError(
-                "AT2Searcher without a prior needs the number of epochs a trial trains: pass "
-                "AT2Searcher(max_epochs=N), or stop={" + repr(self.time_attr) + ": N} to "
-                "tune.run / RunConfig (AT2's epoch axis and freeze-thaw decisions need it)")
-        return epochs
-
-    def _validated_points(self, space) -> list[dict[str, Any]]:
-        """``points_to_evaluate`` in the space's canonical form."""
-        try:
-            return [space.validate(p) for p in self._points]
-        except SearchSpaceError as exc:
-            raise ValueError(f"a point of points_to_evaluate is not in the space "
-                             f"{space.name!r}: {exc}") from None
-
-    def _resolved_settings(self, prior: PriorData) -> AT2Settings:
-        """The settings with ``output_warp="auto"`` resolved from the metric and mode: the
-        log-error warp only for a metric to maximize whose prior values are all in [0, 1]."""
-        settings = self._settings
-        if settings.model.output_warp == "log_error" and self._mode == "min":
-            raise ValueError(f"ModelSettings(output_warp='log_error') warps accuracies to "
-                             f"maximize, but {self._metric!r} is tuned with mode='min'; use "
-                             "output_warp='standardize' (or 'auto')")
-        if settings.model.output_warp != "auto":
-            return settings
-        warp = "standardize" if self._mode == "min" else resolve_output_warp("auto", prior)
-        return dataclasses.replace(settings, model=dataclasses.replace(settings.model,
-                                                                       output_warp=warp))
-
     def _new_engine(self) -> AT2Engine:
-        """An engine of this searcher's identity, not fitted yet."""
+        """An engine of this searcher's setup, not fitted yet."""
         self._check_metric()
-        space = self._resolved_space()
-        prior = self._resolved_prior(space)
-        if self._max_epochs is not None and self._max_epochs != prior.n_epochs:
-            raise ValueError(f"max_epochs={self._max_epochs} differs from the prior's "
-                             f"{prior.n_epochs} epochs; the model's epoch axis is the prior's")
-        points = self._validated_points(space)
-        candidates = self._candidates
-        if points:  # points_to_evaluate first, each once
-            rest = prior.configs if candidates is None else candidates
-            candidates = distinct(points + list(rest))
-        engine = AT2Engine(space, prior, self._resolved_settings(prior), seed=self._seed,
-                           candidates=candidates)
-        if points and not self.coordinator.trials:
-            keys = {config_key(c): i for i, c in enumerate(engine.candidates)}
-            self.coordinator.first = [keys[config_key(p)] for p in points]
+        engine, first = self.setup.new_engine(self._metric, self._mode)
+        if first and not self.coordinator.trials:
+            self.coordinator.first = first
         return engine
 
     def _check_metric(self) -> None:
@@ -391,45 +271,20 @@ class AT2Searcher(Searcher):
         """
         self._saves += 1
         state = {"version": SEARCHER_STATE_VERSION, "metric": self._metric, "mode": self._mode,
-                 "space": None if self._space is None else self._space.to_json(),
+                 "space": None if self.setup.space is None else self.setup.space.to_json(),
                  "saved": [time.time(), self._saves], "searcher": self._construction_state(),
                  "coordinator": self.coordinator.state_dict()}
         recommendation = self.recommendation()  # finds (and keeps) the held model's checkpoint
         state["held_checkpoint"] = None if self._held_checkpoint is None \
             else list(self._held_checkpoint)
-        torch.save(state, checkpoint_path)
-        paths.atomic_write(Path(checkpoint_path).with_name(BACKUP_FILE),
-                           lambda handle: torch.save(state, handle))
-        if recommendation is not None:
-            text = json.dumps(recommendation, indent=1, default=float)
-            paths.atomic_write(Path(checkpoint_path).with_name(RECOMMENDATION_FILE),
-                               lambda handle: handle.write(text.encode()))
+        write_state(state, checkpoint_path, recommendation)
 
     def _construction_state(self) -> dict[str, Any]:
         """What builds this searcher's engine, so a searcher made with defaults restores it."""
-        prior = self._prior
-        if isinstance(prior, PriorData):
-            prior = {"tasks": list(prior.tasks), "configs": list(prior.configs),
-                     "curves": torch.as_tensor(prior.curves), "source": prior.source}
-        elif prior is not None:
-            prior = str(prior)
-        return {"prior": prior, "settings": self._settings.to_json(), "seed": self._seed,
-                "candidates": self._candidates, "n_candidates": self._n_candidates,
-                "max_epochs": self._max_epochs, "stop_epochs": self._stop_epochs,
-                "time_attr": self.time_attr, "points_to_evaluate": self._points,
-                "data_dir": self._data_dir}
+        return self.setup.to_state()
 
     def _load_construction(self, saved: dict[str, Any]) -> None:
-        prior = saved["prior"]
-        if isinstance(prior, dict):
-            prior = PriorData(tuple(prior["tasks"]), tuple(prior["configs"]),
-                              prior["curves"].numpy(), prior["source"])
-        self._prior = prior
-        self._settings = AT2Settings.from_json(saved["settings"])
-        self._seed, self._candidates = saved["seed"], saved["candidates"]
-        self._n_candidates, self._max_epochs = saved["n_candidates"], saved["max_epochs"]
-        self._stop_epochs, self.time_attr = saved["stop_epochs"], saved["time_attr"]
-        self._points, self._data_dir = saved["points_to_evaluate"], saved["data_dir"]
+        self.setup = RunSetup.from_state(saved)
 
     # ------------------------------------------------------------------ the recommendation
     def recommendation(self) -> dict[str, Any] | None:
@@ -439,20 +294,14 @@ class AT2Searcher(Searcher):
         or a URI on remote storage; ``None``, with a warning naming the fix, where Ray deleted
         it or the trainable saved none). ``None`` before the first observation. Reads the
         model, trains nothing."""
-        engine = self.coordinator.engine
-        if engine is None or not len(engine.observations) or \
-                len(engine.failed) == engine.n_candidates:
+        held = self.coordinator.recommendation()
+        if held is None:
             return None
-        engine.condition()  # a no-op unless an observation arrived since the last decision
-        candidate = engine.recommend()
-        own = [o for o in engine.observations if o.candidate == candidate]
-        trial_id = self.coordinator.trial_of(candidate)
-        best = max(own, key=lambda o: o.value) if own else None
-        value = None if best is None else (best.value if self._mode == "max" else -best.value)
-        epoch = None if best is None else best.epoch
-        return {"trial_id": trial_id, "config": copy.deepcopy(engine.candidates[candidate]),
-                "metric": self._metric, "mode": self._mode, "value": value, "epoch": epoch,
-                "checkpoint": self._checkpoint_of(trial_id, epoch),
+        value = None if held.value is None else held.value if self._mode == "max" else -held.value
+        return {"trial_id": held.trial_id,
+                "config": copy.deepcopy(self.coordinator.engine.candidates[held.candidate]),
+                "metric": self._metric, "mode": self._mode, "value": value, "epoch": held.epoch,
+                "checkpoint": self._checkpoint_of(held.trial_id, held.epoch),
                 "epochs_spent": self.coordinator.epochs_spent}
 
     def _checkpoint_of(self, trial_id: str | None, epoch: int | None) -> str | None:
@@ -477,40 +326,20 @@ class AT2Searcher(Searcher):
     def restore_from_dir(self, checkpoint_dir: str) -> None:
         """Restore the newest whole state of an experiment folder (Tune's files and backups);
         unreadable (truncated) files are skipped with a warning."""
-        files = glob.glob(os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format("*")))
-        files.append(os.path.join(checkpoint_dir, BACKUP_FILE))
-        states = []
-        for path in files:
-            try:
-                states.append((torch.load(path, weights_only=True), path))
-            except FileNotFoundError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - a damaged copy: another one is whole
-                log.warning("skipping unreadable AT2Searcher state %s (%s)", path, exc)
-        if not states:
-            raise AT2Error(f"no readable AT2Searcher state in {checkpoint_dir}; the experiment "
-                           "cannot continue with its AT2 state: start a new run")
-        state, path = max(states, key=lambda pair: tuple(pair[0].get("saved", (0, 0))))
-        self._load(state, path)
+        self._load(newest_state(checkpoint_dir, self.CKPT_FILE_TMPL.format("*"))[0])
 
     def restore(self, checkpoint_path: str) -> None:
         """Continue from :meth:`save`: the saved model state is loaded, nothing is refitted; a
         state of a different space, prior, candidates, settings or seed is a clear error."""
-        self._load(torch.load(checkpoint_path, weights_only=True), checkpoint_path)
+        self._load(read_state(checkpoint_path))
 
-    def _load(self, state: dict[str, Any], checkpoint_path: str) -> None:
-        if state.get("version") != SEARCHER_STATE_VERSION:
-            raise AT2Error(f"{checkpoint_path}: AT2Searcher state version "
-                           f"{state.get('version')!r} is not supported (expected "
-                           f"{SEARCHER_STATE_VERSION}; states saved before at2-tune split its "
-                           "settings into model and policy settings cannot continue: start "
-                           "a new run)")
+    def _load(self, state: dict[str, Any]) -> None:
         self._metric, self._mode = state["metric"], state["mode"]
         self._load_construction(state["searcher"])  # the state alone rebuilds the engine
         if state["space"] is not None:
             from search_spaces import SearchSpace
 
-            self._space = SearchSpace.from_json(state["space"])
+            self.setup.space = SearchSpace.from_json(state["space"])
         engine = self._new_engine() if state["coordinator"]["engine"] is not None else None
         self.coordinator.engine = None
         self.coordinator.load_state_dict(state["coordinator"], engine=engine)

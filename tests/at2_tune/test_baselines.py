@@ -164,7 +164,7 @@ def test_weighted_round_robin_gives_the_prior_favourite_the_most_epochs(hyperrec
     assert equal.trained == [order[i % 4] for i in range(30)]
 
 
-@pytest.mark.parametrize("method", ["top3", "top4-weighted", "transfer-sh9", "screening",
+@pytest.mark.parametrize("method", ["top3", "top4-weighted", "transfer-sh", "screening",
                                     "successive-halving"])
 def test_baselines_run_on_k_slots_through_the_coordinator(hyperrec, method):
     task = resolve_task(hyperrec, pair=1, budget=40)
@@ -174,7 +174,7 @@ def test_baselines_run_on_k_slots_through_the_coordinator(hyperrec, method):
     # the same configurations, the budget spent; which epochs fit in it depends on the slots
     # (4 slots train a rung's configurations, or 4 leaders, side by side at their own speeds)
     assert set(four.trained) == set(one.trained) and four.trained != one.trained
-    if method == "transfer-sh9":  # its rungs end within the budget: the same epochs each
+    if method == "transfer-sh":  # its rungs end within the budget: the same epochs each
         assert Counter(four.trained) == Counter(one.trained)
     assert four.recommended == best_so_far(hyperrec.task_curves(task.test_task), four.trained, 40)
 

@@ -7,12 +7,24 @@ import pytest
 
 from at2_tune import evaluation
 from at2_tune.bench import protocols
-from experiments.replay_benchmark import main
+from experiments.replay_benchmark import evaluated, main
 
 
 def _prior_order(db, train_tasks, profile=0):
     return np.argsort(np.mean([db.ranks(t, profile) for t in train_tasks], axis=0),
                       kind="stable").tolist()
+
+
+def _trained(run):
+    return [row["config_id"] for row in run["trace"] if row["config_id"] is not None]
+
+
+def _recommended(run):
+    return [row["recommended_config_id"] for row in run["trace"]]
+
+
+def _ranks(run):
+    return [row["rank"] for row in run["trace"]]
 
 
 def _files(folder):
@@ -32,20 +44,26 @@ def test_pairs_benchmark_writes_runs_resumes_and_reports(hyperrec, release_dir, 
     pair = hyperrec.pair(0)
     order = _prior_order(hyperrec, pair.train_tasks)
     ranks, final = hyperrec.ranks("CIFAR100"), hyperrec.final_values("CIFAR100")
-    top3 = runs["top3"]
-    assert top3["trained"] == [order[i % 3] for i in range(10)] and top3["configs_touched"] == 3
+    top3 = runs["top3"]  # the bench's run document: one trace row per epoch
+    assert _trained(top3) == [order[i % 3] for i in range(10)]
+    assert [row["epoch"] for row in top3["trace"]] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]
     assert top3["train_tasks"] == list(pair.train_tasks) and top3["test_task"] == "CIFAR100"
-    assert top3["ranks"] == [int(ranks[c]) for c in top3["recommended"]]
-    assert top3["regrets"] == pytest.approx(
-        [(final.max() - final[c]) / (final.max() - final.min()) for c in top3["recommended"]])
-    assert runs["zero-shot"]["recommended"] == [order[0]] * 10
-    assert runs["zero-shot"]["trained"] == [] and runs["zero-shot"]["configs_touched"] == 0
-    assert set(top3["timing"]) == {"offline_fit_s", "total_s", "query_s_median"}
+    assert _ranks(top3) == [int(ranks[c]) for c in _recommended(top3)]
+    judged = evaluated({**top3, "protocol": "pairs", "case": "0"}, str(release_dir))
+    assert judged["regrets"] == pytest.approx(
+        [(final.max() - final[c]) / (final.max() - final.min()) for c in _recommended(top3)])
+    held = np.maximum.accumulate([row["value"] for row in top3["trace"]])
+    assert judged["held_regrets"] == pytest.approx((final.max() - held) / (final.max() - final.min()))
+    assert top3["method"] == "top3" and top3["backend"] == "in-process"
+    assert _recommended(runs["zero-shot"]) == [order[0]] * 10
+    assert _trained(runs["zero-shot"]) == []
+    assert runs["top3"]["timing"]["query_s_median"] is None and runs["top3"]["peak_rss_mb"] > 0
 
     summary = json.loads((out / "summary.json").read_text())
     zero_shot = summary["hyperrec"]["pairs"]["zero-shot"]
     assert zero_shot["rank@10"] == ranks[order[0]] and zero_shot["cases"] == 1
-    assert summary["hyperrec"]["pairs"]["top3"]["rank@10"] == top3["ranks"][9]
+    assert summary["hyperrec"]["pairs"]["top3"]["rank@10"] == _ranks(top3)[9]
+    assert summary["hyperrec"]["pairs"]["top3"]["touched"] == 3
     assert "rank@25" not in zero_shot  # beyond the budget
     markdown = (out / "summary.md").read_text()
     assert markdown.strip() in printed and "| top3 | 1 | 1 |" in markdown
@@ -77,7 +95,7 @@ def test_loo_runs_share_the_random_baselines_with_pairs(lcbench, release_dir, tm
     loo = summary["lcbench"]["loo"]
     assert loo["screening"]["cases"] == 2 and loo["screening"]["seeds"] == 2
     assert loo["screening"]["rank@10"] == pytest.approx(np.mean(
-        [r["ranks"][9] for r in runs if r["method"] == "screening"]))
+        [_ranks(r)[9] for r in runs if r["method"] == "screening"]))
     assert summary["lcbench"]["pairs"]["screening"]["cases"] == 1
     zero_shot = [loo["zero-shot"]["rank@10"], loo["zero-shot"]["rank_se@10"]]
     by_case = [lcbench.rank(t, _prior_order(lcbench, lcbench.tasks_excluding([t]))[0])
@@ -111,14 +129,14 @@ def test_subsets_protocol_reports_each_prior_size_apart(lcbench, release_dir, tm
         lcbench, "subsets", tasks=["adult"], prior_sizes=(2, 5), draws=2)}
     assert set(zero_shot) == set(expected) and len(expected) == 4
     for prior, run in zero_shot.items():
-        assert run["recommended"] == [_prior_order(lcbench, prior)[0]] * 10
+        assert _recommended(run) == [_prior_order(lcbench, prior)[0]] * 10
     assert [r["method"] for r in runs].count("screening") == 1  # no prior: one run for all
     summary = json.loads((out / "summary.json").read_text())["lcbench"]
     assert set(summary) == {"subsets-2", "subsets-5"}
     for size in (2, 5):
         entry = summary[f"subsets-{size}"]
         assert entry["zero-shot"]["cases"] == 2 and entry["screening"]["cases"] == 2
-        ranks = [r["ranks"][9] for p, r in zero_shot.items() if len(p) == size]
+        ranks = [_ranks(r)[9] for p, r in zero_shot.items() if len(p) == size]
         assert entry["zero-shot"]["rank@10"] == pytest.approx(np.mean(ranks))
 
 
@@ -141,12 +159,13 @@ def test_histories_protocol_runs_the_baselines_on_the_cases_and_histories_of_ben
     assert {j.method for j in bench_jobs} == set(runs) == {"top3", "portfolio"}
     for job in bench_jobs:
         run = runs[job.method]
-        assert run["history"] == history and run["train_tasks"] == list(job.train_tasks)
+        assert run["job"]["history"] == history and run["train_tasks"] == list(job.train_tasks)
         task = resolve_task(lcbench, train_tasks=job.train_tasks, test_task="adult",
                             seed_profile=0, budget=12)
-        expected = bench_runs._history_baseline(job.method, lcbench, task,
-                                                bench_runs._history(job, lcbench), 1)
-        assert run["trained"] == expected.trained and run["recommended"] == expected.recommended
-    assert len(set(runs["top3"]["trained"])) == 3
+        expected = bench_runs.history_baseline(job.method, lcbench, task,
+                                               bench_runs.history_prior(job, lcbench), 1)
+        assert _trained(run) == expected.trained
+        assert _recommended(run) == expected.recommended[:12]
+    assert len(set(_trained(runs["top3"]))) == 3
     summary = json.loads((out / "summary.json").read_text())["lcbench"]
     assert summary["histories-3"]["top3"]["cases"] == 1

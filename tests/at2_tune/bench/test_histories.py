@@ -108,6 +108,10 @@ def test_the_order_of_a_history_ranks_best_values_over_the_tasks_that_trained_th
     assert prior.best_values_on(grid)[:, 2].tolist() == [0.4, 0.6]
     assert np.isnan(prior.best_values_on(grid)[:, [0, 1]]).all()
     assert prior.order_of(grid) == [3, 2, 4]
+    ours, theirs = prior.columns_on(grid)  # the prior's columns 0-3 sit at 4, 3, 2, 1
+    assert ours.tolist() == [0, 1, 2, 3] and theirs.tolist() == [4, 3, 2, 1]
+    ours, theirs = prior.columns_on(grid[:3])  # columns 0 and 1 are off this grid
+    assert ours.tolist() == [2, 3] and theirs.tolist() == [2, 1]
 
 
 def test_decision_sources_by_hand(lcbench):

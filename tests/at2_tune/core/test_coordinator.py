@@ -273,3 +273,34 @@ def test_without_new_trials_free_slots_only_resume(fitted_state, frozen_settings
     assert isinstance(coordinator.next_action(), Start)  # planned, then no more trials possible
     coordinator.stop_starting()
     assert coordinator.next_action() == Resume("a")
+
+
+def test_the_recommendation_names_the_trial_and_epoch_of_the_best_value_observed():
+    """Hand-made run of a round robin over candidates 0 and 1 (one slot): the recommendation
+    is the best value observed so far, its trial and epoch; the first epoch on a tie; none
+    before a value, a failed candidate never."""
+    from at2_tune.core.schedules import ModelFreeCore, RoundRobin
+
+    core = ModelFreeCore(RoundRobin(0, ranking=[0, 1], k=2), [{"c": 0}, {"c": 1}, {"c": 2}], 4)
+    coordinator = Coordinator(core, budget_epochs=6, max_concurrent=1)
+    assert coordinator.recommendation() is None
+    names: list[str] = []
+    values = {0: [0.5, 0.7, 0.7], 1: [0.6, 0.65, 0.8]}
+    for _ in range(6):
+        _carry_out(coordinator, names)
+        running = coordinator.trials_with(TrialStatus.RUNNING) + \
+            coordinator.trials_with(TrialStatus.PENDING)
+        trial = running[0]
+        record = coordinator.trials[trial]
+        coordinator.on_result(trial, record.last_epoch + 1,
+                              values[record.candidate][record.last_epoch])
+        held = coordinator.recommendation()
+        best = max(((v, -e) for e, v in enumerate(values[held.candidate][:held.epoch])))
+        assert held.value == best[0] and held.epoch == 1 - best[1]
+    held = coordinator.recommendation()
+    assert (held.candidate, held.epoch, held.value) == (1, 3, 0.8)
+    assert held.trial_id == coordinator.trial_of(1)
+    core.mark_failed(1)
+    held = coordinator.recommendation()
+    assert (held.candidate, held.trial_id, held.epoch, held.value) == \
+        (0, coordinator.trial_of(0), 2, 0.7)  # 0.7 at epochs 2 and 3: the first

@@ -56,6 +56,18 @@ def test_owed_epochs_by_hand():
     np.testing.assert_allclose(acq.owed_epochs([1.0, 0.0, 1.0], [1, 5, 0]), [-0.0, -5.0, 1.0])
 
 
+def test_rotation_order_by_hand():
+    # plain round robin: the least trained first, ties by place
+    assert acq.rotation_order([0, 1, 2], [1, 1, 0], 0.0).tolist() == [2, 0, 1]
+    assert acq.rotation_order([0, 1, 2], [1, 1, 1], 0.0).tolist() == [0, 1, 2]
+    # decay 1: shares 1 : 1/2 (normalized 2/3, 1/3); after 2 + 1 epochs place 0 is owed
+    # 2/3 * 3 - 2 = 0, place 1 1/3 * 3 - 0 = 1: place 1 first
+    assert acq.rotation_order([0, 1], [2, 0], 1.0).tolist() == [1, 0]
+    # places need not be contiguous (members that left the rotation): places 0 and 2
+    # (shares 1 : 1/3) after 3 + 0 epochs: owed 3/4 * 4 - 3 = 0 and 1/4 * 4 - 0 = 1
+    assert acq.rotation_order([0, 2], [3, 0], 1.0).tolist() == [1, 0]
+
+
 def test_leaders_train_the_least_trained_of_the_top_k_first():
     # predicted best values: 0.6, 0.45, 0.3 (see MEAN); a 4th candidate predicted 0.5
     posterior = CurvePosterior(np.vstack([MEAN, [0.1, 0.2, 0.3, 0.5]]),

@@ -174,9 +174,9 @@ def test_an_objective_for_a_method_that_does_not_plan_is_refused(tmp_path: Path,
 def test_the_searchers_objective_sets_what_the_planner_plans_for() -> None:
     from at2_tune.tune import AT2Searcher
 
-    assert AT2Searcher(prior=None)._settings.policy.objective == "model"
+    assert AT2Searcher(prior=None).setup.settings.policy.objective == "model"
     searcher = AT2Searcher(prior=None, objective="configuration")
-    assert searcher._settings.policy.objective == "configuration"
+    assert searcher.setup.settings.policy.objective == "configuration"
     with pytest.raises(ValueError, match="objective='final' is not one of 'model', "
                                          "'configuration'"):
         AT2Searcher(prior=None, objective="final")

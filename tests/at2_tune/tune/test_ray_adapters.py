@@ -204,8 +204,8 @@ def test_no_argument_searcher_defaults_to_the_hyperrec_space_and_database(releas
     monkeypatch.setenv("AT2_DATA_DIR", str(release_dir))
     searcher = AT2Searcher()
     assert searcher.set_search_properties("val_acc", "max", {})
-    space = searcher._resolved_space()
-    prior = searcher._resolved_prior(space)
+    inputs = searcher.setup.inputs("val_acc")
+    space, prior = inputs.space, inputs.prior
     assert space.name == "hyperrec" and prior.n_tasks == 27 and prior.n_configs == 100
     assert searcher.metric == "val_acc" and searcher.mode == "max"
 

@@ -577,7 +577,7 @@ def test_a_trainable_reporting_every_second_epoch_gets_an_error_naming_the_fix(
 def test_spaces_metrics_and_modes_that_conflict_with_tune_are_errors(fast_settings):
     searcher = _searcher(fast_settings, space=dict(SPACE), max_epochs=3)  # a plain dict
     assert searcher.set_search_properties("loss", "min", dict(SPACE))  # the same space: fine
-    assert searcher._space.parameter("lr").domain_text() == "LogUniform(0.0001, 0.1)"
+    assert searcher.setup.space.parameter("lr").domain_text() == "LogUniform(0.0001, 0.1)"
     other = {**SPACE, "lr": tune.uniform(0.5, 0.9)}
     with pytest.raises(ValueError, match=r"(?s)param_space holds another one.*in one place"):
         _searcher(fast_settings, space=dict(SPACE)).set_search_properties("loss", "min", other)
@@ -615,7 +615,8 @@ def test_an_accuracy_prior_keeps_the_log_error_warp_and_names_a_bad_value_as_rep
         searcher.metric_value("t0", {"val_acc": 87.5})
     as_loss = AT2Searcher(prior=prior, fit_cache=None, settings=fast_settings)
     as_loss.set_search_properties("val_loss", "min", {})
-    assert as_loss._resolved_settings(prior).model.output_warp == "standardize"
+    assert as_loss.setup.resolved_settings(prior, "val_loss", "min").model.output_warp == \
+        "standardize"
 
 
 def test_a_prior_imported_with_mode_min_tunes_a_loss(fast_settings, tmp_path):
