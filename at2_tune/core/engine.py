@@ -85,7 +85,8 @@ class AT2Engine:
         """The model the policy decides on: the transfer posterior or the GP, residual-corrected
         if the policy asks."""
         gp = GPCurveModel(self.surrogate)
-        model = TransferPosterior(gp) if self.policy.decides_on == "transfer" else gp
+        model = TransferPosterior(self.surrogate.transform, gp) \
+            if self.policy.decides_on == "transfer" else gp
         if self.policy.residual_correction:
             model = ResidualCorrected(model, self.surrogate, self.settings.policy.residual_min_epochs)
         return model

@@ -108,6 +108,16 @@ class GPCurveModel(_Conditioned):
         self.surrogate.fit_transform(torch.as_tensor(evidence.epochs, dtype=DTYPE),
                                      evidence.values, evidence.observed_cells)
 
+    @property
+    def moves_online(self) -> bool:
+        """Whether conditioning moves the GP's hyperparameters (online gradient steps)."""
+        return bool(self.surrogate.settings.online_gradient)
+
+    def prior_task_means(self, encodings: torch.Tensor) -> np.ndarray:
+        """``(T, n, E)`` the GP's mean curves of every prior task at the encoded configurations
+        ``(n, d)`` (on the model's scale)."""
+        return self.surrogate.prior_task_means(encodings)
+
 
 class ResidualCorrected(_Conditioned):
     """``base``'s posterior with each observed curve conditioned on its own residuals

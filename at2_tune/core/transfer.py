@@ -29,24 +29,26 @@ from at2_tune.core.models import Evidence, GPCurveModel, _Conditioned
 from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.prior import copula_average, copula_imputed_average
 from at2_tune.core.spread import pooled_spread, spread_error_scale, spread_over_tasks
+from at2_tune.core.transform import OutputTransform
 
 
 class TransferPosterior(_Conditioned):
     """The prior tasks' copula average and spread on the new task's scale (module docstring).
 
     Args:
-        gp: the multi-task GP model; it owns the output transform and the prior tasks on the
-            model's scale, and is asked only for what the prior tasks did not observe.
+        transform: the output transform: the prior tasks on the model's scale
+            (``transform.prior``) and the map to the new task's scale, fitted here on the
+            new task's observations.
+        gp: the multi-task GP model, asked only for what the prior tasks did not observe (and
+            conditioned only then).
     """
 
-    def __init__(self, gp: GPCurveModel) -> None:
+    def __init__(self, transform: OutputTransform, gp: GPCurveModel) -> None:
+        self.transform = transform
+        self.prior = transform.prior
+        """The prior tasks on the model's scale."""
         self.gp = gp
         self._covers: tuple[tuple, bool] | None = None
-
-    @property
-    def prior(self):
-        """The prior tasks on the model's scale."""
-        return self.gp.surrogate.prior
 
     @functools.cached_property
     def grid_average(self) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +75,7 @@ class TransferPosterior(_Conditioned):
         return not self._covers[1]
 
     def _covered(self, cells: Sequence[int | None]) -> bool:
-        if self.prior.n_tasks < 2 or self.gp.surrogate.settings.online_gradient:
+        if self.prior.n_tasks < 2 or self.gp.moves_online:
             return False
         if not len(cells):
             return True  # no candidate's posterior is read
@@ -122,7 +124,7 @@ class TransferPosterior(_Conditioned):
             average[rows] = np.where(count[grid_cells] > 0, grid_average[grid_cells], np.nan)
         unobserved = np.isnan(average)
         if unobserved.any() and evidence is not None:
-            per_task = self.gp.surrogate.prior_task_means(evidence.encodings)  # (T, n, E)
+            per_task = self.gp.prior_task_means(evidence.encodings)  # (T, n, E)
             imputed = copula_imputed_average(per_task, self.prior.curves, self.prior.observed)
             average = np.where(unobserved, imputed, average)
         deviation, error_scale, pooled = self.spread
@@ -130,7 +132,7 @@ class TransferPosterior(_Conditioned):
                                  (n_candidates, n_epochs)).copy()
         spread[rows] = np.where(np.isnan(deviation[grid_cells]), spread[rows],
                                 deviation[grid_cells])
-        transform = self.gp.surrogate.transform
+        transform = self.transform
         widened = np.abs(transform.std_from_model(error_scale * spread))
         std = np.where(np.isnan(widened), base.std, widened)  # 1 prior task: the GP's
         return CurvePosterior(transform.mean_from_model(average), std)
