@@ -1,7 +1,7 @@
 """The coordinator's K-slot simulator, and replay tuning on a learning-curve database with it.
 
 :func:`simulate` carries out any coordinator's decisions (AT2's engine, or a model-free baseline
-of ``at2_tune.baselines``) on ``K`` simulated slots with deterministic simulated epoch
+of ``at2_tune.bench.baselines``) on ``K`` simulated slots with deterministic simulated epoch
 durations: a trial's epoch reveals the next value of its configuration's curve. :func:`run_replay`
 is the AT2 paper's online protocol on a database task in pure Python: the target task starts with
 no observation, each query trains one configuration for one more epoch, and after every query

@@ -7,7 +7,7 @@ every leave-one-task-out case, hides a seeded random half of the configurations 
 prior task (their cells are unobserved, NaN) and tunes all of them on the new task, so the best
 configuration is new to the prior in about half of the cases. Model-free transfer ranks what
 the prior saw: ``top4-weighted`` trains the observed half's four best by average prior rank
-(``at2_tune.baselines.top_k_round_robin``), and ``top4-weighted-nn`` also ranks a hidden
+(``at2_tune.bench.baselines.top_k_round_robin``), and ``top4-weighted-nn`` also ranks a hidden
 configuration, at the average prior rank of its nearest observed one
 (``search_spaces.nearest``; ties to the observed one). AT2 (default settings) predicts a hidden
 configuration's curve with its GP (the hyperparameter kernel) and an observed one's with the
@@ -147,7 +147,7 @@ def run_case(database: str, test_task: str, seed_profile: int, methods, budget: 
     """One leave-one-task-out case: every method's ranks at the checkpoints and its trace."""
     import torch
 
-    from at2_tune.baselines import top_k_round_robin
+    from at2_tune.bench.baselines import top_k_round_robin
     from at2_tune.core.settings import AT2Settings
     from at2_tune.databases import load_database
     from at2_tune.simulator import resolve_task

@@ -6,7 +6,7 @@ Two kinds of oracle, per database and protocol (mean ± standard error over case
 of the configurations, as in the replay benchmark):
 
 - ``top-k oracle``: the best test-task configuration among the prior's ``k`` best by average
-  rank (the configurations :func:`at2_tune.baselines.top_k_round_robin` trains). A policy that
+  rank (the configurations :func:`at2_tune.bench.baselines.top_k_round_robin` trains). A policy that
   only trains those ``k`` cannot recommend better than this even if it saw their whole curves;
   with a budget of 100 epochs and 75 (HyperRec) or 52 (LCBench) epochs per curve, it sees fewer
   than two whole curves.

@@ -23,7 +23,7 @@ its epoch and value, and the recommendation with its rank and normalized regret;
 plus the peak RSS of the worker process so far. A run whose file exists is not run again, so an
 interrupted benchmark resumes where it stopped (``at2_tune.bench.harness``, the harness
 ``at2-tune bench`` uses too). The methods are the bench's and every baseline of
-``at2_tune.baselines.BY_NAME``. The key names the database, test task, seed profile, method
+``at2_tune.bench.baselines.BY_NAME``. The key names the database, test task, seed profile, method
 and seed, plus a hash of the budget, the ``--set`` overrides (AT2 methods only) and the prior
 tasks the method uses (none for at2-no-transfer and the random baselines, whose runs are therefore
 shared by both protocols).
@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from at2_tune import baselines, evaluation
+from at2_tune import evaluation
+from at2_tune.bench import baselines
 from at2_tune.errors import AT2Error
 from at2_tune.bench import harness, protocols
 from at2_tune.bench.harness import Job

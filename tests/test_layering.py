@@ -28,7 +28,6 @@ FLOORS = (
     ("at2_tune.bench",),
     ("at2_tune",),  # the public names (AT2Searcher, AT2Settings, ...), imported lazily
     ("at2_tune.tune",),
-    ("at2_tune.baselines",),
     ("at2_tune.simulator",),
     ("trainers",),
     ("at2_tune.core",),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from at2_tune import baselines
+from at2_tune.bench import baselines
 from at2_tune.errors import AT2Error
 
 AT2 = ("at2", "at2-no-transfer")

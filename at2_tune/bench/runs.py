@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from at2_tune import baselines
+from at2_tune.bench import baselines
 from at2_tune.bench import harness, protocols
 from at2_tune.bench import methods as bench_methods
 from at2_tune.bench.harness import Job
@@ -158,7 +158,7 @@ def _run_ray_method(job: Job, db: LearningCurveDatabase, task: ReplayTask,
     import ray
     from ray import tune
 
-    from at2_tune.baselines import prior_order
+    from at2_tune.bench.baselines import prior_order
     from at2_tune.tune.budget import EpochBudgetStopper
     from search_spaces import get_space
     from trainers.curve_trainable import make_replay_trainable

@@ -1,7 +1,7 @@
 """Model-free schedules: policies that order the open candidates from what they observed and
 from a ranking given up front (e.g. the prior tasks' order), with no posterior.
 
-They are the transfer baselines (``at2_tune.baselines``) and the schedules AT2's planner
+They are the transfer baselines (``at2_tune.bench.baselines``) and the schedules AT2's planner
 replays on the prior tasks (``at2_tune.core.planner``). :class:`ModelFreeCore` gives one the
 coordinator's decision-core protocol, so it runs through the coordinator exactly as the AT2
 engine does, on one slot or on ``K``. Each recommends the best value observed so far (ties:

@@ -2,7 +2,7 @@
 
 A trial's epoch reveals the next value of its configuration's curve after a deterministic
 simulated duration. The replay benchmark (``at2_tune.simulator``), the baselines
-(``at2_tune.baselines``) and AT2's planner (``at2_tune.core.planner``) all run through it.
+(``at2_tune.bench.baselines``) and AT2's planner (``at2_tune.core.planner``) all run through it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The baselines of ``at2-tune bench`` that pause and resume trials (``top3``) or train the prior's
 favourites in turn (``portfolio``) need the same freeze-thaw machinery as AT2. This searcher is
 :class:`~at2_tune.tune.searcher.AT2Searcher` with its decision core swapped: instead of the AT2
-engine, a :class:`~at2_tune.baselines.ModelFreeCore` over one of the baselines' policies, so that
+engine, a :class:`~at2_tune.core.schedules.ModelFreeCore` over one of the baselines' policies, so that
 a baseline runs live exactly as it is replayed, with :class:`~at2_tune.tune.AT2Scheduler`::
 
     searcher = TransferBaselineSearcher("top3", prior="hyperrec")
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from at2_tune import baselines
+from at2_tune.core.schedules import ModelFreeCore, Portfolio, RoundRobin, greedy_portfolio
 from at2_tune.errors import AT2Error
 from at2_tune.tune.searcher import AT2Searcher
 
@@ -37,10 +37,10 @@ def baseline_policy(baseline: str, prior, candidates: list[dict[str, Any]]):
     ``prior`` (a ``PriorData`` whose configurations are among the candidates)."""
     if baseline == "top3":
         order = prior.order_of(candidates)
-        return baselines.RoundRobin(order[0], ranking=order, k=TOP_K, decay=0.0)
+        return RoundRobin(order[0], ranking=order, k=TOP_K, decay=0.0)
     if baseline == "portfolio":
-        ranking = baselines.greedy_portfolio(prior.best_values_on(candidates))
-        return baselines.Portfolio(ranking[0], ranking=ranking)
+        ranking = greedy_portfolio(prior.best_values_on(candidates))
+        return Portfolio(ranking[0], ranking=ranking)
     raise AT2Error(f"unknown transfer baseline {baseline!r}; choose from {', '.join(BASELINES)}")
 
 
@@ -65,7 +65,7 @@ class TransferBaselineSearcher(AT2Searcher):
         super().__init__(**kwargs)
         self.baseline = baseline
 
-    def _new_engine(self) -> baselines.ModelFreeCore:
+    def _new_engine(self) -> ModelFreeCore:
         self._check_metric()
         inputs = self.setup.inputs(self._metric)
         prior = inputs.prior
@@ -75,10 +75,10 @@ class TransferBaselineSearcher(AT2Searcher):
         candidates = list(inputs.candidates) if inputs.candidates is not None \
             else list(prior.configs)
         policy = baseline_policy(self.baseline, prior, candidates)
-        return baselines.ModelFreeCore(policy, candidates, prior.n_epochs)
+        return ModelFreeCore(policy, candidates, prior.n_epochs)
 
     @property
-    def engine(self) -> baselines.ModelFreeCore:
+    def engine(self) -> ModelFreeCore:
         """The decision core (built on first use; nothing to fit)."""
         if self.coordinator.engine is None:
             self.coordinator.attach(self._new_engine())

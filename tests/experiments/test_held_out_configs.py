@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from at2_tune.baselines import top_k_round_robin
+from at2_tune.bench.baselines import top_k_round_robin
 from at2_tune.core.settings import AT2Settings, ModelSettings, PolicySettings
 from at2_tune.simulator import resolve_task
 from experiments.held_out_configs import (hidden_configs, main, masked_prior, nearest_order,

@@ -7,7 +7,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from at2_tune import baselines, cli  # noqa: E402
+from at2_tune import cli
+from at2_tune.bench import baselines  # noqa: E402
 from at2_tune.bench import methods as bench_methods  # noqa: E402
 from at2_tune.bench.runs import Job, plan, run_job  # noqa: E402
 from at2_tune.errors import AT2Error  # noqa: E402

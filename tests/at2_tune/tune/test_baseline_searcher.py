@@ -8,7 +8,7 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
-from at2_tune import baselines  # noqa: E402
+from at2_tune.bench import baselines  # noqa: E402
 from at2_tune.core.prior import PriorData  # noqa: E402
 from at2_tune.errors import AT2Error  # noqa: E402
 from at2_tune.simulator import resolve_task  # noqa: E402

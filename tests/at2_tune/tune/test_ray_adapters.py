@@ -15,7 +15,7 @@ from at2_tune.errors import AT2Error  # noqa: E402
 from at2_tune.simulator import resolve_task, run_replay  # noqa: E402
 from at2_tune.tune import AT2Scheduler, AT2Searcher  # noqa: E402
 from at2_tune.tune.ray_replay import run_replay_ray  # noqa: E402
-from at2_tune.baselines import prior_order  # noqa: E402
+from at2_tune.bench.baselines import prior_order  # noqa: E402
 from search_spaces import config_key  # noqa: E402
 from trainers.curve_trainable import make_replay_trainable  # noqa: E402
 

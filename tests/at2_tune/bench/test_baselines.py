@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from at2_tune import baselines
+from at2_tune.bench import baselines
 from at2_tune.databases import LearningCurveDatabase
 from at2_tune.simulator import ReplayTask, resolve_task
 
