@@ -57,8 +57,9 @@ class AT2Surrogate:
         self.grid_encodings = encode_configs(space, prior.configs)
         self.statistics = self._prior_statistics()
         self.unmatched = self._unmatched_distance()
-        self.model, self.likelihood = self._build_model(candidate_encodings)
-        self.optimizer = settings.online_optimizer.build(self._online_parameters())
+        self._candidate_encodings = candidate_encodings
+        self._gp: tuple | None = None
+        """``(model, likelihood, online optimizer)``, built on first use (:attr:`built`)."""
         self.fitted = False
         self._version = 0
         """Bumped whenever the hyperparameters change (invalidates the caches below)."""
@@ -127,6 +128,35 @@ class AT2Surrogate:
         shared = self.statistics.counts[:n_tasks, :n_tasks] > 1
         measured = shared & ~torch.eye(n_tasks, dtype=torch.bool)
         return float(distances[measured].mean()) if measured.any() else UNMATCHED_DISTANCE
+
+    @property
+    def built(self) -> bool:
+        """Whether the GPyTorch model exists. It is built when first used (a fit, a
+        conditioning, a prediction, loading a saved model): with a prior whose tasks observed
+        every candidate the default policy reads the prior tasks alone, and the model is never
+        built. Its random draws come from ``generator`` when it is built, so a run gets the
+        same model whenever that happens (the generator draws nothing else before)."""
+        return self._gp is not None
+
+    def _built_gp(self) -> tuple:
+        if self._gp is None:
+            model, likelihood = self._build_model(self._candidate_encodings)
+            self._gp = (model, likelihood, None)  # the optimizer reads the model's parameters
+            self._gp = (model, likelihood,
+                        self.settings.online_optimizer.build(self._online_parameters()))
+        return self._gp
+
+    @property
+    def model(self) -> AT2GP:
+        return self._built_gp()[0]
+
+    @property
+    def likelihood(self) -> gpytorch.likelihoods.GaussianLikelihood:
+        return self._built_gp()[1]
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._built_gp()[2]
 
     def _build_model(self, candidate_encodings: torch.Tensor):
         s = self.settings
@@ -314,14 +344,21 @@ class AT2Surrogate:
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "likelihood": self.likelihood.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "statistics": self.statistics.state_dict(),
-                "fitted": self.fitted}
+        """The model's state (``None`` for a model not built yet: nothing to save), the task
+        statistics and whether the offline fit was done."""
+        built = self.built
+        return {"model": self.model.state_dict() if built else None,
+                "likelihood": self.likelihood.state_dict() if built else None,
+                "optimizer": self.optimizer.state_dict() if built else None,
+                "statistics": self.statistics.state_dict(), "fitted": self.fitted}
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.likelihood.load_state_dict(state["likelihood"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if state["model"] is None:  # saved before the model was built: build it when used
+            self._gp = None
+        else:
+            self.model.load_state_dict(state["model"])
+            self.likelihood.load_state_dict(state["likelihood"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.statistics.load_state_dict(state["statistics"])
         self.fitted = bool(state["fitted"])
         self._hyperparameters_changed()

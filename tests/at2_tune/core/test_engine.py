@@ -367,3 +367,35 @@ def test_deferring_the_gp_for_waiting_samples_changes_no_decision(two_task_prior
         traces.append([(r.candidate, r.epoch, r.value, r.recommended) for r in coordinator.trace])
     assert len(traces[0]) == 24 and traces[0] == traces[1]
     assert all(candidate < 100 for candidate, *_ in traces[0])
+
+
+def test_the_gp_is_built_only_when_a_candidate_needs_it(hyperrec, frozen_settings, target_curves):
+    """Three full-grid prior tasks cover every candidate: the default policy reads the prior
+    tasks alone (hyperparameters frozen online, the default) and the GPyTorch model is never
+    built, nor saved; the state restores to the
+    same queries. Built later, the model is the one built at once (same draws); a policy on
+    the GP builds it."""
+    prior = PriorData.from_database(hyperrec, ["CIFAR10", "SUN397SUB1", "CARS196"], 0)
+    engine = AT2Engine(HYPERREC_SPACE, prior, frozen_settings, seed=1)
+    _run_queries(engine, target_curves, 4)
+    assert not engine.surrogate.built
+    buffer = io.BytesIO()
+    torch.save(engine.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert state["surrogate"]["model"] is None
+    restored = AT2Engine(HYPERREC_SPACE, prior, frozen_settings, seed=1)
+    restored.load_state_dict(state)
+    assert _run_queries(restored, target_curves, 3) == _run_queries(engine, target_curves, 3)
+    assert not restored.surrogate.built and not engine.surrogate.built
+
+    at_once = AT2Engine(HYPERREC_SPACE, prior, frozen_settings, seed=1).surrogate.model
+    later = engine.surrogate.model  # built after 7 queries
+    assert engine.surrogate.built
+    for name, value in at_once.state_dict().items():
+        assert torch.equal(value, later.state_dict()[name]), name
+
+    on_gp = dataclasses.replace(frozen_settings,
+                                policy=dataclasses.replace(frozen_settings.policy, name="paper"))
+    paper = _conditioned(prior, on_gp, seed=1)
+    assert paper.surrogate.built and paper.surrogate.fitted
