@@ -71,11 +71,10 @@ def masked_prior(db, train_tasks, seed_profile: int, hidden: np.ndarray):
 
 
 def observed_order(db, train_tasks, seed_profile: int, hidden: np.ndarray) -> np.ndarray:
-    """Observed configurations by average prior rank among the observed ones, best first."""
-    observed = np.flatnonzero(~hidden)
-    finals = np.stack([db.final_values(t, seed_profile)[observed] for t in train_tasks])
-    ranks = (finals[:, None, :] > finals[:, :, None]).sum(axis=2)  # (T, n_observed)
-    return observed[np.argsort(ranks.mean(axis=0), kind="stable")]
+    """The observed configurations in the prior's order over the masked prior (the package's
+    one order, ``PriorData.order_of``), best first."""
+    prior = masked_prior(db, train_tasks, seed_profile, hidden)
+    return np.array(prior.order_of(db.configs), dtype=np.int64)
 
 
 def nearest_order(db, space, train_tasks, seed_profile: int, hidden: np.ndarray) -> np.ndarray:

@@ -68,9 +68,12 @@ def prefix_references(db, train_tasks, test_task: str, seed_profile: int) -> dic
 
 
 def _prior_order(db, train_tasks, seed_profile: int) -> np.ndarray:
-    """Configurations by average rank on ``train_tasks``, best first (ties: lower index)."""
-    average_rank = np.mean([db.ranks(t, seed_profile) for t in train_tasks], axis=0)
-    return np.argsort(average_rank, kind="stable")
+    """Configurations in the prior's order on ``train_tasks`` (the package's one order,
+    ``PriorData.order_of``), best first."""
+    from at2_tune.core.prior import PriorData
+
+    prior = PriorData.from_database(db, train_tasks, seed_profile)
+    return np.array(prior.order_of(db.configs), dtype=np.int64)
 
 
 def cases(db, protocol: str) -> list[tuple[tuple[str, ...], str, int]]:
