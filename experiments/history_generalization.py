@@ -16,6 +16,12 @@ nearest history-trained configurations, with the variance their mean variance pl
 (``--neighbours``, default 5). Both read the same posterior at trained configurations, so the
 difference is what the GP's kernel over hyperparameters adds across configurations.
 
+And a quantile gradient-boosting model (scikit-learn, :func:`boosting_prediction`) over the same
+features, pooled over the prior tasks: fitted on the histories' best values (with the share of
+the epochs each trial trained as a feature), mapped to the new task's scale by the same output
+transform as the model's posterior, so that after 10 and 25 observations it differs from the
+model only in how it reaches across configurations (it is not refitted on the new task).
+
 Prints a Markdown table (mean ± standard error over cases) and writes ``OUT/generalization.json``.
 """
 
@@ -33,6 +39,7 @@ import numpy as np
 from at2_tune import evaluation
 
 AFTER = (0, 10, 25)
+PREDICTORS = ("model", "knn", "boosting")
 Z90 = 1.6448536269514722
 
 
@@ -51,6 +58,47 @@ def knn_prediction(encoded: np.ndarray, trained: np.ndarray, mean: np.ndarray,
     knn_mean = mean[nearest].mean(axis=1)
     knn_var = (std[nearest] ** 2).mean(axis=1) + mean[nearest].var(axis=1)
     return knn_mean, np.sqrt(knn_var)
+
+
+QUANTILES = (0.05, 0.5, 0.95)
+MIN_STD_SHARE = 0.05
+"""The boosting predictor's smallest std, as a share of its targets' standard deviation."""
+
+
+def boosting_prediction(prior_encoded: np.ndarray, prior_curves: np.ndarray,
+                        encoded: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, std)`` of every configuration's best value from quantile gradient boosting
+    (scikit-learn), pooled over the prior tasks, on the prior's scale.
+
+    One row per (prior task, configuration it trained): the features are the configuration's
+    encoding and the share of the epochs the task trained it for, the target its best value
+    over those epochs (a cut curve's best so far). Three models fit the 5%, 50% and 95%
+    quantiles (at least 5 rows per leaf); a configuration is predicted as trained to its last
+    epoch (share 1), as a normal with the median as mean and the 90% interval's width /
+    (2 * 1.645) as std, at least :data:`MIN_STD_SHARE` of the targets' spread (with two
+    histories of 25 trials the 5% and 95% models can meet, and a zero width would score as a
+    certainty).
+
+    Args:
+        prior_encoded: ``(C, d)`` the prior's configurations, encoded.
+        prior_curves: ``(T, C, E)`` the prior tasks' curves (NaN where not trained).
+        encoded: ``(n, d)`` the configurations to predict, encoded.
+    """
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    observed = ~np.isnan(prior_curves)
+    n_epochs = prior_curves.shape[2]
+    tasks, configs = np.nonzero(observed.any(axis=2))
+    depth = observed[tasks, configs].sum(axis=1) / n_epochs
+    best = np.nanmax(prior_curves[tasks, configs], axis=1)
+    features = np.column_stack([prior_encoded[configs], depth])
+    query = np.column_stack([encoded, np.ones(len(encoded))])
+    low, median, high = (
+        GradientBoostingRegressor(loss="quantile", alpha=q, n_estimators=200, max_depth=3,
+                                  learning_rate=0.05, min_samples_leaf=5, random_state=seed)
+        .fit(features, best).predict(query) for q in QUANTILES)
+    std = np.maximum((high - low) / (2 * Z90), MIN_STD_SHARE * best.std())
+    return median, std
 
 
 def encode_one_hot(space, configs) -> np.ndarray:
@@ -74,7 +122,8 @@ def scores(mean: np.ndarray, std: np.ndarray, truth: np.ndarray) -> dict[str, fl
 
 
 def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
-    """``{n_observations: {"model": scores, "knn": scores}}`` for one histories case."""
+    """``{n_observations: {"model": scores, "knn": scores, "boosting": scores}}`` for one
+    histories case."""
     from at2_tune.bench.histories import case_history
     from at2_tune.core.coordinator import Coordinator
     from at2_tune.core.engine import AT2Engine
@@ -95,14 +144,22 @@ def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
     result: dict[str, Any] = {"untrained": int(untrained.sum())}
     if not untrained.any():  # the histories covered the grid: nothing to generalize to
         return result
+    boosted = boosting_prediction(encode_one_hot(space, list(engine.prior.configs)),
+                                  engine.prior.curves, encoded)  # the prior on the model's scale
+    transform = engine.surrogate.transform
 
     def evaluate(observed: int) -> None:
         if observed in AFTER:
             mean, std = engine.posterior().best_value()
             knn_mean, knn_std = knn_prediction(encoded, trained, mean, std, neighbours)
+            # boosting on the prior's scale, mapped to the new task's as the model's posterior
+            boost_mean = transform.mean_from_model(boosted[0])
+            boost_std = np.abs(transform.std_from_model(boosted[1]))
             result[observed] = {
                 "model": scores(mean[untrained], std[untrained], truth[untrained]),
-                "knn": scores(knn_mean[untrained], knn_std[untrained], truth[untrained])}
+                "knn": scores(knn_mean[untrained], knn_std[untrained], truth[untrained]),
+                "boosting": scores(boost_mean[untrained], boost_std[untrained],
+                                   truth[untrained])}
 
     evaluate(0)
     # one slot, no budget: the engine's own order, one epoch at a time
@@ -151,27 +208,32 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{job.protocol} {job.case}: " + ", ".join(
             f"{n}: ll {case[n]['model']['loglik']:.2f} vs knn {case[n]['knn']['loglik']:.2f}"
+            f" vs boosting {case[n]['boosting']['loglik']:.2f}"
             for n in AFTER), file=sys.stderr, flush=True)
     lines = [f"## {db.name} histories ({args.history_configs} trials, ASHA): configurations "
              "no history trained, their best value", "",
-             "| prior | queries | cases | model log-lik | kNN log-lik | model 90% cov | "
-             "kNN 90% cov | model Spearman | kNN Spearman | model - kNN log-lik, paired |",
-             "|" + " --- |" * 10]
+             "| prior | queries | cases | model log-lik | kNN log-lik | boosting log-lik | "
+             "model 90% cov | kNN 90% cov | boosting 90% cov | model Spearman | kNN Spearman | "
+             "boosting Spearman | model - kNN log-lik, paired | model - boosting log-lik, "
+             "paired |",
+             "|" + " --- |" * 14]
     for protocol in sorted({r["protocol"] for r in results}, key=lambda p: int(p.split("-")[1])):
         rows = [r for r in results if r["protocol"] == protocol and r["untrained"]]
         if not rows:
             lines.append(f"| {protocol} | - | 0 | every configuration trained by some history "
-                         "|" + " |" * 6)
+                         "|" + " |" * 10)
             continue
         for n in AFTER:
             cells = []
             for metric in ("loglik", "coverage90", "spearman"):
-                for predictor in ("model", "knn"):
+                for predictor in PREDICTORS:
                     values = [r[str(n)][predictor][metric] for r in rows]
                     cells.append(_cell(values))
-            paired = [r[str(n)]["model"]["loglik"] - r[str(n)]["knn"]["loglik"] for r in rows]
-            lines.append(f"| {protocol} | {n} | {len(rows)} | " + " | ".join(cells) +
-                         f" | {_cell(paired, '+.2f')} (median {np.median(paired):+.2f}) |")
+            for other in PREDICTORS[1:]:
+                paired = [r[str(n)]["model"]["loglik"] - r[str(n)][other]["loglik"]
+                          for r in rows]
+                cells.append(f"{_cell(paired, '+.2f')} (median {np.median(paired):+.2f})")
+            lines.append(f"| {protocol} | {n} | {len(rows)} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"generalization_{db.name}.json").write_text(json.dumps(results, indent=1))
