@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from at2_tune.bench import baselines
-from at2_tune.bench import harness, protocols
+from at2_tune.bench import baselines, harness, protocols
 from at2_tune.bench import methods as bench_methods
 from at2_tune.bench.harness import Job
 from at2_tune.databases import LearningCurveDatabase
@@ -51,7 +50,7 @@ def run_job(job: Job, db: LearningCurveDatabase, data_dir: str | None = None,
     started = time.perf_counter()
     task = job.task()
     if job.method in AT2_METHODS:
-        with quiet_tune():
+        with quiet_tune() if backend == "ray" else contextlib.nullcontext():
             document = _run_at2(job, db, task, data_dir, fit_cache, settings, backend)
     elif job.method in bench_methods.RAY:
         with quiet_tune():

@@ -141,9 +141,9 @@ class AT2Surrogate:
     def _built_gp(self) -> tuple:
         if self._gp is None:
             model, likelihood = self._build_model(self._candidate_encodings)
-            self._gp = (model, likelihood, None)  # the optimizer reads the model's parameters
-            self._gp = (model, likelihood,
-                        self.settings.online_optimizer.build(self._online_parameters()))
+            optimizer = self.settings.online_optimizer.build(
+                self._online_parameters(model, likelihood))
+            self._gp = (model, likelihood, optimizer)
         return self._gp
 
     @property
@@ -176,12 +176,12 @@ class AT2Surrogate:
         likelihood = gpytorch.likelihoods.GaussianLikelihood().to(DTYPE)
         return model, likelihood
 
-    def _online_parameters(self) -> list[torch.nn.Parameter]:
+    def _online_parameters(self, model: AT2GP, likelihood) -> list[torch.nn.Parameter]:
         """What online gradient steps move: the hyperparameters only when the exact update sets
         q(u) afterwards (steps on q(u) would be overwritten), everything otherwise."""
-        model = self.model.hyperparameters() if self.settings.online_update == "exact" \
-            else self.model.parameters()
-        return list(model) + list(self.likelihood.parameters())
+        moved = model.hyperparameters() if self.settings.online_update == "exact" \
+            else model.parameters()
+        return list(moved) + list(likelihood.parameters())
 
     # ---------------------------------------------------------------- state changes
     def fit_offline(self) -> None:
