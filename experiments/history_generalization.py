@@ -1,6 +1,7 @@
 """How well AT2's model reaches configurations that no tuning history trained.
 
-    python -m experiments.history_generalization --database lcbench --prior-sizes 4,8,16
+    python -m experiments.history_generalization --database lcbench --prior-sizes 2,4,8
+    python -m experiments.history_generalization --database lcbench --protocol hidden-half
 
 For every case of the histories protocol (``at2_tune.bench.histories``: random prior tasks, each
 cut to a 25-trial ASHA history), AT2 (default settings, the whole grid as candidates) follows its
@@ -8,7 +9,9 @@ default policy on the new task. Before the first query and after 10 and 25, the 
 prediction of each configuration's best value over all epochs (``CurvePosterior.best_value``, a
 normal) is scored on the configurations no history trained, against their true best values on
 the new task: mean predictive log-likelihood, coverage of the central 90% interval (0.90 is
-calibrated) and Spearman correlation.
+calibrated) and Spearman correlation. ``--protocol hidden-half`` scores the held-out
+configurations protocol the same way (``experiments.held_out_configs``: every other task's full
+curves as the prior, a seeded half of the grid hidden from all of them).
 
 Next to it, a k-nearest-neighbour predictor in the encoded space (``space.encode``, Euclidean):
 an untrained configuration's prediction is the mean of the model's predictions at its ``k``
@@ -121,22 +124,57 @@ def scores(mean: np.ndarray, std: np.ndarray, truth: np.ndarray) -> dict[str, fl
                                           evaluation.average_ranks(truth))[0, 1])}
 
 
+def case_prior(db, job) -> tuple[Any, np.ndarray]:
+    """The prior of a case and ``(n_configs,)`` bool, the grid configurations it trained: a
+    histories case's histories (``at2_tune.bench.histories``), or for the hidden-half protocol
+    (a ``loo`` job) the other tasks' full curves with a seeded half of the grid hidden
+    (``experiments.held_out_configs``)."""
+    if job.protocol == "loo":
+        from experiments.held_out_configs import hidden_configs, masked_prior
+
+        hidden = hidden_configs(db.n_configs, db.task_index(job.test_task))
+        return masked_prior(db, job.train_tasks, job.seed_profile, hidden), ~hidden
+    from at2_tune.bench.histories import case_history
+
+    with tempfile.TemporaryDirectory() as scratch:
+        history = case_history(db, job, Path(scratch) / "history")
+    trained = np.zeros(db.n_configs, dtype=bool)
+    trained[history.columns_on(db.configs)[1]] = True
+    return history, trained
+
+
+def slot_contest(mean: np.ndarray, std: np.ndarray, favourite: int, untrained: np.ndarray,
+                 finals: np.ndarray) -> dict[str, float]:
+    """Would a configuration no prior task trained earn a slot before the prior's favourite
+    (issue 38 item 3)? Each untrained configuration's probability of a higher best value than
+    the favourite under the posterior's normals ``(mean, std)`` ``(C,)``, the largest of them,
+    and the true ranks (0 = best of ``finals``, the new task's best values) of the favourite
+    and of the untrained configuration with that probability."""
+    from scipy.stats import norm
+
+    rows = np.flatnonzero(untrained)
+    chance = norm.cdf((mean[rows] - mean[favourite]) / np.hypot(std[rows], std[favourite]))
+    pick = int(rows[int(np.argmax(chance))])
+
+    def rank(config: int) -> int:
+        return int((finals > finals[config]).sum())
+
+    return {"p_max": float(chance.max()), "favourite_rank": rank(favourite),
+            "pick_rank": rank(pick)}
+
+
 def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
     """``{n_observations: {"model": scores, "knn": scores, "boosting": scores}}`` for one
-    histories case."""
-    from at2_tune.bench.histories import case_history
+    case (:func:`case_prior`)."""
     from at2_tune.core.coordinator import Coordinator
     from at2_tune.core.engine import AT2Engine
     from at2_tune.core.simulation import simulate
     from search_spaces import get_space
 
     space = get_space(db.space_name)
-    with tempfile.TemporaryDirectory() as scratch:
-        history = case_history(db, job, Path(scratch) / "history")
-    engine = AT2Engine(space, history, seed=0, candidates=list(db.configs))
+    prior, trained = case_prior(db, job)
+    engine = AT2Engine(space, prior, seed=0, candidates=list(db.configs))
     engine.condition()
-    trained = np.zeros(db.n_configs, dtype=bool)
-    trained[history.columns_on(db.configs)[1]] = True
     untrained = ~trained
     encoded = encode_one_hot(space, list(db.configs))
     curves = db.task_curves(job.test_task, job.seed_profile)
@@ -148,9 +186,18 @@ def case_generalization(db, job, neighbours: int) -> dict[str, Any]:
                                   engine.prior.curves, encoded)  # the prior on the model's scale
     transform = engine.surrogate.transform
 
+    ours, theirs = prior.columns_on(list(db.configs))
+    favourite = int(dict(zip(ours.tolist(), theirs.tolist()))[
+        prior.order_of(list(prior.configs))[0]])  # the prior's favourite, as a grid column
+
     def evaluate(observed: int) -> None:
         if observed in AFTER:
-            mean, std = engine.posterior().best_value()
+            # every candidate's posterior, also where the policy would not read it now
+            engine.posterior_source.condition(engine.evidence())
+            mean, std = engine.posterior_source.posterior().best_value()
+            if observed == 0:
+                result["slot"] = slot_contest(mean, std, favourite, untrained,
+                                              curves.max(axis=1))
             knn_mean, knn_std = knn_prediction(encoded, trained, mean, std, neighbours)
             # boosting on the prior's scale, mapped to the new task's as the model's posterior
             boost_mean = transform.mean_from_model(boosted[0])
@@ -178,11 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="lcbench", choices=["hyperrec", "lcbench"])
+    parser.add_argument("--protocol", default="histories", choices=["histories", "hidden-half"],
+                        help="histories: priors of ASHA histories (--prior-sizes); hidden-half: "
+                             "leave-one-task-out with a seeded half of the grid hidden from every "
+                             "prior task (the held-out-configurations protocol)")
     parser.add_argument("--prior-sizes", default="2,4,8",
                         help="16 histories of 25 trials cover nearly every configuration of a "
                              "100-configuration grid: nothing is left to generalize to")
     parser.add_argument("--tasks", default=None, metavar="NAME,...")
     parser.add_argument("--history-configs", type=int, default=25)
+    parser.add_argument("--history-overlap", default="independent",
+                        choices=["independent", "none"],
+                        help="none: disjoint histories, no two share a configuration")
     parser.add_argument("--neighbours", type=int, default=5)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("results/history_generalization"))
@@ -194,11 +248,16 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     db = load_database(args.database, args.data_dir)
-    history = {"configs": args.history_configs, "overlap": "independent", "scheduler": "asha",
-               "draw_seed": 0}
-    jobs = plan(db, "histories", ["at2"], budget=100, repeats=1, concurrency=1,
-                tasks=args.tasks.split(",") if args.tasks else None, seed_profiles=[0],
-                history=history, prior_sizes=[int(s) for s in args.prior_sizes.split(",")])
+    history = {"configs": args.history_configs, "overlap": args.history_overlap,
+               "scheduler": "asha", "draw_seed": 0}
+    tasks = args.tasks.split(",") if args.tasks else None
+    if args.protocol == "hidden-half":
+        jobs = plan(db, "loo", ["at2"], budget=100, repeats=1, concurrency=1, tasks=tasks,
+                    seed_profiles=[0])
+    else:
+        jobs = plan(db, "histories", ["at2"], budget=100, repeats=1, concurrency=1, tasks=tasks,
+                    seed_profiles=[0], history=history,
+                    prior_sizes=[int(s) for s in args.prior_sizes.split(",")])
     results = []
     for job in jobs:
         case = case_generalization(db, job, args.neighbours)
@@ -210,14 +269,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{n}: ll {case[n]['model']['loglik']:.2f} vs knn {case[n]['knn']['loglik']:.2f}"
             f" vs boosting {case[n]['boosting']['loglik']:.2f}"
             for n in AFTER), file=sys.stderr, flush=True)
-    lines = [f"## {db.name} histories ({args.history_configs} trials, ASHA): configurations "
-             "no history trained, their best value", "",
+    title = "half of the grid hidden from every prior task (leave-one-task-out): the hidden " \
+        "configurations" if args.protocol == "hidden-half" else \
+        f"histories ({args.history_configs} trials, ASHA): configurations no history trained"
+    lines = [f"## {db.name} {title}, their best value", "",
              "| prior | queries | cases | model log-lik | kNN log-lik | boosting log-lik | "
              "model 90% cov | kNN 90% cov | boosting 90% cov | model Spearman | kNN Spearman | "
              "boosting Spearman | model - kNN log-lik, paired | model - boosting log-lik, "
              "paired |",
              "|" + " --- |" * 14]
-    for protocol in sorted({r["protocol"] for r in results}, key=lambda p: int(p.split("-")[1])):
+    for protocol in sorted({r["protocol"] for r in results},
+                           key=lambda p: int(p.split("-")[1]) if "-" in p else 0):
         rows = [r for r in results if r["protocol"] == protocol and r["untrained"]]
         if not rows:
             lines.append(f"| {protocol} | - | 0 | every configuration trained by some history "
@@ -234,10 +296,28 @@ def main(argv: list[str] | None = None) -> int:
                           for r in rows]
                 cells.append(f"{_cell(paired, '+.2f')} (median {np.median(paired):+.2f})")
             lines.append(f"| {protocol} | {n} | {len(rows)} | " + " | ".join(cells) + " |")
+    lines += ["", "Would a configuration no prior task trained earn a slot before the prior's "
+              "favourite (before the first query)? The largest posterior probability that an "
+              "untrained configuration's best value beats the favourite's, and the true ranks "
+              "(0 = best) of the favourite and of that configuration:", "",
+              "| prior | cases | largest probability | cases above 0.5 / 0.9 | favourite's rank | "
+              "its rank | it beats the favourite |", "|" + " --- |" * 7]
+    for protocol in sorted({r["protocol"] for r in results},
+                           key=lambda p: int(p.split("-")[1]) if "-" in p else 0):
+        slots = [r["slot"] for r in results if r["protocol"] == protocol and "slot" in r]
+        if slots:
+            chance = np.array([x["p_max"] for x in slots])
+            beats = np.mean([x["pick_rank"] < x["favourite_rank"] for x in slots])
+            lines.append(
+                f"| {protocol} | {len(slots)} | {_cell(chance)} | {np.mean(chance > 0.5):.0%} / "
+                f"{np.mean(chance > 0.9):.0%} | {_cell([x['favourite_rank'] for x in slots], '.1f')}"
+                f" | {_cell([x['pick_rank'] for x in slots], '.1f')} | {beats:.0%} |")
     table = "\n".join(lines)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"generalization_{db.name}.json").write_text(json.dumps(results, indent=1))
-    (args.out / f"generalization_{db.name}.md").write_text(table + "\n")
+    stem = f"generalization_{db.name}" + ("_hidden_half" if args.protocol == "hidden-half"
+                                          else "")
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    (args.out / f"{stem}.md").write_text(table + "\n")
     print(table)
     return 0
 

@@ -323,6 +323,40 @@ class AT2Surrogate:
             shared @ (correlation.T * weights[:, None])  # (n E, T)
         return means.T.reshape(n_tasks, encodings.shape[0], self.n_epochs).numpy()
 
+    @torch.no_grad()
+    def prior_task_variance(self, encodings: torch.Tensor) -> np.ndarray:
+        """``(n, n_epochs)``: how far an observed value of a prior task at configurations ``(n,
+        d)`` may lie from :meth:`prior_task_means`, on the model's scale: the GP's posterior
+        variance of each prior task's latent curve there, averaged over the prior tasks, plus the
+        likelihood's noise (an observed value is noisy, a latent curve is not).
+
+        This is the uncertainty of an imputation: where no prior task trained a configuration,
+        its value on each prior task is the GP's guess across configurations, and the transfer
+        posterior adds this variance to the prior tasks' spread (``at2_tune.core.transfer``).
+        The mean over tasks ``j`` of ``k_jj - k_j^T (K_uu^-1 - K_uu^-1 S K_uu^-1) k_j`` with
+        ``k_j = B_* c_j`` is one product: ``B_*`` times the whitened correction weighted
+        elementwise by ``mean_j c_j c_j^T``, so it costs what :meth:`curve_posterior`'s
+        variance costs, however many prior tasks there are.
+        """
+        n_tasks = self.target_task
+        if not n_tasks:
+            raise ValueError("prior_task_variance needs prior tasks")
+        shared, prior_variance = self._candidate_kernel(encodings)
+        strategy = self.model.variational_strategy
+        tasks = strategy.inducing_points[:, self.layout.task_column].round().long()
+        covariance = self.model.task_kernel.task_covariance()
+        correlation = covariance[:n_tasks][:, tasks]  # (T, M)
+        chol_uu = inducing_cholesky(self.model)
+        inverse_chol = torch.linalg.solve_triangular(chol_uu, torch.eye(chol_uu.shape[0],
+                                                                        dtype=DTYPE), upper=False)
+        root = strategy._variational_distribution.chol_variational_covar.T @ inverse_chol
+        correction = root.T @ root - inverse_chol.T @ inverse_chol  # (M, M)
+        weighted = correction * (correlation.T @ correlation) / n_tasks
+        latent = prior_variance * covariance.diagonal()[:n_tasks].mean() + \
+            ((shared @ weighted) * shared).sum(dim=1)
+        variance = latent.clamp_min(0.0) + self.likelihood.noise.reshape(())
+        return variance.reshape(encodings.shape[0], self.n_epochs).numpy()
+
     def _candidate_kernel(self, encodings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``B_*`` ``(n E, M)`` and the prior variances ``(n E,)`` of every epoch of ``encodings``."""
         key = (self._version, encodings.shape[0])

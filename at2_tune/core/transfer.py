@@ -11,7 +11,11 @@ The multi-task GP enters only where the prior tasks are silent:
 
 * a candidate no prior task observed (off the grid, or a grid configuration the prior never
   ran) gets the GP's curves of the prior tasks there (``AT2Surrogate.prior_task_means``),
-  averaged the same way (``prior.copula_imputed_average``);
+  averaged the same way (``prior.copula_imputed_average``), and its variance there is the
+  prior tasks' spread plus the GP's uncertainty of that guess (``prior_task_variance``: the
+  prior tasks' posterior variance at the configuration and the observation noise). Without it
+  the 90% intervals of such configurations covered 12-48% of their true best values on
+  8-history priors (issue 38, docs/benchmarks.md);
 * with a single prior task there is no spread to measure: the std is the GP's.
 
 So with the full HyperRec or LCBench grid as prior and its configurations as candidates the GP
@@ -123,16 +127,21 @@ class TransferPosterior(_Conditioned):
             grid_average, count = self.grid_average
             average[rows] = np.where(count[grid_cells] > 0, grid_average[grid_cells], np.nan)
         unobserved = np.isnan(average)
+        imputation_variance = np.zeros((n_candidates, n_epochs))
         if unobserved.any() and evidence is not None:
             per_task = self.gp.prior_task_means(evidence.encodings)  # (T, n, E)
             imputed = copula_imputed_average(per_task, self.prior.curves, self.prior.observed)
             average = np.where(unobserved, imputed, average)
+            guessed = np.flatnonzero(unobserved.any(axis=1))
+            imputation_variance[guessed] = np.where(
+                unobserved[guessed], self.gp.prior_task_variance(evidence.encodings[guessed]), 0.0)
         deviation, error_scale, pooled = self.spread
         spread = np.broadcast_to(np.where(pooled > 0, pooled, np.nan),
                                  (n_candidates, n_epochs)).copy()
         spread[rows] = np.where(np.isnan(deviation[grid_cells]), spread[rows],
                                 deviation[grid_cells])
         transform = self.transform
-        widened = np.abs(transform.std_from_model(error_scale * spread))
+        widened = transform.predictive_std(
+            average, np.hypot(error_scale * spread, np.sqrt(imputation_variance)))
         std = np.where(np.isnan(widened), base.std, widened)  # 1 prior task: the GP's
         return CurvePosterior(transform.mean_from_model(average), std)

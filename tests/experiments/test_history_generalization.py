@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments.history_generalization import encode_one_hot, knn_prediction, scores
+from experiments.history_generalization import (encode_one_hot, knn_prediction, scores,
+                                                 slot_contest)
 
 
 def test_knn_averages_the_nearest_trained_predictions_and_adds_their_spread():
@@ -25,6 +26,16 @@ def test_scores_are_the_normal_log_likelihood_coverage_and_spearman():
     assert result["loglik"] == pytest.approx(np.mean(stats.norm.logpdf(truth, mean, std)))
     assert result["coverage90"] == pytest.approx(2 / 3)  # 0.9 is 2 std above 0.5
     assert result["spearman"] == pytest.approx(stats.spearmanr(mean, truth)[0])
+
+
+def test_the_slot_contest_compares_each_untrained_configuration_with_the_favourite():
+    mean, std = np.array([1.0, 0.0, 1.2, 0.9]), np.array([0.3, 1.0, 0.4, 0.1])
+    untrained = np.array([False, False, True, True])
+    finals = np.array([0.7, 0.9, 0.5, 0.6])  # true ranks 1, 0, 3, 2
+    contest = slot_contest(mean, std, favourite=0, untrained=untrained, finals=finals)
+    # config 2: P(N(1.2, 0.4^2) > N(1.0, 0.3^2)) = Phi(0.2 / 0.5); config 3: Phi(-0.1 / 0.316)
+    assert contest["p_max"] == pytest.approx(stats.norm.cdf(0.4))
+    assert contest["favourite_rank"] == 1 and contest["pick_rank"] == 3
 
 
 def test_categoricals_are_one_hot(hyperrec):

@@ -324,18 +324,34 @@ def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, fro
     error_scale = engine.posterior_source.base.spread[1]
     assert error_scale == spread_error_scale(engine.prior.curves, engine.prior.observed)
     assert 1.05 < error_scale < 2.0  # measured on the four tasks, not the clamp
-    np.testing.assert_allclose(engine.posterior().std, error_scale * spread)  # identity map
+    # before the first observation the map is the identity, and the new task's level and spread
+    # are unknown: those of a prior task drawn at random (by hand, from the warped prior)
+    posterior = engine.posterior()
+    flat = engine.surrogate.transform.warp(prior.curves).reshape(4, -1)
+    levels, spreads = flat.mean(axis=1), flat.std(axis=1) / flat.std(axis=1).mean()
+    shift = posterior.mean[..., None] - levels.mean()
+    expected = np.sqrt(np.mean((levels - levels.mean() + (spreads - 1) * shift) ** 2, axis=-1)
+                       * 5 / 3 + np.mean(spreads ** 2) * (error_scale * spread) ** 2)
+    np.testing.assert_allclose(posterior.std, expected, rtol=1e-10)
+    assert (posterior.std > error_scale * spread).all()
     queries = _run_queries(engine, target_curves, 6)
     engine.condition()
     counts = np.bincount([c for c, _ in queries], minlength=100)
     corrected = np.flatnonzero(counts >= 2)  # two epochs or more (residual_min_epochs)
     others = np.flatnonzero(counts < 2)  # one epoch: not corrected
     assert len(corrected) >= 1 and (counts[others] == 1).any()
-    scale = abs(engine.surrogate.transform.target.scale)
+    target = engine.surrogate.transform.target
+    scale = abs(target.scale)
     assert scale != pytest.approx(1.0)
-    std = engine.posterior().std
-    np.testing.assert_allclose(std[others], scale * error_scale * spread[others])
-    assert (std[corrected] < scale * error_scale * spread[corrected]).all()  # residuals narrow it
+    posterior = engine.posterior()
+    std = posterior.std
+    # the spread on the new task's scale, and the fitted map's own uncertainty at the mean
+    model_mean = (posterior.mean - target.offset) / target.scale
+    transfer_std = np.sqrt((scale * error_scale * spread) ** 2 + target.map_variance(model_mean))
+    assert target.level_variance > 0 and target.scale_variance > 0
+    np.testing.assert_allclose(std[others], transfer_std[others])
+    assert (std[corrected] < np.sqrt((scale * error_scale * spread[corrected]) ** 2
+                                     + target.map_variance(model_mean[corrected]))).all()
     engine.fit_offline()  # the GP, conditioned on the same observations, for comparison
     gp = ResidualCorrected(GPCurveModel(engine.surrogate), engine.surrogate, 2)
     gp.condition(engine.evidence())

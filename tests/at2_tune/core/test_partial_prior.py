@@ -206,9 +206,10 @@ def test_conditioned_engine_on_a_partial_prior_corrects_observed_curves_by_hand(
     deviation = spread_over_tasks(prior.curves, prior.observed)
     spread = np.where(np.isnan(deviation), pooled_spread(prior.curves, prior.observed), deviation)
     transfer_mean = transform.mean_from_model(copula)  # NaN at config 29 after epoch 4
-    transfer_std = abs(transform.target.scale) \
-        * spread_error_scale(prior.curves, prior.observed) * spread
-    untouched = [c for c in range(30) if c not in (3, 12)]
+    transfer_std = np.sqrt((abs(transform.target.scale)
+                            * spread_error_scale(prior.curves, prior.observed) * spread) ** 2
+                           + transform.target.map_variance(copula))
+    untouched = [c for c in range(29) if c not in (3, 12)]  # 29's guessed cells add the GP's
     np.testing.assert_allclose(posterior.std[untouched], transfer_std[untouched], rtol=1e-12)
     np.testing.assert_allclose(posterior.mean[7], transfer_mean[7], rtol=0, atol=1e-12)
     # the residual GP of each corrected curve: signal = the fixed epoch correlation, noise =
@@ -323,12 +324,26 @@ def test_the_prior_spread_is_the_cells_own_where_two_tasks_observed_it_else_the_
     posterior = conditioned.posterior()
     transform = conditioned.surrogate.transform
     deviation, error_scale, pooled = conditioned.posterior_source.base.spread
-    scale = abs(transform.target.scale) * error_scale
-    # config 29 after epoch 4: no task observed it, the epoch's pooled spread
-    np.testing.assert_allclose(posterior.std[29, 4:], scale * pooled[4:], rtol=1e-12)
-    # (config 0, epoch 5): tasks 1 and 2 observed it
+    target = transform.target
+    scale = abs(target.scale)
+    mapped = target.map_variance((posterior.mean - target.offset) / target.scale)  # (30, E)
+    # config 29 after epoch 4: no task observed it, the epoch's pooled spread and the GP's
+    # uncertainty of its guess there
+    encodings = conditioned.evidence().encodings
+    guess = conditioned.surrogate.prior_task_variance(encodings[29:30])[0]
+    np.testing.assert_allclose(
+        posterior.std[29, 4:],
+        np.sqrt(scale ** 2 * ((error_scale * pooled[4:]) ** 2 + guess[4:]) + mapped[29, 4:]),
+        rtol=1e-12)
+    assert (guess[4:] > 0).all()
+    # config 29 up to epoch 4 and (config 0, epoch 5): tasks observed them, their spread alone
+    spread = np.where(np.isnan(deviation[29, :4]), pooled[:4], deviation[29, :4])
+    np.testing.assert_allclose(posterior.std[29, :4],
+                               np.sqrt((scale * error_scale * spread) ** 2 + mapped[29, :4]),
+                               rtol=1e-12)
     assert np.isfinite(deviation[0, 4])
-    assert posterior.std[0, 4] == pytest.approx(scale * deviation[0, 4], rel=1e-12)
+    assert posterior.std[0, 4] == pytest.approx(
+        np.sqrt((scale * error_scale * deviation[0, 4]) ** 2 + mapped[0, 4]), rel=1e-12)
 
 
 def test_prior_task_means_are_the_gps_posterior_means_at_the_prior_tasks(conditioned):
@@ -343,6 +358,27 @@ def test_prior_task_means_are_the_gps_posterior_means_at_the_prior_tasks(conditi
         with torch.no_grad():
             expected = surrogate.model(rows).mean.reshape(4, N_EPOCHS).numpy()
         np.testing.assert_allclose(per_task[task], expected, rtol=1e-9, atol=1e-9)
+
+
+def test_prior_task_variance_is_the_gps_predictive_variance_averaged_over_the_prior_tasks(
+        conditioned):
+    surrogate = conditioned.surrogate
+    encodings = conditioned.evidence().encodings[25:29]
+    variance = surrogate.prior_task_variance(encodings)
+    assert variance.shape == (4, N_EPOCHS)
+    epochs = torch.arange(1, N_EPOCHS + 1, dtype=torch.float64).repeat(4)
+    surrogate.model.eval()
+    surrogate.likelihood.eval()
+    expected = np.zeros((4, N_EPOCHS))
+    for task in range(surrogate.prior.n_tasks):  # GPyTorch's predictive variance, task by task
+        rows = surrogate.rows(encodings.repeat_interleave(N_EPOCHS, 0), task, epochs)
+        with torch.no_grad():
+            predictive = surrogate.likelihood(surrogate.model(rows))
+        expected += predictive.variance.reshape(4, N_EPOCHS).numpy() / surrogate.prior.n_tasks
+    # GPyTorch adds its 1e-6 jitter to the predictive variance
+    np.testing.assert_allclose(variance, expected, rtol=1e-7, atol=1.5e-6)
+    noise = float(surrogate.likelihood.noise)
+    assert (variance > noise).all()  # the latent curves are uncertain too
 
 
 def test_cached_partial_prior_summary_equals_the_exact_update_over_observed_rows(conditioned):

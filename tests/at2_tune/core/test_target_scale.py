@@ -29,3 +29,23 @@ def test_mapping_round_trip():
     values = np.array([0.8, 0.9, 1.0])
     np.testing.assert_allclose(scale.mean_from_model(scale.to_model(values)), values)
     np.testing.assert_allclose(scale.std_from_model(np.ones(3)), 0.2)
+
+
+def test_the_maps_uncertainty_is_a_bayesian_linear_fits_by_hand():
+    reference = np.array([0.2, 0.4, 0.6])
+    values = np.array([0.5, 0.8, 0.9])
+    fitted = fit_affine_scale(values, reference, reference_variance=0.05)
+    # shrinkage: Sxy = 0.08, Sxx = 0.08, two pseudo-observations of variance 0.05
+    scale = (0.08 + 0.1) / (0.08 + 0.1)
+    assert fitted.scale == pytest.approx(scale)
+    residuals = (values - values.mean()) - scale * (reference - 0.4)
+    noise = (residuals @ residuals + 0.1 * scale ** 2) / (3 + 2)
+    assert fitted.centre == pytest.approx(0.4)
+    assert fitted.level_variance == pytest.approx(noise / 3)
+    assert fitted.scale_variance == pytest.approx(noise / (0.08 + 0.1))
+    far, near = fitted.map_variance(np.array([1.4, 0.4]))
+    assert near == pytest.approx(noise / 3) and far == pytest.approx(noise / 3 + noise / 0.18)
+    # ten times the observations of the same relation: a surer map
+    many = fit_affine_scale(np.tile(values, 10), np.tile(reference, 10), 0.05)
+    assert many.map_variance(1.4) < 0.2 * fitted.map_variance(1.4)
+    assert AffineScale().map_variance(np.array([3.0])) == 0.0  # the identity knows nothing

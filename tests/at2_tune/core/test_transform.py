@@ -90,3 +90,30 @@ def test_standardize_with_unmatched_prior_puts_the_new_task_on_the_priors_level_
     model = transform.target_to_model(values)
     assert model.mean() == pytest.approx(observed.mean())
     assert model.std() == pytest.approx(observed.std())
+
+
+def test_predictive_std_holds_the_unknown_level_until_the_map_is_fitted():
+    """Two prior tasks of levels 0.55 and 0.75 and spreads 0.2 and 0.1 (no warp): before the new
+    task's first matched value, a model value ``f`` is task a's ``0.55 + 4/3 (f - 0.65)`` or task
+    b's ``0.75 + 2/3 (f - 0.65)`` with equal chances; the spread of two draws, 3 times their mean
+    square for a new one."""
+    curves = np.array([[[0.35, 0.75]], [[0.65, 0.85]]])
+    transform = OutputTransform(PriorData(("a", "b"), ({"x": 0.0},), curves),
+                                standardize_prior=True, scale_target=True, warp="none")
+    mean, std = np.array([0.65, 0.95]), np.array([0.1, 0.0])
+    a = 0.55 + 4 / 3 * (mean - 0.65)
+    b = 0.75 + 2 / 3 * (mean - 0.65)
+    by_hand = np.sqrt(3 * ((a - b) / 2) ** 2 + (16 / 9 + 4 / 9) / 2 * std ** 2)
+    assert not transform.target_known
+    np.testing.assert_allclose(transform.predictive_std(mean, std), by_hand, rtol=1e-12,
+                               atol=1e-15)
+    assert by_hand[1] == pytest.approx(0.0)  # at f = 0.95 both tasks map to 0.95
+    transform.fit_target(np.array([0]), np.array([1]), np.array([0.6]))
+    assert transform.target_known
+    # one matched value at reference r: scale 1, residual variance 2 v / 3 (two pseudo-residuals
+    # of the prior's variance v), level variance 2 v / 3, scale variance (2 v / 3) / (2 v)
+    v = float(np.nanvar(transform.prior.curves))
+    r = float(transform.prior.curves[:, 0, 0].mean())
+    assert transform.target.scale == pytest.approx(1.0)
+    np.testing.assert_allclose(transform.predictive_std(mean, std),
+                               np.sqrt(std ** 2 + 2 * v / 3 + (mean - r) ** 2 / 3), rtol=1e-12)
