@@ -16,7 +16,11 @@ The multi-task GP enters only where the prior tasks are silent:
   prior tasks' posterior variance at the configuration and the observation noise). Without it
   the 90% intervals of such configurations covered 12-48% of their true best values on
   8-history priors (issue 38, docs/benchmarks.md);
-* with a single prior task there is no spread to measure: the std is the GP's.
+* with a single prior task, or where no cell was observed by two (disjoint histories), there is
+  no spread to measure: the std is the GP's.
+
+Every std then carries the uncertainty of the map onto the new task's scale
+(``OutputTransform.predictive_std``).
 
 So with the full HyperRec or LCBench grid as prior and its configurations as candidates the GP
 is neither fitted nor conditioned (:meth:`TransferPosterior.needs_gp` is False).
@@ -141,7 +145,9 @@ class TransferPosterior(_Conditioned):
         spread[rows] = np.where(np.isnan(deviation[grid_cells]), spread[rows],
                                 deviation[grid_cells])
         transform = self.transform
-        widened = transform.predictive_std(
-            average, np.hypot(error_scale * spread, np.sqrt(imputation_variance)))
-        std = np.where(np.isnan(widened), base.std, widened)  # 1 prior task: the GP's
+        model_std = np.hypot(error_scale * spread, np.sqrt(imputation_variance))
+        # no spread to measure (1 prior task, or no cell observed by two): the GP's own std
+        model_std = np.where(np.isnan(model_std), base.std / abs(transform.target.scale),
+                             model_std)
+        std = transform.predictive_std(average, model_std)
         return CurvePosterior(transform.mean_from_model(average), std)

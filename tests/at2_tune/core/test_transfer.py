@@ -82,3 +82,31 @@ def test_the_prior_tasks_spread_alone_is_overconfident_there(scored):
     _, z = scored
     assert np.mean(np.abs(z) <= Z90) < 0.4
     assert np.median(np.abs(z)) > 3.0
+
+
+def test_where_no_cell_has_two_tasks_the_std_is_the_gps_with_the_maps_uncertainty():
+    """Disjoint priors (two tasks that trained different configurations) measure no spread: the
+    std of an unobserved candidate is the GP's own, carrying the fitted map's uncertainty."""
+    configs = synthetic.toy_configs(40, seed=2)
+    curves = np.stack([_curves(configs, lr, seed=t) for t, lr in enumerate((8e-3, 1.2e-2))])
+    curves[0, 20:] = np.nan
+    curves[1, :20] = np.nan
+    prior = PriorData(("a", "b"), tuple(configs), curves, "disjoint")
+    target = _curves(configs, 1e-2, seed=93)
+    engine = AT2Engine(synthetic.TOY_SPACE, prior, SETTINGS, seed=0)
+    for candidate, epoch in ((0, 1), (0, 2), (25, 1), (25, 2)):
+        engine.observe(candidate, epoch, float(target[candidate, epoch - 1]))
+    engine.condition()
+    engine.posterior_source.condition(engine.evidence())
+    posterior = engine.posterior()
+    transfer = engine.posterior_source.base
+    assert np.isnan(transfer.spread[0]).all() and not (transfer.spread[2] > 0).any()
+    gp = transfer.gp.posterior()
+    target_map = engine.surrogate.transform.target
+    assert target_map.level_variance > 0
+    model_mean = target_map.to_model(posterior.mean)
+    unobserved = [c for c in range(40) if c not in (0, 25)]  # no residual correction
+    np.testing.assert_allclose(
+        posterior.std[unobserved],
+        np.sqrt(gp.std[unobserved] ** 2 + target_map.map_variance(model_mean[unobserved])),
+        rtol=1e-9)
