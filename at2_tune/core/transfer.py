@@ -17,7 +17,8 @@ The multi-task GP enters only where the prior tasks are silent:
   the 90% intervals of such configurations covered 12-48% of their true best values on
   8-history priors (issue 38, docs/benchmarks.md);
 * with a single prior task, or where no cell was observed by two (disjoint histories), there is
-  no spread to measure: the std is the GP's.
+  no spread to measure: the std is the GP's, its std of the new task and its predictive
+  variance of the prior tasks' curves together.
 
 Every std then carries the uncertainty of the map onto the new task's scale
 (``OutputTransform.predictive_std``).
@@ -116,6 +117,24 @@ class TransferPosterior(_Conditioned):
             imputing = None  # the GP is not fitted: nothing the prior missed is imputed
         self._posterior = self._transfer(base, evidence.cells, imputing)
 
+    def _unmeasured_std(self, base: CurvePosterior, unmeasured: np.ndarray,
+                        evidence: Evidence | None) -> np.ndarray:
+        """``(n, E)`` model-scale std where the prior measured no spread: the GP's std of the
+        new task, and (when the GP was conditioned) its predictive variance of the prior tasks'
+        curves, whose average the mean is (``AT2Surrogate.prior_task_variance``).
+
+        The GP's new-task std alone narrowed as the new task's observations arrived, faster than
+        its mean improved: with 8 disjoint histories the 90% intervals of the untrained
+        configurations covered 0.27-0.39 of their best values after 10-25 observations on
+        HyperRec, 0.61-0.62 on LCBench (0.67-0.78 and 0.89-0.96 with it, docs/benchmarks.md)."""
+        model_std = base.std / abs(self.transform.target.scale)
+        if evidence is None:
+            return model_std
+        rows = np.flatnonzero(unmeasured.any(axis=1))
+        variance = np.zeros(unmeasured.shape)
+        variance[rows] = self.gp.prior_task_variance(evidence.encodings[rows])
+        return np.hypot(model_std, np.sqrt(variance))
+
     def _transfer(self, base: CurvePosterior, cells: Sequence[int | None],
                   evidence: Evidence | None) -> CurvePosterior:
         """``base`` (the GP's posterior, or an uninformed one) with every mean replaced by the
@@ -146,8 +165,8 @@ class TransferPosterior(_Conditioned):
                                 deviation[grid_cells])
         transform = self.transform
         model_std = np.hypot(error_scale * spread, np.sqrt(imputation_variance))
-        # no spread to measure (1 prior task, or no cell observed by two): the GP's own std
-        model_std = np.where(np.isnan(model_std), base.std / abs(transform.target.scale),
-                             model_std)
+        unmeasured = np.isnan(model_std)  # 1 prior task, or no cell observed by two
+        if unmeasured.any():
+            model_std[unmeasured] = self._unmeasured_std(base, unmeasured, evidence)[unmeasured]
         std = transform.predictive_std(average, model_std)
         return CurvePosterior(transform.mean_from_model(average), std)

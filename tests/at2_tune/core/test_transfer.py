@@ -86,7 +86,8 @@ def test_the_prior_tasks_spread_alone_is_overconfident_there(scored):
 
 def test_where_no_cell_has_two_tasks_the_std_is_the_gps_with_the_maps_uncertainty():
     """Disjoint priors (two tasks that trained different configurations) measure no spread: the
-    std of an unobserved candidate is the GP's own, carrying the fitted map's uncertainty."""
+    std of an unobserved candidate is the GP's (its std of the new task and its predictive
+    variance of the prior tasks' curves), carrying the fitted map's uncertainty."""
     configs = synthetic.toy_configs(40, seed=2)
     curves = np.stack([_curves(configs, lr, seed=t) for t, lr in enumerate((8e-3, 1.2e-2))])
     curves[0, 20:] = np.nan
@@ -106,7 +107,11 @@ def test_where_no_cell_has_two_tasks_the_std_is_the_gps_with_the_maps_uncertaint
     assert target_map.level_variance > 0
     model_mean = target_map.to_model(posterior.mean)
     unobserved = [c for c in range(40) if c not in (0, 25)]  # no residual correction
+    guess = engine.surrogate.prior_task_variance(engine.evidence().encodings)
+    scale = abs(target_map.scale)
     np.testing.assert_allclose(
         posterior.std[unobserved],
-        np.sqrt(gp.std[unobserved] ** 2 + target_map.map_variance(model_mean[unobserved])),
-        rtol=1e-9)
+        np.sqrt(gp.std[unobserved] ** 2 + scale ** 2 * guess[unobserved]
+                + target_map.map_variance(model_mean[unobserved])), rtol=1e-9)
+    assert (posterior.std[unobserved] > np.sqrt(
+        gp.std[unobserved] ** 2 + target_map.map_variance(model_mean[unobserved]))).all()
