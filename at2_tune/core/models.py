@@ -118,10 +118,11 @@ class GPCurveModel(_Conditioned):
         ``(n, d)`` (on the model's scale)."""
         return self.surrogate.prior_task_means(encodings)
 
-    def prior_task_variance(self, encodings: torch.Tensor) -> np.ndarray:
-        """``(n, E)`` the variance of a prior task's observed value around
+    def prior_task_variance(self, encodings: torch.Tensor,
+                            rows: np.ndarray | None = None) -> np.ndarray:
+        """``(n, E)`` (``(len(rows), E)``) the variance of a prior task's observed value around
         :meth:`prior_task_means` (``AT2Surrogate.prior_task_variance``, the model's scale)."""
-        return self.surrogate.prior_task_variance(encodings)
+        return self.surrogate.prior_task_variance(encodings, rows)
 
 
 class ResidualCorrected(_Conditioned):

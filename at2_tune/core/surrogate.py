@@ -284,13 +284,7 @@ class AT2Surrogate:
         tasks = inducing[:, self.layout.task_column].round().long()
         correlation = self.model.task_kernel.task_covariance()[self.target_task, tasks]
         cross = shared * correlation[None, :]  # (n E, M)
-        chol_uu = inducing_cholesky(self.model)
-        distribution = strategy._variational_distribution
-        inverse_chol = torch.linalg.solve_triangular(chol_uu, torch.eye(chol_uu.shape[0], dtype=DTYPE),
-                                                     upper=False)
-        weights = inverse_chol.T @ distribution.variational_mean  # K_uu^{-1/2}^T m
-        root = distribution.chol_variational_covar.T @ inverse_chol  # S^{1/2}^T L^{-1}
-        correction = root.T @ root - inverse_chol.T @ inverse_chol
+        weights, correction = self._whitened_posterior()
         mean = self.model.mean_module.constants[self.target_task] + cross @ weights
         variance = prior_variance + ((cross @ correction) * cross).sum(dim=1)
         shape = (n, self.n_epochs)
@@ -323,10 +317,24 @@ class AT2Surrogate:
             shared @ (correlation.T * weights[:, None])  # (n E, T)
         return means.T.reshape(n_tasks, encodings.shape[0], self.n_epochs).numpy()
 
+    def _whitened_posterior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(M,)`` ``K_uu^{-1/2}^T m`` and ``(M, M)`` ``K_uu^{-1/2}^T (S - I) K_uu^{-1/2}``: what
+        q(u) adds to a prior mean and covariance, for cross-covariances ``k`` with the inducing
+        points (``mean += k @ weights``, ``variance += k^T correction k``)."""
+        chol_uu = inducing_cholesky(self.model)
+        distribution = self.model.variational_strategy._variational_distribution
+        inverse_chol = torch.linalg.solve_triangular(chol_uu, torch.eye(chol_uu.shape[0],
+                                                                        dtype=DTYPE), upper=False)
+        weights = inverse_chol.T @ distribution.variational_mean  # K_uu^{-1/2}^T m
+        root = distribution.chol_variational_covar.T @ inverse_chol  # S^{1/2}^T L^{-1}
+        return weights, root.T @ root - inverse_chol.T @ inverse_chol
+
     @torch.no_grad()
-    def prior_task_variance(self, encodings: torch.Tensor) -> np.ndarray:
+    def prior_task_variance(self, encodings: torch.Tensor,
+                            rows: np.ndarray | None = None) -> np.ndarray:
         """``(n, n_epochs)``: how far an observed value of a prior task at configurations ``(n,
-        d)`` may lie from :meth:`prior_task_means`, on the model's scale: the GP's posterior
+        d)`` (only those of ``rows``, indices into ``encodings``, when given: ``(len(rows),
+        n_epochs)``) may lie from :meth:`prior_task_means`, on the model's scale: the GP's posterior
         variance of each prior task's latent curve there, averaged over the prior tasks, plus the
         likelihood's noise (an observed value is noisy, a latent curve is not).
 
@@ -341,21 +349,21 @@ class AT2Surrogate:
         n_tasks = self.target_task
         if not n_tasks:
             raise ValueError("prior_task_variance needs prior tasks")
-        shared, prior_variance = self._candidate_kernel(encodings)
-        strategy = self.model.variational_strategy
-        tasks = strategy.inducing_points[:, self.layout.task_column].round().long()
+        shared, prior_variance = self._candidate_kernel(encodings)  # cached for all of them
+        if rows is not None:
+            cells = (torch.as_tensor(rows, dtype=torch.long)[:, None] * self.n_epochs
+                     + torch.arange(self.n_epochs)).reshape(-1)
+            shared, prior_variance = shared[cells], prior_variance[cells]
+        tasks = self.model.variational_strategy.inducing_points[
+            :, self.layout.task_column].round().long()
         covariance = self.model.task_kernel.task_covariance()
         correlation = covariance[:n_tasks][:, tasks]  # (T, M)
-        chol_uu = inducing_cholesky(self.model)
-        inverse_chol = torch.linalg.solve_triangular(chol_uu, torch.eye(chol_uu.shape[0],
-                                                                        dtype=DTYPE), upper=False)
-        root = strategy._variational_distribution.chol_variational_covar.T @ inverse_chol
-        correction = root.T @ root - inverse_chol.T @ inverse_chol  # (M, M)
+        _, correction = self._whitened_posterior()
         weighted = correction * (correlation.T @ correlation) / n_tasks
         latent = prior_variance * covariance.diagonal()[:n_tasks].mean() + \
             ((shared @ weighted) * shared).sum(dim=1)
         variance = latent.clamp_min(0.0) + self.likelihood.noise.reshape(())
-        return variance.reshape(encodings.shape[0], self.n_epochs).numpy()
+        return variance.reshape(-1, self.n_epochs).numpy()
 
     def _candidate_kernel(self, encodings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``B_*`` ``(n E, M)`` and the prior variances ``(n E,)`` of every epoch of ``encodings``."""

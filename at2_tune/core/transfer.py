@@ -117,24 +117,6 @@ class TransferPosterior(_Conditioned):
             imputing = None  # the GP is not fitted: nothing the prior missed is imputed
         self._posterior = self._transfer(base, evidence.cells, imputing)
 
-    def _unmeasured_std(self, base: CurvePosterior, unmeasured: np.ndarray,
-                        evidence: Evidence | None) -> np.ndarray:
-        """``(n, E)`` model-scale std where the prior measured no spread: the GP's std of the
-        new task, and (when the GP was conditioned) its predictive variance of the prior tasks'
-        curves, whose average the mean is (``AT2Surrogate.prior_task_variance``).
-
-        The GP's new-task std alone narrowed as the new task's observations arrived, faster than
-        its mean improved: with 8 disjoint histories the 90% intervals of the untrained
-        configurations covered 0.27-0.39 of their best values after 10-25 observations on
-        HyperRec, 0.61-0.62 on LCBench (0.67-0.78 and 0.89-0.96 with it, docs/benchmarks.md)."""
-        model_std = base.std / abs(self.transform.target.scale)
-        if evidence is None:
-            return model_std
-        rows = np.flatnonzero(unmeasured.any(axis=1))
-        variance = np.zeros(unmeasured.shape)
-        variance[rows] = self.gp.prior_task_variance(evidence.encodings[rows])
-        return np.hypot(model_std, np.sqrt(variance))
-
     def _transfer(self, base: CurvePosterior, cells: Sequence[int | None],
                   evidence: Evidence | None) -> CurvePosterior:
         """``base`` (the GP's posterior, or an uninformed one) with every mean replaced by the
@@ -150,23 +132,41 @@ class TransferPosterior(_Conditioned):
             grid_average, count = self.grid_average
             average[rows] = np.where(count[grid_cells] > 0, grid_average[grid_cells], np.nan)
         unobserved = np.isnan(average)
-        imputation_variance = np.zeros((n_candidates, n_epochs))
         if unobserved.any() and evidence is not None:
             per_task = self.gp.prior_task_means(evidence.encodings)  # (T, n, E)
             imputed = copula_imputed_average(per_task, self.prior.curves, self.prior.observed)
             average = np.where(unobserved, imputed, average)
-            guessed = np.flatnonzero(unobserved.any(axis=1))
-            imputation_variance[guessed] = np.where(
-                unobserved[guessed], self.gp.prior_task_variance(evidence.encodings[guessed]), 0.0)
         deviation, error_scale, pooled = self.spread
         spread = np.broadcast_to(np.where(pooled > 0, pooled, np.nan),
                                  (n_candidates, n_epochs)).copy()
         spread[rows] = np.where(np.isnan(deviation[grid_cells]), spread[rows],
                                 deviation[grid_cells])
+        unmeasured = np.isnan(spread)  # 1 prior task, or no cell observed by two
         transform = self.transform
-        model_std = np.hypot(error_scale * spread, np.sqrt(imputation_variance))
-        unmeasured = np.isnan(model_std)  # 1 prior task, or no cell observed by two
-        if unmeasured.any():
-            model_std[unmeasured] = self._unmeasured_std(base, unmeasured, evidence)[unmeasured]
+        # where the prior measured no spread: the GP's std of the new task
+        model_std = np.where(unmeasured, base.std / abs(transform.target.scale),
+                             error_scale * spread)
+        if evidence is not None:  # the GP is conditioned: add its uncertainty of the prior tasks
+            guess = self._prior_task_variance(evidence, unobserved | unmeasured)
+            imputed_variance = np.where(unobserved, guess, 0.0)  # the guess across configurations
+            model_std = np.where(unmeasured, np.hypot(model_std, np.sqrt(guess)),
+                                 np.hypot(model_std, np.sqrt(imputed_variance)))
         std = transform.predictive_std(average, model_std)
         return CurvePosterior(transform.mean_from_model(average), std)
+
+    def _prior_task_variance(self, evidence: Evidence, needed: np.ndarray) -> np.ndarray:
+        """``(n, E)`` the GP's predictive variance of the prior tasks' curves
+        (``AT2Surrogate.prior_task_variance``) on the candidates with a ``needed`` cell, 0
+        elsewhere: one call, on the candidates' cached kernel.
+
+        Where the prior tasks did not train a cell it is the uncertainty of the guess; where
+        they measured no spread, it joins the GP's new-task std, which alone narrowed as the new
+        task's observations arrived, faster than its mean improved (with 8 disjoint histories
+        the 90% intervals of the untrained configurations covered 0.27-0.39 of their best
+        values after 10-25 observations on HyperRec, 0.61-0.62 on LCBench; 0.67-0.78 and
+        0.89-0.96 with it, docs/benchmarks.md)."""
+        variance = np.zeros(needed.shape)
+        rows = np.flatnonzero(needed.any(axis=1))
+        if rows.size:
+            variance[rows] = self.gp.prior_task_variance(evidence.encodings, rows)
+        return variance
