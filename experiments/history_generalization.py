@@ -278,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
              "boosting Spearman | model - kNN log-lik, paired | model - boosting log-lik, "
              "paired |",
              "|" + " --- |" * 14]
-    for protocol in sorted({r["protocol"] for r in results},
-                           key=lambda p: int(p.split("-")[1]) if "-" in p else 0):
+    protocols = sorted({r["protocol"] for r in results},
+                       key=lambda p: int(p.split("-")[1]) if "-" in p else 0)  # histories-N, loo
+    for protocol in protocols:
         rows = [r for r in results if r["protocol"] == protocol and r["untrained"]]
         if not rows:
             lines.append(f"| {protocol} | - | 0 | every configuration trained by some history "
@@ -302,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
               "(0 = best) of the favourite and of that configuration:", "",
               "| prior | cases | largest probability | cases above 0.5 / 0.9 | favourite's rank | "
               "its rank | it beats the favourite |", "|" + " --- |" * 7]
-    for protocol in sorted({r["protocol"] for r in results},
-                           key=lambda p: int(p.split("-")[1]) if "-" in p else 0):
+    for protocol in protocols:
         slots = [r["slot"] for r in results if r["protocol"] == protocol and "slot" in r]
         if slots:
             chance = np.array([x["p_max"] for x in slots])
