@@ -163,11 +163,15 @@ class PriorData:
         """
         if self.n_tasks == 0:
             return self
-        flat = self.curves.reshape(self.n_tasks, -1)
-        mean = np.nanmean(flat, axis=1)[:, None, None]
-        spread = np.maximum(np.nanstd(flat, axis=1), 1e-12)[:, None, None]
+        mean, spread = (value[:, None, None] for value in self.task_levels())
         curves = (self.curves - mean) / spread * spread.mean() + mean.mean()
         return PriorData(self.tasks, self.configs, curves, f"{self.source} (standardized)")
+
+    def task_levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(T,)`` each task's mean and ``(T,)`` its spread (at least 1e-12) over its observed
+        cells: what :meth:`standardized` takes away."""
+        flat = self.curves.reshape(self.n_tasks, -1)
+        return np.nanmean(flat, axis=1), np.maximum(np.nanstd(flat, axis=1), 1e-12)
 
     def fingerprint(self) -> str:
         """A hash of tasks, configs and curves (keys the cache of offline fits)."""

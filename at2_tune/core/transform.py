@@ -82,9 +82,10 @@ class OutputTransform:
         self.target_known = False
         """Whether :attr:`target` was fitted on the new task's values (matched cells, or under
         ``"standardize"`` its own mean and spread); before, it is the identity."""
-        self.levels = _task_levels(warped) if standardize_prior and prior.n_tasks >= 2 else None
-        """``(T,)`` levels and ``(T,)`` relative spreads of the prior tasks before the
-        standardization (:func:`_task_levels`), for :meth:`predictive_std`."""
+        self.levels = _relative_levels(warped) if standardize_prior and prior.n_tasks >= 2 \
+            else None
+        """``(T,)`` levels and ``(T,)`` spreads relative to their mean, of the prior tasks
+        before the standardization (``PriorData.task_levels``), for :meth:`predictive_std`."""
 
     def warp(self, values: np.ndarray, what: str = "observed") -> np.ndarray:
         """Step 1 on ``values`` (any shape); NaN (an unobserved prior cell) stays NaN."""
@@ -179,9 +180,7 @@ class OutputTransform:
         return np.sqrt(variance)
 
 
-def _task_levels(prior: PriorData) -> tuple[np.ndarray, np.ndarray]:
-    """``(T,)`` each task's mean over its observed cells and ``(T,)`` its spread relative to
-    the tasks' average spread: what :meth:`PriorData.standardized` takes away."""
-    flat = prior.curves.reshape(prior.n_tasks, -1)
-    spreads = np.maximum(np.nanstd(flat, axis=1), 1e-12)
-    return np.nanmean(flat, axis=1), spreads / spreads.mean()
+def _relative_levels(prior: PriorData) -> tuple[np.ndarray, np.ndarray]:
+    """The prior tasks' levels, and their spreads divided by the tasks' average spread."""
+    levels, spreads = prior.task_levels()
+    return levels, spreads / spreads.mean()
