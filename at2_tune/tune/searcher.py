@@ -316,6 +316,9 @@ class AT2Searcher(Searcher):
             self._held_checkpoint = (trial_id, epoch, where)
             return where
         if why_not is not None:
+            held = self._held_checkpoint
+            if held is not None and held[:2] == (trial_id, epoch):
+                self._held_checkpoint = None  # Ray deleted it since: never name it again
             if (trial_id, epoch) not in self._missing_checkpoints:
                 self._missing_checkpoints.add((trial_id, epoch))
                 log.warning(why_not)

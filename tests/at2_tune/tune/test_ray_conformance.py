@@ -193,8 +193,8 @@ def overfitting_trainable(config):
                         checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def _overfitting_run(fast_settings, tmp_path, checkpoint_config):
-    searcher = _searcher(fast_settings, budget_epochs=10, max_epochs=5)
+def _overfitting_run(fast_settings, tmp_path, checkpoint_config, budget=10, **searcher_kwargs):
+    searcher = _searcher(fast_settings, budget_epochs=budget, max_epochs=5, **searcher_kwargs)
     results = tune.Tuner(
         overfitting_trainable, param_space={**SPACE, "train_epochs": 5},
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=AT2Scheduler(searcher),
@@ -202,7 +202,7 @@ def _overfitting_run(fast_settings, tmp_path, checkpoint_config):
                                     max_concurrent_trials=2, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="overfit", verbose=0,
                                   checkpoint_config=checkpoint_config)).fit()
-    assert results.num_errors == 0 and searcher.coordinator.epochs_spent == 10
+    assert results.num_errors == 0 and searcher.coordinator.epochs_spent == budget
     return searcher, results
 
 
@@ -235,14 +235,37 @@ def test_the_recommendation_names_the_checkpoint_that_holds_the_recommended_mode
 def test_a_recommended_model_whose_checkpoint_ray_deleted_is_named_with_the_fix(
         fast_settings, tmp_path, caplog):
     latest_only = tune.CheckpointConfig(num_to_keep=1)  # the best epoch's is deleted later
+    one = [{"lr": 0.01, "width": 32, "train_epochs": 5}]  # trained past its best epoch, 3
     with caplog.at_level("WARNING", logger="at2_tune.tune.searcher"):
-        searcher, _ = _overfitting_run(fast_settings, tmp_path, latest_only)
+        searcher, _ = _overfitting_run(fast_settings, tmp_path, latest_only, budget=5,
+                                       candidates=one)
         recommendation = searcher.recommendation()
     assert recommendation["epoch"] == 3 and recommendation["checkpoint"] is None
     warnings = [r.getMessage() for r in caplog.records if "has no checkpoint" in r.getMessage()]
     assert len(warnings) == 1  # once, however often the experiment is saved
     assert f"trial {recommendation['trial_id']} at epoch 3" in warnings[0]
     assert "checkpoint_score_attribute='loss', checkpoint_score_order='min'" in warnings[0]
+
+
+def test_a_checkpoint_ray_deleted_after_it_was_found_is_not_named_again():
+    """The held model's checkpoint existed when the searcher last found it (and saved its
+    state), then Ray deleted it (an epoch tied with it was kept instead): the searcher, and a
+    searcher restored from its state, name none instead of the deleted path."""
+
+    class Scheduler:
+        answers = [("/exp/trial/checkpoint_000000", None), (None, "deleted by Ray")]
+
+        def checkpoint_of(self, trial_id, epoch):
+            return self.answers.pop(0)
+
+    searcher = AT2Searcher()
+    searcher._scheduler = Scheduler()
+    assert searcher._checkpoint_of("t1", 1) == "/exp/trial/checkpoint_000000"
+    assert searcher._held_checkpoint == ("t1", 1, "/exp/trial/checkpoint_000000")
+    assert searcher._checkpoint_of("t1", 1) is None
+    assert searcher._held_checkpoint is None  # so a restored searcher names none either
+    searcher._scheduler = None
+    assert searcher._checkpoint_of("t1", 1) is None
 
 
 def test_a_class_trainable_keeps_its_recommended_model_with_the_checkpoint_config_named(
