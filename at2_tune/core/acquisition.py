@@ -9,9 +9,11 @@ policies (``at2_tune.core.policies``) order candidates by them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from at2_tune.core.posterior import CurvePosterior
 
@@ -36,15 +38,42 @@ class NextEpochUCB(Acquisition):
 
 
 @dataclass(frozen=True)
-class BestFutureUCB(Acquisition):
-    """The highest UCB over the candidate's remaining epochs: how good it can still get."""
+class ImprovementPerEpoch(Acquisition):
+    """The expected improvement of the best value observed (``incumbent``, on the posterior's
+    scale) per epoch spent, within the epochs left.
 
-    beta: float = 0.25
+    Training a candidate whose next epoch is ``n`` for ``h`` more epochs reaches epoch
+    ``n + h - 1``, for ``1 <= h <= epochs_left`` and up to its last epoch; the score is the
+    highest ``EI(value at that epoch) / h`` over those ``h``. A user keeps the best model
+    trained, so an epoch is worth what it is expected to add to the best value observed, and
+    an improvement the budget cannot reach is worth nothing: with few epochs left, a curve
+    close to the incumbent goes on and a fresh configuration (which needs many epochs to catch
+    up) does not start. Freeze-thaw's choice between continuing a curve and starting a new one
+    (Swersky et al. 2014), with the cost of an improvement counted in epochs and the budget
+    known (as in cost-sensitive freeze-thaw, arXiv 2510.00492)."""
+
+    incumbent: float
+    epochs_left: int
 
     def __call__(self, posterior, candidates, next_epochs):
-        rows = np.asarray(candidates)
-        ucb = posterior.mean[rows] + self.beta * posterior.std[rows]
-        return np.where(posterior.remaining(next_epochs), ucb, -np.inf).max(axis=1)
+        rows, next_epochs = np.asarray(candidates), np.asarray(next_epochs)
+        epochs = np.arange(1, posterior.n_epochs + 1)
+        spent = epochs[None, :] - next_epochs[:, None] + 1  # (k, E) epochs to reach each column
+        reachable = (spent >= 1) & (spent <= self.epochs_left)
+        gain = expected_improvement(posterior.mean[rows], posterior.std[rows], self.incumbent)
+        return np.where(reachable, gain / np.maximum(spent, 1), -np.inf).max(axis=1)
+
+
+def expected_improvement(mean: np.ndarray, std: np.ndarray, incumbent: float) -> np.ndarray:
+    """``E[max(Y - incumbent, 0)]`` for ``Y ~ N(mean, std^2)``, elementwise (where ``std`` is 0:
+    ``max(mean - incumbent, 0)``)."""
+    mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    gap = mean - incumbent
+    scale = np.where(std > 0, std, 1.0)
+    z = gap / scale
+    cdf = torch.special.ndtr(torch.as_tensor(z)).numpy()
+    density = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    return np.where(std > 0, scale * (z * cdf + density), np.maximum(gap, 0.0))
 
 
 def rotation_order(places: np.ndarray, trained: np.ndarray, decay: float) -> np.ndarray:

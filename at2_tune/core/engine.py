@@ -24,7 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from at2_tune.core.models import Evidence, GPCurveModel, ResidualCorrected
+from at2_tune.core.models import (Evidence, GPCurveModel, NewTaskGPModel,
+                                  ResidualCorrected)
 from at2_tune.core.observations import ObservationStore
 from at2_tune.core.planner import Plan
 from at2_tune.core.policies import Query, Situation, queries_in_order, situation_of
@@ -75,18 +76,24 @@ class AT2Engine:
         self._identity = self._compute_identity()
         self.surrogate = AT2Surrogate(space, prior, self.settings.model, self.torch_generator,
                                       self._encoded)
-        self.policy = build_policy(self.settings.policy, prior.n_tasks)
+        self.policy = build_policy(self.settings.policy, prior.n_tasks, seed)
         self.posterior_source = self._posterior_source()
         self._prior_trained: np.ndarray | None = None
         self._stale = True
         self._conditioned_cells: list[int | None] | None = None
 
     def _posterior_source(self):
-        """The model the policy decides on: the transfer posterior or the GP, residual-corrected
-        if the policy asks."""
+        """The model the policy decides on: the transfer posterior, the multi-task GP or the new
+        task's own GP, residual-corrected if the policy asks."""
         gp = GPCurveModel(self.surrogate)
-        model = TransferPosterior(self.surrogate.transform, gp) \
-            if self.policy.decides_on == "transfer" else gp
+        if self.policy.decides_on == "transfer":
+            model = TransferPosterior(self.surrogate.transform, gp)
+        elif self.policy.decides_on == "new_task_gp":
+            model = NewTaskGPModel(self.surrogate, self.space.n_numeric,
+                                   tuple(len(c) for c in self.space.categorical_choices),
+                                   self.n_epochs)
+        else:
+            model = gp
         if self.policy.residual_correction:
             model = ResidualCorrected(model, self.surrogate, self.settings.policy.residual_min_epochs)
         return model
@@ -258,7 +265,13 @@ class AT2Engine:
     def situation(self) -> Situation:
         """What the policy orders: the open candidates, their next epochs, and more."""
         return situation_of(self.observations.next_epochs(self.n_candidates), self.failed,
-                            self.n_epochs, self._trained_by_prior())
+                            self.n_epochs, self._trained_by_prior(), self._best_observed())
+
+    def _best_observed(self) -> float | None:
+        """The best value observed on a candidate that did not fail, warped onto the
+        posterior's scale (``None`` before any)."""
+        values = [o.value for o in self.observations if o.candidate not in self.failed]
+        return float(self.surrogate.transform.warp(max(values))) if values else None
 
     def _trained_by_prior(self) -> np.ndarray:
         """``(n_candidates,)`` bool: candidates some prior task trained. It depends on the prior
@@ -329,7 +342,7 @@ class AT2Engine:
     def _restore_policy(self, saved: dict[str, Any]) -> None:
         """A fresh policy that has observed every observation, with the saved policy state when
         it is this policy's (a ``FitCache`` fit is shared by runs of other policies)."""
-        self.policy = build_policy(self.settings.policy, self.raw_prior.n_tasks)
+        self.policy = build_policy(self.settings.policy, self.raw_prior.n_tasks, self.seed)
         for observation in self.observations:
             self.policy.observe(observation.candidate, observation.epoch, observation.value)
         if saved.get("name") == self.policy.name:

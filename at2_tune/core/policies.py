@@ -19,8 +19,8 @@ budget planner's ``planned`` (``at2_tune.core.planner``):
 * ``leaders``: a weighted round robin over the transfer posterior's ``k`` most promising
   configurations, re-ranked after every observation (``planned`` decides so until it plans);
 * ``paper``: the AT2 paper's UCB of the next epoch on the GP, recommending the best predicted;
-* ``no_prior`` (the default without prior tasks): the highest UCB over the remaining epochs on
-  the GP, residual-corrected.
+* ``no_prior`` (the default without prior tasks): freeze-thaw with the budget known, the
+  expected improvement of the best value observed per epoch on the new task's own GP.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from at2_tune.core.acquisition import (Acquisition, BestFutureUCB, NextEpochUCB,
+from at2_tune.core.acquisition import (Acquisition, ImprovementPerEpoch, NextEpochUCB,
                                        rotation_order)
 from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.settings import PolicySettings
@@ -55,6 +55,8 @@ class Situation:
         eligible: every candidate that did not fail (open or trained to its last epoch).
         trained: ``(n,)`` epochs trained so far per candidate.
         prior_trained: ``(n,)`` bool, candidates some prior task trained.
+        best_observed: the best value observed on a candidate that did not fail, on the
+            posterior's scale (``OutputTransform.warp``); ``None`` before any.
     """
 
     open: np.ndarray
@@ -62,6 +64,7 @@ class Situation:
     eligible: np.ndarray
     trained: np.ndarray
     prior_trained: np.ndarray
+    best_observed: float | None = None
 
 
 def queries_in_order(order: Sequence[int], next_epoch: Callable[[int], int],
@@ -75,15 +78,15 @@ def queries_in_order(order: Sequence[int], next_epoch: Callable[[int], int],
 
 
 def situation_of(next_epochs: np.ndarray, failed: set[int], n_epochs: int,
-                 prior_trained: np.ndarray) -> Situation:
+                 prior_trained: np.ndarray, best_observed: float | None = None) -> Situation:
     """The :class:`Situation` of candidates whose next 1-based epochs are ``next_epochs``
-    ``(n,)`` (``ObservationStore.next_epochs``)."""
+    ``(n,)`` (``ObservationStore.next_epochs``); ``best_observed`` on the posterior's scale."""
     trained = np.asarray(next_epochs, dtype=np.int64) - 1
     eligible = np.arange(trained.size, dtype=np.int64)
     if failed:
         eligible = eligible[~np.isin(eligible, list(failed))]
     open_ = eligible[trained[eligible] < n_epochs]
-    return Situation(open_, trained[open_] + 1, eligible, trained, prior_trained)
+    return Situation(open_, trained[open_] + 1, eligible, trained, prior_trained, best_observed)
 
 
 class Policy(Protocol):
@@ -248,7 +251,54 @@ def paper(settings: PolicySettings) -> ScoreOrder:
     return ScoreOrder("paper", NextEpochUCB(settings.beta), BestPredicted(), "gp", False)
 
 
-def no_prior(settings: PolicySettings) -> ScoreOrder:
-    """Without prior tasks: the highest UCB over the remaining epochs on the residual-corrected
-    GP; recommends the best observed."""
-    return ScoreOrder("no_prior", BestFutureUCB(settings.beta), BestObserved(), "gp", True)
+class BudgetedFreezeThaw(RecommendingPolicy):
+    """Without prior tasks: freeze-thaw on the new task's own GP with the budget known.
+
+    Trains the open candidate whose next epochs are expected to add the most to the best value
+    observed, per epoch, within the epochs the run has left
+    (:class:`~at2_tune.core.acquisition.ImprovementPerEpoch` on
+    ``at2_tune.core.models.NewTaskGPModel``); recommends the best observed. Before the first
+    value the candidates go in a random order drawn from ``seed``; without a budget
+    (:meth:`plan` not called) every candidate may use all its remaining epochs.
+    """
+
+    name = "no_prior"
+    decides_on = "new_task_gp"
+    residual_correction = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.recommender = BestObserved()
+        self.planned_for: tuple[int, int] | None = None
+
+    def plan(self, prior_curves: np.ndarray, candidate_cells: Sequence[int | None],
+             budget: int, concurrency: int) -> None:
+        """Keep the run's budget and slots (the engine's planning hook); plans nothing else."""
+        self.planned_for = (int(budget), int(concurrency))
+
+    def epochs_left(self, situation: Situation) -> int | None:
+        """Epochs the run can still spend, the next one included (an epoch each other slot is
+        training counts as spent); ``None`` without a budget."""
+        if self.planned_for is None:
+            return None
+        budget, slots = self.planned_for
+        return max(1, budget - int(situation.trained.sum()) - (slots - 1))
+
+    def order(self, posterior: CurvePosterior, situation: Situation) -> list[int]:
+        if situation.best_observed is None:
+            draw = np.random.default_rng(self.seed).permutation(situation.trained.size)
+            return [int(c) for c in draw if c in set(situation.open.tolist())]
+        left = self.epochs_left(situation)
+        acquisition = ImprovementPerEpoch(situation.best_observed,
+                                          posterior.n_epochs if left is None else left)
+        scores = acquisition(posterior, situation.open, situation.next_epochs)
+        return [int(situation.open[i]) for i in np.argsort(-scores, kind="stable")]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "planned_for": None if self.planned_for is None else list(self.planned_for)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        planned = state.get("planned_for")
+        self.planned_for = None if planned is None else (int(planned[0]), int(planned[1]))

@@ -80,7 +80,7 @@ class PolicySettings:
     name: str = "auto"
     """``"planned"`` (a schedule chosen for the budget on the prior tasks), ``"leaders"`` (a round
     robin over the transfer posterior's leaders), ``"paper"`` (the AT2 paper's UCB of the next
-    epoch on the GP), ``"no_prior"`` (the highest UCB over the remaining epochs on the GP), or
+    epoch on the GP), ``"no_prior"`` (freeze-thaw on the new task's own GP, for the budget), or
     ``"auto"``: ``"planned"`` with prior tasks, else ``"no_prior"``."""
     objective: str = "model"
     """What the user keeps, and what ``planned`` plans for: ``"model"``, the best model trained
@@ -92,9 +92,9 @@ class PolicySettings:
     """``leaders``: the leader in place ``i`` (0 = best) is owed a share of the epochs
     proportional to ``(i + 1) ** -leaders_decay`` (0: equal shares)."""
     beta: float = 0.25
-    """``paper`` and ``no_prior``: the UCB's exploration weight, score = mean + beta * std."""
+    """``paper``: the UCB's exploration weight, score = mean + beta * std."""
     residual_min_epochs: int = 2
-    """``leaders`` and ``no_prior``: a curve is corrected by its own residuals once this many of
+    """``leaders`` and ``planned``: a curve is corrected by its own residuals once this many of
     its epochs are observed (``at2_tune.core.residual``)."""
 
     def __post_init__(self) -> None:

@@ -67,18 +67,65 @@ def test_the_paper_orders_by_the_ucb_of_the_next_epoch_on_the_gp(two_task_prior,
     assert engine.recommend() == int(np.argmax(engine.posterior().mean.max(axis=1)))
 
 
-def test_no_prior_orders_by_the_best_ucb_from_the_next_epoch_on(two_task_prior, fast_settings):
-    engine = _conditioned(two_task_prior, _with_policy(fast_settings, "no_prior"), seed=0)
-    engine.observe(1, 1, 0.3)
+def test_no_prior_orders_by_the_improvement_per_epoch_on_the_new_tasks_own_gp(hyperrec,
+                                                                             fast_settings,
+                                                                             target_curves):
+    from at2_tune.core.acquisition import ImprovementPerEpoch
+    from at2_tune.core.models import NewTaskGPModel
+
+    prior = PriorData.empty(hyperrec.configs, hyperrec.n_epochs)
+    engine = _conditioned(prior, fast_settings, seed=0)
+    assert isinstance(engine.posterior_source, NewTaskGPModel) and not engine.needs_gp()
+    engine.plan(budget_epochs=30, concurrency=1)
+    observed = [(7, 1), (7, 2), (7, 3), (40, 1), (81, 1)]
+    for candidate, epoch in observed:
+        engine.observe(candidate, epoch, float(target_curves[candidate, epoch - 1]))
     engine.condition()
-    expected = []
-    for candidate in range(100):
-        later = np.arange(engine.next_epoch(candidate), 76)
-        mean, std = engine.predict([candidate] * later.size, later)
-        expected.append(np.max(mean + 0.25 * std))
-    order = np.argsort(-np.array(expected), kind="stable")
-    assert [q.candidate for q in engine.ranked_queries()] == order.tolist()
-    assert engine.recommend() == 1  # the best observed value
+    posterior = engine.posterior()
+    assert posterior.mean.shape == (100, 75) and np.all(posterior.std > 0)
+    best = max(float(target_curves[c, e - 1]) for c, e in observed)
+    situation = engine.situation()
+    assert situation.best_observed == pytest.approx(float(engine.surrogate.transform.warp(best)))
+    scores = ImprovementPerEpoch(situation.best_observed, 30 - 5)(posterior, situation.open,
+                                                                 situation.next_epochs)
+    expected = situation.open[np.argsort(-scores, kind="stable")]
+    assert [q.candidate for q in engine.ranked_queries()] == expected.tolist()
+    assert engine.recommend() == max(observed, key=lambda o: target_curves[o[0], o[1] - 1])[0]
+
+
+def test_the_new_task_gp_fits_at_3_6_12_24_then_every_20_observations():
+    from at2_tune.core.models import NewTaskGPModel
+
+    assert NewTaskGPModel.fit_points(70) == [3, 6, 12, 24, 44, 64]
+    assert NewTaskGPModel.fit_points(2) == []
+
+
+def test_a_restored_no_prior_engine_replays_its_fits_and_decides_the_same(hyperrec,
+                                                                         fast_settings,
+                                                                         target_curves):
+    prior = PriorData.empty(hyperrec.configs, hyperrec.n_epochs)
+    engine = _conditioned(prior, fast_settings, seed=2)
+    engine.plan(budget_epochs=40, concurrency=1)
+    _run_queries(engine, target_curves, 14)  # fits at 3, 6 and 12 observations
+    engine.condition()
+    state = engine.state_dict()
+    restored = AT2Engine(HYPERREC_SPACE, prior, fast_settings, seed=2)
+    restored.load_state_dict(state)
+    np.testing.assert_array_equal(restored.posterior().mean, engine.posterior().mean)
+    np.testing.assert_array_equal(restored.posterior().std, engine.posterior().std)
+    assert restored.policy.planned_for == (40, 1)
+    assert _run_queries(restored, target_curves, 6) == _run_queries(engine, target_curves, 6)
+    # observations recorded but not conditioned on (a state saved mid-batch): the restored
+    # engine fits at the same points (21 to 23 are not fit points; 24 is)
+    for candidate in (90, 91, 92, 93):
+        epoch = engine.next_epoch(candidate)
+        engine.observe(candidate, epoch, float(target_curves[candidate, epoch - 1]))
+    late = AT2Engine(HYPERREC_SPACE, prior, fast_settings, seed=2)
+    late.load_state_dict(engine.state_dict())
+    engine.condition()
+    late.condition()
+    assert engine.posterior_source.fitted_at == late.posterior_source.fitted_at == 24
+    np.testing.assert_array_equal(late.posterior().mean, engine.posterior().mean)
 
 
 def test_queries_refuse_a_model_that_has_not_seen_every_observation(two_task_prior,
@@ -252,7 +299,7 @@ def test_auto_policy_is_the_planner_with_a_prior_and_no_prior_without(two_task_p
     assert (plan.budget, plan.concurrency, plan.n_tasks) == (20, 2, 2)
     assert with_prior.policy.current_plan is plan
     without = _conditioned(PriorData.empty(two_task_prior.configs[:10], 75), frozen_settings)
-    assert without.policy.name == "no_prior" and without.policy.acquisition.beta == 0.25
+    assert without.policy.name == "no_prior" and without.policy.decides_on == "new_task_gp"
 
 
 def test_identity_tells_custom_spaces_apart_and_ignores_policy_settings(fast_settings):

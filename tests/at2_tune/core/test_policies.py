@@ -36,9 +36,30 @@ def test_next_epoch_ucb_reads_the_next_epoch_only():
     np.testing.assert_allclose(score, [0.1 + 0.2, 0.45 + 0.1, 0.3 + 1.0])
 
 
-def test_best_future_ucb_is_the_best_ucb_from_the_next_epoch_on():
-    score = acq.BestFutureUCB(beta=1.0)(POSTERIOR, np.array([0, 1, 1]), np.array([1, 1, 4]))
-    np.testing.assert_allclose(score, [0.9, 0.5, 0.45])
+def test_expected_improvement_by_hand():
+    # N(0.5, 0.1^2) over 0.5: 0.1 * pdf(0); over 0.7: 0.1 * (-2 cdf(-2) + pdf(2)); std 0: the gap
+    ei = acq.expected_improvement(np.array([0.5, 0.5, 0.9, 0.3]), np.array([0.1, 0.1, 0.0, 0.0]),
+                                  0.5)
+    np.testing.assert_allclose(ei, [0.1 * 0.3989422804, 0.1 * 0.3989422804, 0.4, 0.0])
+    above = acq.expected_improvement(np.array([0.5]), np.array([0.1]), 0.7)
+    np.testing.assert_allclose(above, 0.1 * (-2 * 0.0227501319 + 0.0539909665), rtol=1e-8)
+
+
+def test_improvement_per_epoch_is_the_best_rate_within_the_epochs_left():
+    # candidate 0 from epoch 1: EI over 0.5 of epochs 1..4 is (0, 0, 0, 0.1 + 0.3 * EI_z) ...
+    incumbent = 0.5
+    ei = acq.expected_improvement(MEAN, STD, incumbent)
+    score = acq.ImprovementPerEpoch(incumbent, epochs_left=4)(POSTERIOR, np.array([0, 1, 2]),
+                                                              np.array([1, 3, 2]))
+    expected = [max(ei[0, j] / (j + 1) for j in range(4)),
+                max(ei[1, 2] / 1, ei[1, 3] / 2),
+                max(ei[2, j] / j for j in range(1, 4))]
+    np.testing.assert_allclose(score, expected)
+    # with one epoch left only the next epoch counts: candidate 0's epoch 1 (EI ~ 0)
+    short = acq.ImprovementPerEpoch(incumbent, epochs_left=1)(POSTERIOR, np.array([0, 1, 2]),
+                                                              np.array([1, 3, 2]))
+    np.testing.assert_allclose(short, [ei[0, 0], ei[1, 2], ei[2, 1]])
+    assert np.argmax(score) == 2 and np.argmax(short) == 2
 
 
 def test_the_best_value_is_the_peak_of_the_mean_curve_and_select_picks_cells():
@@ -123,24 +144,57 @@ def test_best_observed_recommends_the_best_value_ties_to_the_earliest_and_skips_
 def test_the_registry_names_each_policy_and_its_posterior():
     settings = PolicySettings(beta=2.0)
     assert set(POLICIES) == {"planned", "leaders", "paper", "no_prior"}
-    leaders, paper, no_prior = (POLICIES[name](settings) for name in ("leaders", "paper", "no_prior"))
+    leaders, paper, no_prior = (POLICIES[name](settings, 0)
+                                for name in ("leaders", "paper", "no_prior"))
     assert (leaders.decides_on, leaders.residual_correction, leaders.k) == ("transfer", True, 4)
     assert (paper.decides_on, paper.residual_correction) == ("gp", False)
-    assert (no_prior.decides_on, no_prior.residual_correction) == ("gp", True)
+    assert (no_prior.decides_on, no_prior.residual_correction) == ("new_task_gp", False)
     assert build_policy(PolicySettings(), n_prior_tasks=3).name == "planned"
     assert build_policy(PolicySettings(), n_prior_tasks=0).name == "no_prior"
     state = situation([0, 1, 3])
     # the paper: UCB of the next epoch, 0.1 + 0.2, 0.4 + 0.1, 0.3 + 1.0
     assert paper.order(POSTERIOR, state) == [2, 1, 0]
-    # no prior: the best UCB over the remaining epochs, 0.6 + 0.6, 0.45 + 0.1, 0.3 + 1.0
-    assert no_prior.order(POSTERIOR, state) == [2, 0, 1]
     paper.observe(1, 1, 0.9)  # the paper recommends the best predicted, whatever was observed
     assert paper.recommend(POSTERIOR, [0, 1, 2]) == 0
     no_prior.observe(1, 1, 0.9)
     assert no_prior.recommend(POSTERIOR, [0, 1, 2]) == 1
 
 
+def _with_incumbent(state: Situation, incumbent: float | None) -> Situation:
+    return Situation(state.open, state.next_epochs, state.eligible, state.trained,
+                     state.prior_trained, incumbent)
+
+
+def test_no_prior_starts_in_a_seeded_random_order_then_follows_the_improvement_per_epoch():
+    state = situation([0, 0, 0, 0, 0, 0])
+    first = [POLICIES["no_prior"](PolicySettings(), seed).order(None, state) for seed in (0, 0, 1)]
+    assert sorted(first[0]) == list(range(6)) and first[0] == first[1] and first[0] != first[2]
+    policy = POLICIES["no_prior"](PolicySettings(), 0)
+    state = _with_incumbent(situation([0, 1, 3]), 0.5)
+    ei = acq.expected_improvement(MEAN, STD, 0.5)
+    rates = [max(ei[0, j] / (j + 1) for j in range(4)), max(ei[1, j] / j for j in (1, 2, 3)),
+             ei[2, 3]]
+    assert policy.order(POSTERIOR, state) == np.argsort(rates)[::-1].tolist()
+
+
+def test_no_prior_with_the_budget_prefers_the_curve_that_can_improve_within_it():
+    # candidate 0 is sure to beat the incumbent by 0.05 at its next epoch; candidate 1 (fresh)
+    # may beat it by far, but only at its 4th epoch
+    posterior = CurvePosterior(np.array([[0.50, 0.55, 0.56, 0.57], [0.1, 0.2, 0.3, 0.9]]),
+                               np.array([[0.0, 0.0, 0.0, 0.0], [0.01, 0.01, 0.01, 0.3]]))
+    state = _with_incumbent(situation([1, 0], open_=[0, 1]), 0.5)
+    policy = POLICIES["no_prior"](PolicySettings(), 0)
+    assert policy.order(posterior, state) == [1, 0]  # no budget: 0.4 / 4 beats 0.05 / 1
+    policy.plan(np.zeros((0, 2, 4)), [None, None], budget=4, concurrency=1)
+    assert policy.epochs_left(state) == 3  # 1 of 4 spent
+    assert policy.order(posterior, state) == [0, 1]  # candidate 1 cannot reach its epoch 4
+    assert policy.state_dict() == {"name": "no_prior", "planned_for": [4, 1]}
+    restored = POLICIES["no_prior"](PolicySettings(), 0)
+    restored.load_state_dict(policy.state_dict())
+    assert restored.planned_for == (4, 1) and restored.order(posterior, state) == [0, 1]
+
+
 def test_a_policy_state_of_another_policy_is_a_clear_error():
-    state = POLICIES["paper"](PolicySettings()).state_dict()
+    state = POLICIES["paper"](PolicySettings(), 0).state_dict()
     with pytest.raises(AT2Error, match="policy 'paper', this engine's is 'leaders'"):
-        POLICIES["leaders"](PolicySettings()).load_state_dict(state)
+        POLICIES["leaders"](PolicySettings(), 0).load_state_dict(state)

@@ -1,0 +1,150 @@
+"""Without a prior: AT2's ``no_prior`` policy against random search and successive halving.
+
+    python -m experiments.no_prior --database hyperrec --budget 100 --concurrency 1 --seeds 0,1
+    python -m experiments.no_prior --database lcbench --budget 50,100,200 --out results/no_prior
+
+Every task of the database is the new task (seed profile 0) and nothing else is known: AT2
+runs with an empty prior (policy ``no_prior``: freeze-thaw on the new task's own GP,
+``at2_tune.core.models.NewTaskGPModel``) on the coordinator's K-slot simulator, one run per seed
+of ``--seeds``. Beside it, on the same database configurations and slots, the schedules a Ray
+user gets without a model, each from a random order of the configurations drawn from
+``--baseline-seeds`` seeds:
+
+* ``random``: each configuration trained to its last epoch in turn (random search with a FIFO
+  scheduler; with one slot, Ray's ASHA does the same, promoting a lone trial at every rung);
+* ``sh27``: successive halving of 27 configurations, rungs at 1, 3, 9, 27 epochs, stopping
+  once the last survivor reaches its rung (``at2_tune.bench.baselines.successive_halving``);
+* ``sh27-survivor`` and ``sh9-survivor``: the same from 27 or 9 configurations, the survivor
+  then trained until the budget ends or it reaches its last epoch.
+
+The score is the held model's normalized regret after the budget (the best value observed,
+``at2_tune.evaluation.held_regrets``), a run per budget. Writes
+``OUT/no_prior_{database}_{budget}_{K}.json`` (per task, every seed's regret and AT2's
+configurations touched and seconds) and prints the table: mean ± standard error over tasks
+(seeds averaged within a task first) and AT2's paired difference with each schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from at2_tune import evaluation
+from at2_tune.bench import baselines
+from at2_tune.core.schedules import Portfolio
+from at2_tune.simulator import ReplayTask, run_replay
+
+SCHEDULES = ("random", "sh27", "sh27-survivor", "sh9-survivor")
+
+
+def held_regret(final: np.ndarray, values: list[float], budget: int) -> float:
+    """The held model's normalized regret after ``budget`` epochs of observed ``values``."""
+    held = evaluation.held_curve(values, budget, final.min())
+    return float(evaluation.held_regrets(final, held)[-1])
+
+
+def observed_values(curves: np.ndarray, trained: list[int]) -> list[float]:
+    """The values a run that trained ``trained`` (a configuration per epoch) observed."""
+    seen: dict[int, int] = {}
+    values = []
+    for config in trained:
+        seen[config] = seen.get(config, 0) + 1
+        values.append(float(curves[config, seen[config] - 1]))
+    return values
+
+
+def schedule_run(name: str, db, task: ReplayTask, order: np.ndarray,
+                 concurrency: int) -> baselines.BaselineRun:
+    """Schedule ``name`` of :data:`SCHEDULES` from the random ``order`` of configurations."""
+    runs: dict[str, Callable[[], baselines.BaselineRun]] = {
+        "random": lambda: baselines.replay_policy(
+            db, task, Portfolio(int(order[0]), ranking=[int(c) for c in order]), concurrency),
+        "sh27": lambda: baselines._successive_halving(db, task, order[:27], 3, False,
+                                                      concurrency),
+        "sh27-survivor": lambda: baselines.transfer_successive_halving(
+            db, task, 27, order=order, concurrency=concurrency),
+        "sh9-survivor": lambda: baselines.transfer_successive_halving(
+            db, task, 9, order=order, concurrency=concurrency),
+    }
+    return runs[name]()
+
+
+def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int],
+             baseline_seeds: int) -> dict[str, Any]:
+    """One task's row: AT2's regret, configurations touched and seconds per seed, and every
+    schedule's regret per baseline seed."""
+    final, curves = db.final_values(test_task, 0), db.task_curves(test_task, 0)
+    task = ReplayTask(db.name, (), test_task, 0, budget)
+    row: dict[str, Any] = {"task": test_task, "at2": [], "touched": [], "seconds": []}
+    for seed in seeds:
+        started = time.perf_counter()
+        trace = run_replay(db, task, seed=seed, concurrency=concurrency)["trace"]
+        row["at2"].append(held_regret(final, [r["value"] for r in trace], budget))
+        row["touched"].append(len({r["config_id"] for r in trace}))
+        row["seconds"].append(time.perf_counter() - started)
+    for name in SCHEDULES:
+        row[name] = []
+        for seed in range(baseline_seeds):
+            order = np.random.default_rng([seed, 7]).permutation(db.n_configs)
+            run = schedule_run(name, db, task, order, concurrency)
+            row[name].append(held_regret(final, observed_values(curves, run.trained), budget))
+    return row
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows: each method's mean ± s.e. over tasks and AT2's paired difference."""
+    at2 = np.array([np.mean(r["at2"]) for r in rows])
+    lines = ["| method | held regret | AT2 - method (paired) |", "| --- | --- | --- |",
+             f"| at2 (no_prior) | {_mean_se(at2)} | |"]
+    for name in SCHEDULES:
+        values = np.array([np.mean(r[name]) for r in rows])
+        lines.append(f"| {name} | {_mean_se(values)} | {_mean_se(at2 - values, sign=True)} |")
+    touched = np.mean([np.mean(r["touched"]) for r in rows])
+    seconds = np.mean([np.mean(r["seconds"]) for r in rows])
+    lines.append(f"\nAT2 touched {touched:.1f} configurations per run, {seconds:.1f} s per run.")
+    return lines
+
+
+def _mean_se(values: np.ndarray, sign: bool = False) -> str:
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return f"{values.mean():{'+' if sign else ''}.3f} ± {se:.3f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=["hyperrec", "lcbench"], required=True)
+    parser.add_argument("--budget", default="100", help="epochs, comma-separated: a run each")
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--seeds", default="0,1", help="AT2's seeds")
+    parser.add_argument("--baseline-seeds", type=int, default=10)
+    parser.add_argument("--tasks", default=None, help="comma-separated (default: every task)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=Path("results/no_prior"))
+    args = parser.parse_args(argv)
+    import torch
+
+    from at2_tune.databases import load_database
+
+    torch.set_num_threads(1)
+    db = load_database(args.database, args.data_dir)
+    tasks = args.tasks.split(",") if args.tasks else list(db.tasks)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for budget in (int(b) for b in args.budget.split(",")):
+        rows = [run_task(db, t, budget, args.concurrency, seeds, args.baseline_seeds)
+                for t in tasks]
+        name = f"no_prior_{args.database}_{budget}_{args.concurrency}.json"
+        (args.out / name).write_text(json.dumps(rows, indent=1))
+        print(f"\n{args.database}, budget {budget}, {args.concurrency} slot(s), "
+              f"{len(rows)} tasks, AT2 seeds {args.seeds}:\n")
+        print("\n".join(table(rows)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The no-prior comparison against values computed by hand on the release."""
+
+import json
+
+import numpy as np
+
+from at2_tune import evaluation
+from experiments.no_prior import SCHEDULES, main, observed_values
+
+
+def test_held_regrets_by_hand_and_the_table(hyperrec, release_dir, tmp_path, capsys):
+    main(["--database", "hyperrec", "--budget", "12", "--tasks", "CIFAR10", "--seeds", "0",
+          "--baseline-seeds", "2", "--data-dir", str(release_dir), "--out", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "no_prior_hyperrec_12_1.json").read_text())
+    final, curves = hyperrec.final_values("CIFAR10", 0), hyperrec.task_curves("CIFAR10", 0)
+    span = final.max() - final.min()
+    for seed in range(2):
+        order = np.random.default_rng([seed, 7]).permutation(100)
+        # random search trains the first configuration of its order for all 12 epochs
+        best = curves[order[0], :12].max()
+        assert row["random"][seed] == np.clip((final.max() - best) / span, 0, None)
+        # successive halving: 12 of its 27 configurations for one epoch each
+        best = curves[order[:12], 0].max()
+        assert row["sh27"][seed] == row["sh27-survivor"][seed] == \
+            np.clip((final.max() - best) / span, 0, None)
+        # from 9: each for one epoch, then the best 3 one after the other to epoch 3: the
+        # 3 epochs left train the first to epoch 3 and the second to epoch 2
+        first = order[:9][np.argsort(-curves[order[:9], 0], kind="stable")][:2]
+        best = max(curves[order[:9], 0].max(), curves[first[0], 1:3].max(), curves[first[1], 1])
+        assert row["sh9-survivor"][seed] == np.clip((final.max() - best) / span, 0, None)
+    assert 0.0 <= row["at2"][0] <= 1.0 and 1 <= row["touched"][0] <= 12
+    assert set(SCHEDULES) <= set(row)
+    printed = capsys.readouterr().out
+    assert "| at2 (no_prior) |" in printed and "| sh27-survivor |" in printed
+
+
+def test_observed_values_follow_each_configurations_epochs():
+    curves = np.arange(12, dtype=float).reshape(3, 4)
+    assert observed_values(curves, [2, 2, 0, 2]) == [8.0, 9.0, 0.0, 10.0]
+    held = evaluation.held_curve([0.2, 0.5, 0.4], 4, 0.0)
+    np.testing.assert_allclose(held, [0.2, 0.5, 0.5, 0.5])
