@@ -48,16 +48,6 @@ def held_regret(final: np.ndarray, values: list[float], budget: int) -> float:
     return float(evaluation.held_regrets(final, held)[-1])
 
 
-def observed_values(curves: np.ndarray, trained: list[int]) -> list[float]:
-    """The values a run that trained ``trained`` (a configuration per epoch) observed."""
-    seen: dict[int, int] = {}
-    values = []
-    for config in trained:
-        seen[config] = seen.get(config, 0) + 1
-        values.append(float(curves[config, seen[config] - 1]))
-    return values
-
-
 def schedule_run(name: str, db, task: ReplayTask, order: np.ndarray,
                  concurrency: int) -> baselines.BaselineRun:
     """Schedule ``name`` of :data:`SCHEDULES` from the random ``order`` of configurations."""
@@ -92,7 +82,8 @@ def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int]
         for seed in range(baseline_seeds):
             order = np.random.default_rng([seed, 7]).permutation(db.n_configs)
             run = schedule_run(name, db, task, order, concurrency)
-            row[name].append(held_regret(final, observed_values(curves, run.trained), budget))
+            row[name].append(held_regret(final, evaluation.held_values(curves, run.trained),
+                                          budget))
     return row
 
 

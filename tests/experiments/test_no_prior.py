@@ -3,9 +3,9 @@
 import json
 
 import numpy as np
+import pytest
 
-from at2_tune import evaluation
-from experiments.no_prior import SCHEDULES, main, observed_values
+from experiments.no_prior import SCHEDULES, held_regret, main
 
 
 def test_held_regrets_by_hand_and_the_table(hyperrec, release_dir, tmp_path, capsys):
@@ -34,8 +34,7 @@ def test_held_regrets_by_hand_and_the_table(hyperrec, release_dir, tmp_path, cap
     assert "| at2 (no_prior) |" in printed and "| sh27-survivor |" in printed
 
 
-def test_observed_values_follow_each_configurations_epochs():
-    curves = np.arange(12, dtype=float).reshape(3, 4)
-    assert observed_values(curves, [2, 2, 0, 2]) == [8.0, 9.0, 0.0, 10.0]
-    held = evaluation.held_curve([0.2, 0.5, 0.4], 4, 0.0)
-    np.testing.assert_allclose(held, [0.2, 0.5, 0.5, 0.5])
+def test_held_regret_is_the_best_value_observed_against_the_final_values():
+    final = np.array([0.2, 0.6, 1.0])  # best 1.0, worst 0.2: a range of 0.8
+    assert held_regret(final, [0.3, 0.6, 0.5], budget=4) == pytest.approx((1.0 - 0.6) / 0.8)
+    assert held_regret(final, [], budget=4) == 1.0  # nothing trained: the worst model
