@@ -15,7 +15,9 @@ user gets without a model, each from a random order of the configurations drawn 
 * ``sh27``: successive halving of 27 configurations, rungs at 1, 3, 9, 27 epochs, stopping
   once the last survivor reaches its rung (``at2_tune.bench.baselines.successive_halving``);
 * ``sh27-survivor`` and ``sh9-survivor``: the same from 27 or 9 configurations, the survivor
-  then trained until the budget ends or it reaches its last epoch.
+  then trained until the budget ends or it reaches its last epoch;
+* ``dyhpo`` (with ``--dyhpo``, one slot): Syne Tune's DyHPO, a model-based freeze-thaw tuner,
+  from runs made in its own environment (``experiments.dyhpo_syne_tune``).
 
 The score is the held model's normalized regret after the budget (the best value observed,
 ``at2_tune.evaluation.held_regrets``), a run per budget. Writes
@@ -87,12 +89,37 @@ def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int]
     return row
 
 
+def dyhpo_runs(db, path: Path, budget: int, tasks: list[str]) -> dict[str, list[list[float]]]:
+    """DyHPO's observed values of every task of ``tasks``, each run's first ``budget`` epochs,
+    from ``path`` (``experiments.dyhpo_syne_tune``), checked against the database.
+
+    Raises:
+        ValueError: a task without a DyHPO run, or a run that does not fit the database.
+    """
+    from experiments.dyhpo_syne_tune import read_runs
+
+    runs = read_runs(path, db.name, lambda task: db.task_curves(task, 0), budget)
+    for task in tasks:
+        if task not in runs:
+            raise ValueError(f"{path} has no DyHPO run of {db.name} task {task!r}; run "
+                             "experiments/dyhpo_syne_tune.py run for it, or leave out --dyhpo")
+    return runs
+
+
+def add_dyhpo(rows: list[dict[str, Any]], db, runs: dict[str, list[list[float]]],
+              budget: int) -> None:
+    """Give every row a ``dyhpo`` column: the held regret of each of its task's ``runs``."""
+    for row in rows:
+        final = db.final_values(row["task"], 0)
+        row["dyhpo"] = [held_regret(final, values, budget) for values in runs[row["task"]]]
+
+
 def table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown rows: each method's mean ± s.e. over tasks and AT2's paired difference."""
     at2 = np.array([np.mean(r["at2"]) for r in rows])
     lines = ["| method | held regret | AT2 - method (paired) |", "| --- | --- | --- |",
              f"| at2 (no_prior) | {_mean_se(at2)} | |"]
-    for name in SCHEDULES:
+    for name in SCHEDULES + (("dyhpo",) if all("dyhpo" in r for r in rows) else ()):
         values = np.array([np.mean(r[name]) for r in rows])
         lines.append(f"| {name} | {_mean_se(values)} | {_mean_se(at2 - values, sign=True)} |")
     touched = np.mean([np.mean(r["touched"]) for r in rows])
@@ -117,7 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", default=None, help="comma-separated (default: every task)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("results/no_prior"))
+    parser.add_argument("--dyhpo", type=Path, default=None,
+                        help="DyHPO's runs (JSON lines of experiments.dyhpo_syne_tune): adds "
+                             "its column")
     args = parser.parse_args(argv)
+    if args.dyhpo is not None and args.concurrency != 1:
+        parser.error(f"--dyhpo with --concurrency {args.concurrency}: DyHPO's runs have one "
+                     "worker; compare them with --concurrency 1")
     import torch
 
     from at2_tune.databases import load_database
@@ -128,8 +161,11 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     for budget in (int(b) for b in args.budget.split(",")):
+        dyhpo = None if args.dyhpo is None else dyhpo_runs(db, args.dyhpo, budget, tasks)
         rows = [run_task(db, t, budget, args.concurrency, seeds, args.baseline_seeds)
                 for t in tasks]
+        if dyhpo is not None:
+            add_dyhpo(rows, db, dyhpo, budget)
         name = f"no_prior_{args.database}_{budget}_{args.concurrency}.json"
         (args.out / name).write_text(json.dumps(rows, indent=1))
         print(f"\n{args.database}, budget {budget}, {args.concurrency} slot(s), "
