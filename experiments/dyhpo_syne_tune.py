@@ -86,8 +86,10 @@ def export(database: str, data_dir: str | None, out: Path) -> list[Path]:
 
 
 def read_runs(path: Path, database: str, curves_of, budget: int) -> dict[str, list[list[float]]]:
-    """``{task: [values of each run, in the order observed]}``: the first ``budget`` epochs of
-    every run of ``database`` in the JSON-lines file ``path``, sorted by seed.
+    """``{task: [values of each seed's run, in the order observed]}``: the first ``budget``
+    epochs of the runs of ``database`` in the JSON-lines file ``path``, sorted by seed. Where a
+    (task, seed) was run more than once (a longer budget appended later), its longest run counts:
+    a shorter one is its prefix.
 
     ``curves_of(task)`` gives the task's ``(configurations, epochs)`` curves; every observation
     must be the next epoch of its configuration and equal the curve's value there.
@@ -96,20 +98,24 @@ def read_runs(path: Path, database: str, curves_of, budget: int) -> dict[str, li
         ValueError: a run shorter than ``budget``, an epoch out of order, or a value that is
             not the database's (the file is from another database or seed profile).
     """
-    runs: dict[str, list[tuple[int, list[float]]]] = {}
+    longest: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         run = json.loads(line)
-        if run["database"] != database:
-            continue
-        where = f"{path} line {number} ({run['task']}, seed {run['seed']})"
+        key = (run["task"], int(run["seed"]))
+        if run["database"] == database and (
+                key not in longest
+                or len(run["observations"]) > len(longest[key][1]["observations"])):
+            longest[key] = (number, run)
+    runs: dict[str, list[list[float]]] = {}
+    for (task, seed), (number, run) in sorted(longest.items(), key=lambda item: item[0][1]):
+        where = f"{path} line {number} ({task}, seed {seed})"
         observations = run["observations"]
         if len(observations) < budget:
             raise ValueError(f"{where}: {len(observations)} epochs observed, fewer than the "
                              f"budget {budget}; run DyHPO with --budget {budget} or more")
-        runs.setdefault(run["task"], []).append(
-            (int(run["seed"]), _checked_values(where, observations[:budget],
-                                               curves_of(run["task"]))))
-    return {task: [values for _, values in sorted(seeded)] for task, seeded in runs.items()}
+        runs.setdefault(task, []).append(
+            _checked_values(where, observations[:budget], curves_of(task)))
+    return runs
 
 
 def _checked_values(where: str, observations: Iterable[list], curves: np.ndarray) -> list[float]:

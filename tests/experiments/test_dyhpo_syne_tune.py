@@ -53,6 +53,20 @@ def test_a_run_is_scored_by_its_first_budget_epochs_as_at2_is(hyperrec, tmp_path
     assert any(line.startswith("| dyhpo |") for line in printed)
 
 
+def test_a_task_and_seed_run_twice_counts_once_by_its_longest_run(hyperrec, tmp_path):
+    curves = hyperrec.task_curves("CIFAR10", 0)
+    short = observed(curves, [(3, 1)])
+    long = observed(curves, [(3, 1), (3, 2), (4, 1)])
+    path = tmp_path / "dyhpo.jsonl"
+    write_runs(path, [run_line("CIFAR10", 0, short), run_line("CIFAR10", 1, short),
+                      run_line("CIFAR10", 0, long)])
+    with pytest.raises(ValueError, match="seed 1.*fewer than the budget 2"):
+        read_runs(path, "hyperrec", lambda task: curves, budget=2)
+    write_runs(path, [run_line("CIFAR10", 0, short), run_line("CIFAR10", 0, long)])
+    assert read_runs(path, "hyperrec", lambda task: curves, budget=2) == {
+        "CIFAR10": [[curves[3, 0], curves[3, 1]]]}
+
+
 @pytest.mark.parametrize("steps, change, message", [
     ([(3, 1), (3, 3)], None, "reported epoch 3 after epoch 1"),
     ([(3, 1), (3, 2)], 0.5, "wrong database or seed profile"),
