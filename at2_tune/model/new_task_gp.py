@@ -15,13 +15,22 @@ column over the configuration's features (:func:`configuration_features`): the f
 alike two configurations' learning curves are, the second how alike their levels are from the
 first epoch on. A constant mean and Gaussian noise. Inputs: ``(n, d + 1)`` rows, the features
 then the progress ``t = epoch / n_epochs``.
+
+How far a curve can still rise is what the first epochs cannot tell: while every observation is
+an early epoch, the marginal likelihood barely depends on ``s_c`` (the epoch kernel is near 0
+there), so ``s_c`` stays where the fits start. It starts at :data:`CURVE_OUTPUTSCALE`, a rise over
+training of several times the spread of the values observed so far, and both outputscales are
+fitted on a log scale, so later fits can move them by orders of magnitude once the curves show
+how far they rise.
 """
 
 from __future__ import annotations
 
+import math
+
 import gpytorch
 import torch
-from gpytorch.constraints import GreaterThan
+from gpytorch.constraints import GreaterThan, Positive
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from linear_operator.utils.cholesky import psd_safe_cholesky
 
@@ -32,6 +41,25 @@ MIN_NOISE = 1e-4
 """Lower bound of the noise variance (standardized values): keeps the Cholesky factor stable."""
 PREDICT_CHUNK = 8192
 """Rows predicted at a time (bounds the cross-covariance at ``PREDICT_CHUNK x n`` floats)."""
+CURVE_OUTPUTSCALE = 100.0
+"""Initial ``s_c`` (standardized values): with the epoch kernel's initial ``a = b = 1``
+(``K_epoch(1, 1) = 1/3``), a curve's rise over training has a prior std of about 6 spreads of the
+values observed. On the databases, a configuration's rise from its first epoch to its best
+value has a root mean square of a median 8.6 (HyperRec) and 7.0 (LCBench) times the spread of
+the first epochs across configurations (tasks' quartiles 4-19 and 4-13 for the mean rise).
+Started at GPyTorch's default (``s_c`` about 0.7, a rise of half a spread), the policy took
+near-chance first epochs for the whole story and trained the first configuration that rose
+(docs/benchmarks.md, "How far a curve can rise")."""
+LEVEL_OUTPUTSCALE = math.log(2.0)
+"""Initial ``s_l``: GPyTorch's default start (softplus of 0), kept."""
+
+
+def log_scale_constraint() -> Positive:
+    """A positive parameter stored as its logarithm: Adam's steps change it by a factor, not by
+    an amount: one fit of ``at2_tune.core.models.NewTaskGPModel`` (60 Adam steps of 0.05, up to 3
+    in the logarithm) can move an outputscale twentyfold either way (GPyTorch's softplus: by
+    about 3 either way, from 100 to 97)."""
+    return Positive(transform=torch.exp, inv_transform=torch.log)
 
 
 def configuration_features(encodings: torch.Tensor, n_numeric: int,
@@ -58,9 +86,13 @@ class NewTaskCurveGP(gpytorch.models.ExactGP):
         self.mean_module = gpytorch.means.ConstantMean()
         self.curve_kernel = ScaleKernel(
             EpochKernel(active_dims=[width])
-            * MaternKernel(nu=2.5, ard_num_dims=width, active_dims=features))
+            * MaternKernel(nu=2.5, ard_num_dims=width, active_dims=features),
+            outputscale_constraint=log_scale_constraint())
         self.level_kernel = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=width,
-                                                     active_dims=features))
+                                                     active_dims=features),
+                                        outputscale_constraint=log_scale_constraint())
+        self.curve_kernel.outputscale = CURVE_OUTPUTSCALE
+        self.level_kernel.outputscale = LEVEL_OUTPUTSCALE
         self.to(DTYPE)
 
     def kernel(self, x1: torch.Tensor, x2: torch.Tensor | None = None,

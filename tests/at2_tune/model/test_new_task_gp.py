@@ -2,6 +2,7 @@
 
 import gpytorch
 import numpy as np
+import pytest
 import torch
 
 from at2_tune.model import new_task_gp
@@ -71,3 +72,30 @@ def test_the_fitted_gp_is_calibrated_on_new_points_of_the_same_function():
     coverage = float((z.abs() < 1.645).double().mean())
     assert 0.8 <= coverage <= 1.0, coverage
     assert 0.3 <= float(z.abs().median()) <= 1.0
+
+
+def test_before_any_curve_rises_a_rise_of_several_spreads_is_expected_and_fits_shrink_it():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.rand(20, 2, generator=generator, dtype=DTYPE)
+
+    def standardized_levels(rows):
+        y = torch.sin(6 * rows[:, 0]) + 0.1 * torch.randn(rows.shape[0], generator=generator,
+                                                           dtype=DTYPE)
+        return (y - y.mean()) / y.std()
+
+    # 20 configurations at their first of 50 epochs: nothing says how far they rise
+    first = torch.cat([features, torch.full((20, 1), 0.02, dtype=DTYPE)], dim=1)
+    gp = NewTaskCurveGP(first, standardized_levels(first))
+    gp.fit(steps=60, lr=0.05)
+    _, late = gp.predict(torch.cat([features, torch.ones(20, 1, dtype=DTYPE)], dim=1))
+    _, early = gp.predict(first)
+    assert float(late.sqrt().median()) > 3.0  # spreads of the values seen (softplus start: 0.4)
+    assert float(early.sqrt().median()) < 0.2
+    # the same configurations observed flat to their end: two fits bring the rise down
+    progress = torch.arange(1, 6, dtype=DTYPE) / 5
+    flat = torch.cat([features.repeat_interleave(5, 0), progress.repeat(20)[:, None]], dim=1)
+    gp = NewTaskCurveGP(flat, standardized_levels(flat))
+    assert float(gp.curve_kernel.outputscale) == pytest.approx(new_task_gp.CURVE_OUTPUTSCALE)
+    gp.fit(steps=60, lr=0.05)
+    gp.fit(steps=60, lr=0.05)
+    assert float(gp.curve_kernel.outputscale) < new_task_gp.CURVE_OUTPUTSCALE / 10
