@@ -10,8 +10,12 @@ interrupted bench resumes where it stopped (delete the folder to start over).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +127,10 @@ def _run(args: argparse.Namespace) -> int:
     from at2_tune.core.offline_cache import FitCache
 
     fit_cache = None if args.no_fit_cache else FitCache(args.fit_cache)
-    failed = harness.run_missing(jobs, run_in_worker, runs_dir, args.jobs,
-                                 description="bench runs", after_in_process=_shutdown_ray,
-                                 data_dir=data_dir, fit_cache=fit_cache)
+    with private_ray_folder():
+        failed = harness.run_missing(jobs, run_in_worker, runs_dir, args.jobs,
+                                     description="bench runs", after_in_process=_shutdown_ray,
+                                     data_dir=data_dir, fit_cache=fit_cache)
     documents = harness.load_documents(jobs, runs_dir)
     if not documents:
         raise AT2Error(f"no run finished in {runs_dir}; see the errors above")
@@ -167,6 +172,29 @@ def _check_matplotlib() -> None:
 
 
 _RAY_STARTED = False
+RAY_FOLDER_ROOT = "/tmp"
+"""Where :func:`private_ray_folder` makes its folder: short, as Ray's socket paths inside it
+must stay under 108 bytes."""
+
+
+@contextlib.contextmanager
+def private_ray_folder() -> Iterator[Path | None]:
+    """The session folders of the local Ray instances the bench starts (logs and spilled
+    objects: 100-400 MB per worker process over a long bench, left in ``/tmp/ray`` otherwise) go
+    to a folder of their own (``RAY_TMPDIR``, inherited by the spawned workers), removed when the
+    bench ends. A ``RAY_TMPDIR`` the user set is kept, and its sessions too; yields the folder
+    made, or ``None`` then."""
+    if os.environ.get("RAY_TMPDIR"):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="at2b", dir=RAY_FOLDER_ROOT))
+    os.environ["RAY_TMPDIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop("RAY_TMPDIR", None)
+        _shutdown_ray()  # a Ray of this process must not outlive its folder
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
