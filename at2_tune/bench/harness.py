@@ -84,12 +84,11 @@ def plan(database: str, cases: Sequence[Case], methods: Sequence[str], *,
 
 
 def run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], runs_dir: Path,
-                workers: int, *, description: str = "runs",
-                after_in_process: Callable[[], None] | None = None, **context: Any) -> int:
+                workers: int, *, description: str = "runs", **context: Any) -> int:
     """Run each job without a run file as ``run_one(job, **context)``, in this process with one
-    worker (then ``after_in_process()``) or in ``workers`` spawned processes, and write each
-    document to ``runs_dir/<key>.json`` when it finishes. A failed run is reported and the
-    others go on; returns how many failed."""
+    worker or in ``workers`` spawned processes, and write each document to
+    ``runs_dir/<key>.json`` when it finishes. A failed run is reported and the others go on;
+    returns how many failed."""
     from tqdm import tqdm
 
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -112,8 +111,6 @@ def run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], run
         if workers == 1:
             for job in todo:
                 finished(job, lambda: run_one(job, **context))
-            if after_in_process is not None:
-                after_in_process()
             return failed
         with ProcessPoolExecutor(max_workers=workers,
                                  mp_context=multiprocessing.get_context("spawn")) as pool:

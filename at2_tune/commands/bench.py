@@ -129,8 +129,8 @@ def _run(args: argparse.Namespace) -> int:
     fit_cache = None if args.no_fit_cache else FitCache(args.fit_cache)
     with private_ray_folder():
         failed = harness.run_missing(jobs, run_in_worker, runs_dir, args.jobs,
-                                     description="bench runs", after_in_process=_shutdown_ray,
-                                     data_dir=data_dir, fit_cache=fit_cache)
+                                     description="bench runs", data_dir=data_dir,
+                                     fit_cache=fit_cache)
     documents = harness.load_documents(jobs, runs_dir)
     if not documents:
         raise AT2Error(f"no run finished in {runs_dir}; see the errors above")
@@ -179,22 +179,23 @@ must stay under 108 bytes."""
 
 @contextlib.contextmanager
 def private_ray_folder() -> Iterator[Path | None]:
-    """The session folders of the local Ray instances the bench starts (logs and spilled
-    objects: 100-400 MB per worker process over a long bench, left in ``/tmp/ray`` otherwise) go
-    to a folder of their own (``RAY_TMPDIR``, inherited by the spawned workers), removed when the
-    bench ends. A ``RAY_TMPDIR`` the user set is kept, and its sessions too; yields the folder
-    made, or ``None`` then."""
-    if os.environ.get("RAY_TMPDIR"):
-        yield None
-        return
-    folder = Path(tempfile.mkdtemp(prefix="at2b", dir=RAY_FOLDER_ROOT))
-    os.environ["RAY_TMPDIR"] = str(folder)
+    """The bench's runs: the session folders of the local Ray instances they start (logs and
+    spilled objects: 100-400 MB per worker process over a long bench, left in ``/tmp/ray``
+    otherwise) go to a folder of their own (``RAY_TMPDIR``, inherited by the spawned workers);
+    at the end the Ray this process started (runs in process) is shut down and the folder
+    removed. A ``RAY_TMPDIR`` the user set is kept, and its sessions too; yields the folder made,
+    or ``None`` then."""
+    folder = None if os.environ.get("RAY_TMPDIR") else \
+        Path(tempfile.mkdtemp(prefix="at2b", dir=RAY_FOLDER_ROOT))
+    if folder is not None:
+        os.environ["RAY_TMPDIR"] = str(folder)
     try:
         yield folder
     finally:
-        os.environ.pop("RAY_TMPDIR", None)
-        _shutdown_ray()  # a Ray of this process must not outlive its folder
-        shutil.rmtree(folder, ignore_errors=True)
+        _shutdown_ray()  # before its folder goes
+        if folder is not None:
+            os.environ.pop("RAY_TMPDIR", None)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
