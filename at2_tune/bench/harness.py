@@ -88,7 +88,8 @@ def run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], run
     """Run each job without a run file as ``run_one(job, **context)``, in this process with one
     worker or in ``workers`` spawned processes, and write each document to
     ``runs_dir/<key>.json`` when it finishes. A failed run is reported and the others go on;
-    returns how many failed."""
+    returns how many failed. An interrupt (Ctrl-C) stops the bench: the queued runs are
+    cancelled, the finished ones stay written for a resume."""
     from tqdm import tqdm
 
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -112,11 +113,18 @@ def run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], run
             for job in todo:
                 finished(job, lambda: run_one(job, **context))
             return failed
-        with ProcessPoolExecutor(max_workers=workers,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers,
+                                   mp_context=multiprocessing.get_context("spawn"))
+        try:
             futures = {pool.submit(run_one, job, **context): job for job in todo}
             for future in as_completed(futures):
                 finished(futures[future], future.result)
+        except BaseException:
+            # Ctrl-C (or a failure here): no queued run starts; a worker's run under way gets
+            # the same Ctrl-C from the terminal, and nothing more is written
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     return failed
 
 
