@@ -56,12 +56,27 @@ class ImprovementPerEpoch(Acquisition):
     epochs_left: int
 
     def __call__(self, posterior, candidates, next_epochs):
+        return self.per_epoch(posterior, candidates, next_epochs).max(axis=1)
+
+    def horizons(self, posterior: CurvePosterior, candidates: np.ndarray,
+                 next_epochs: np.ndarray) -> np.ndarray:
+        """The epochs ``h`` ``(k,)`` at which each candidate's score is reached: how long it
+        would train for the improvement it is scored by (at least 1)."""
+        return self.per_epoch(posterior, candidates, next_epochs).argmax(axis=1) + 1
+
+    def per_epoch(self, posterior: CurvePosterior, candidates: np.ndarray,
+                  next_epochs: np.ndarray) -> np.ndarray:
+        """``EI / h`` ``(k, E)`` of training each candidate ``h = 1..E`` more epochs
+        (``-inf`` beyond the epochs left or its last epoch)."""
         rows, next_epochs = np.asarray(candidates), np.asarray(next_epochs)
-        epochs = np.arange(1, posterior.n_epochs + 1)
-        spent = epochs[None, :] - next_epochs[:, None] + 1  # (k, E) epochs to reach each column
-        reachable = (spent >= 1) & (spent <= self.epochs_left)
-        gain = expected_improvement(posterior.mean[rows], posterior.std[rows], self.incumbent)
-        return np.where(reachable, gain / np.maximum(spent, 1), -np.inf).max(axis=1)
+        spent = np.arange(1, posterior.n_epochs + 1)[None, :]  # (1, E) epochs trained more
+        reached = next_epochs[:, None] + spent - 2  # (k, E) 0-based epoch then reached
+        reachable = (spent <= self.epochs_left) & (reached < posterior.n_epochs)
+        columns = np.minimum(reached, posterior.n_epochs - 1)
+        mean = np.take_along_axis(posterior.mean[rows], columns, axis=1)
+        std = np.take_along_axis(posterior.std[rows], columns, axis=1)
+        gain = expected_improvement(mean, std, self.incumbent)
+        return np.where(reachable, gain / spent, -np.inf)
 
 
 def expected_improvement(mean: np.ndarray, std: np.ndarray, incumbent: float) -> np.ndarray:

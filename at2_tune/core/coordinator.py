@@ -26,7 +26,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol, Sequence
+from typing import Any, Collection, Protocol, Sequence
 
 from at2_tune.errors import AT2Error
 
@@ -53,7 +53,7 @@ class DecisionCore(Protocol):
 
     def condition(self) -> None: ...
 
-    def ranked_queries(self, candidates=None, limit: int | None = None) -> list[Query]: ...
+    def ranked_queries(self, limit: int | None = None, closed: Collection[int] = ()) -> list[Query]: ...
 
     def next_epoch(self, candidate: int) -> int: ...
 
@@ -261,10 +261,19 @@ class Coordinator:
         return self.max_concurrent or max(1, self.in_flight)
 
     def ranking(self, limit: int | None = None) -> list[Query]:
-        """Every open candidate's next epoch in the policy's order, the next to train first."""
+        """Every open candidate's next epoch in the policy's order, the next to train first.
+        Not ranked: a candidate whose trial ended (its epochs continue only in that trial), and
+        one without a trial once the executor cannot start any (:meth:`stop_starting`)."""
         engine = self._engine()
         engine.condition()  # a no-op unless something was observed since the last decision
-        return engine.ranked_queries(limit=limit)
+        return engine.ranked_queries(limit=limit, closed=self._closed())
+
+    def _closed(self) -> set[int]:
+        closed = {r.candidate for r in self.trials.values() if r.status is TrialStatus.DONE}
+        if not self.can_start:
+            started = {r.candidate for r in self.trials.values()}
+            closed |= set(range(len(self._engine().candidates))) - started
+        return closed
 
     # ---------------------------------------------------------------- decisions
     def next_action(self) -> Action:
@@ -307,7 +316,7 @@ class Coordinator:
                 continue
             if status is TrialStatus.PAUSED:
                 return Resume(trial_id)
-            # running, starting, or stopped (a candidate's epochs continue in its one trial)
+            # running or starting
         return nothing_now
 
     def start(self, trial_id: str, action: Start) -> dict[str, Any]:

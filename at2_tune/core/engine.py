@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 import torch
@@ -262,10 +262,12 @@ class AT2Engine:
         """Candidates that have epochs left and did not fail."""
         return self.situation().open.tolist()
 
-    def situation(self) -> Situation:
-        """What the policy orders: the open candidates, their next epochs, and more."""
+    def situation(self, closed: Collection[int] = ()) -> Situation:
+        """What the policy orders: the open candidates (not those ``closed``), their next
+        epochs, and more."""
         return situation_of(self.observations.next_epochs(self.n_candidates), self.failed,
-                            self.n_epochs, self._trained_by_prior(), self._best_observed())
+                            self.n_epochs, self._trained_by_prior(), self._best_observed(),
+                            closed)
 
     def _best_observed(self) -> float | None:
         """The best value observed on a candidate that did not fail, warped onto the
@@ -283,19 +285,20 @@ class AT2Engine:
                                             for cell in self._candidate_cell], dtype=bool)
         return self._prior_trained
 
-    def ranked_queries(self, candidates: Sequence[int] | None = None,
-                       limit: int | None = None) -> list[Query]:
+    def ranked_queries(self, limit: int | None = None,
+                       closed: Collection[int] = ()) -> list[Query]:
         """Open candidates' next epochs in the policy's order, the next to train first.
 
         Args:
-            candidates: restrict to these (default: every open candidate).
             limit: return at most this many.
+            closed: candidates whose trial ended with epochs left (they cannot train more):
+                the policy does not order them.
         """
-        situation = self.situation()
+        situation = self.situation(closed)
         if not situation.open.size:
             return []
         return queries_in_order(self.policy.order(self.posterior(), situation), self.next_epoch,
-                                candidates, limit)
+                                limit)
 
     def next_query(self) -> Query | None:
         """The policy's next (candidate, epoch); ``None`` when nothing is left."""

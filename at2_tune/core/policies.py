@@ -26,7 +26,7 @@ budget planner's ``planned`` (``at2_tune.core.planner``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Collection, Protocol, Sequence
 
 import numpy as np
 
@@ -68,24 +68,25 @@ class Situation:
 
 
 def queries_in_order(order: Sequence[int], next_epoch: Callable[[int], int],
-                     candidates: Sequence[int] | None = None,
                      limit: int | None = None) -> list[Query]:
-    """The next epochs of ``order`` (restricted to ``candidates``), at most ``limit`` of them."""
-    if candidates is not None:
-        chosen = set(int(c) for c in candidates)
-        order = [c for c in order if c in chosen]
+    """The next epochs of ``order``, at most ``limit`` of them."""
     return [Query(int(c), next_epoch(c)) for c in order[:limit]]
 
 
 def situation_of(next_epochs: np.ndarray, failed: set[int], n_epochs: int,
-                 prior_trained: np.ndarray, best_observed: float | None = None) -> Situation:
+                 prior_trained: np.ndarray, best_observed: float | None = None,
+                 closed: Collection[int] = ()) -> Situation:
     """The :class:`Situation` of candidates whose next 1-based epochs are ``next_epochs``
-    ``(n,)`` (``ObservationStore.next_epochs``); ``best_observed`` on the posterior's scale."""
+    ``(n,)`` (``ObservationStore.next_epochs``); ``best_observed`` on the posterior's scale;
+    ``closed``: candidates that cannot train any more epochs though they have some left (their
+    trial ended), not open."""
     trained = np.asarray(next_epochs, dtype=np.int64) - 1
     eligible = np.arange(trained.size, dtype=np.int64)
     if failed:
         eligible = eligible[~np.isin(eligible, list(failed))]
     open_ = eligible[trained[eligible] < n_epochs]
+    if len(closed):
+        open_ = open_[~np.isin(open_, list(closed))]
     return Situation(open_, trained[open_] + 1, eligible, trained, prior_trained, best_observed)
 
 
@@ -251,6 +252,20 @@ def paper(settings: PolicySettings) -> ScoreOrder:
     return ScoreOrder("paper", NextEpochUCB(settings.beta), BestPredicted(), "gp", False)
 
 
+def fits_beside_better(horizons: np.ndarray, budget: int) -> np.ndarray:
+    """Which candidates, ranked best first, get a slot within ``budget`` epochs: each is to
+    train ``horizons[i]`` ``(k,)`` epochs, and is kept when those fit in the budget beside the
+    epochs of the candidates kept above it; the first is always kept. Returns a ``(k,)`` bool
+    mask."""
+    keep = np.zeros(len(horizons), dtype=bool)
+    reserved = 0
+    for i, epochs in enumerate(np.asarray(horizons, dtype=np.int64)):
+        if i == 0 or reserved + epochs <= budget:
+            keep[i] = True
+            reserved += int(epochs)
+    return keep
+
+
 class BudgetedFreezeThaw(RecommendingPolicy):
     """Without prior tasks: freeze-thaw on the new task's own GP with the budget known.
 
@@ -260,6 +275,11 @@ class BudgetedFreezeThaw(RecommendingPolicy):
     ``at2_tune.core.models.NewTaskGPModel``); recommends the best observed. Before the first
     value the candidates go in a random order drawn from ``seed``; without a budget
     (:meth:`plan` not called) every candidate may use all its remaining epochs.
+
+    With several slots, a candidate is ordered only if the epochs it is scored for fit in the
+    budget beside those of the candidates ranked above it (:func:`fits_beside_better`); a slot
+    with none waits. Filling every slot regardless spends on the 2nd to Kth best the epochs the
+    best needs later, and caps how deep any one curve gets at about the budget over K.
     """
 
     name = "no_prior"
@@ -292,7 +312,12 @@ class BudgetedFreezeThaw(RecommendingPolicy):
         acquisition = ImprovementPerEpoch(situation.best_observed,
                                           posterior.n_epochs if left is None else left)
         scores = acquisition(posterior, situation.open, situation.next_epochs)
-        return [int(situation.open[i]) for i in np.argsort(-scores, kind="stable")]
+        ranked = np.argsort(-scores, kind="stable")
+        if self.planned_for is not None and self.planned_for[1] > 1:
+            budget = self.planned_for[0] - int(situation.trained.sum())
+            horizons = acquisition.horizons(posterior, situation.open, situation.next_epochs)
+            ranked = ranked[fits_beside_better(horizons[ranked], budget)]
+        return [int(situation.open[i]) for i in ranked]
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name,

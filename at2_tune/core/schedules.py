@@ -11,7 +11,7 @@ the earliest observation).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -150,11 +150,12 @@ class ModelFreeCore:
     def next_epoch(self, candidate: int) -> int:
         return self.observations.next_epoch(candidate)
 
-    def ranked_queries(self, candidates=None, limit: int | None = None) -> list[Query]:
+    def ranked_queries(self, limit: int | None = None,
+                       closed: Collection[int] = ()) -> list[Query]:
         situation = situation_of(self.observations.next_epochs(len(self.candidates)), self.failed,
-                                 self.n_epochs, np.ones(len(self.candidates), dtype=bool))
-        return queries_in_order(self.policy.order(None, situation), self.next_epoch,
-                                candidates, limit)
+                                 self.n_epochs, np.ones(len(self.candidates), dtype=bool),
+                                 closed=closed)
+        return queries_in_order(self.policy.order(None, situation), self.next_epoch, limit)
 
     def recommend(self) -> int:
         eligible = [c for c in range(len(self.candidates)) if c not in self.failed]

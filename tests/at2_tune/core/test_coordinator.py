@@ -304,3 +304,39 @@ def test_the_recommendation_names_the_trial_and_epoch_of_the_best_value_observed
     held = coordinator.recommendation()
     assert (held.candidate, held.trial_id, held.epoch, held.value) == \
         (0, coordinator.trial_of(0), 2, 0.7)  # 0.7 at epochs 2 and 3: the first
+
+
+def _portfolio_core(ranking, only_first: bool = False):
+    """A model-free core over 3 candidates of 4 epochs, trained in the order ``ranking``; with
+    ``only_first`` its policy orders the first open candidate alone (as the no-prior policy
+    orders only what the budget pays for, and a free slot may then wait)."""
+    from at2_tune.core.schedules import ModelFreeCore, Portfolio
+
+    class FirstOpenOnly(Portfolio):
+        def order(self, posterior, situation):
+            return super().order(posterior, situation)[:1]
+
+    policy = (FirstOpenOnly if only_first else Portfolio)(ranking[0], ranking=ranking)
+    return ModelFreeCore(policy, [{"c": 0}, {"c": 1}, {"c": 2}], 4)
+
+
+def test_a_candidate_whose_trial_ended_is_not_ranked_and_frees_its_place_for_the_next():
+    coordinator = Coordinator(_portfolio_core([0, 1, 2], only_first=True), budget_epochs=8,
+                              max_concurrent=1)
+    coordinator.start("a", coordinator.next_action())
+    assert coordinator.on_result("a", 1, 0.5) is Decision.CONTINUE
+    coordinator.on_trial_end("a")  # the trainable said done with 3 epochs left
+    assert [q.candidate for q in coordinator.ranking()] == [1]
+    # before, candidate 0 was still ranked first and skipped, and the run was over
+    assert coordinator.next_action() == Start(1)
+
+
+def test_once_no_trial_can_start_only_started_candidates_are_ranked():
+    coordinator = Coordinator(_portfolio_core([2, 0, 1]), budget_epochs=8, max_concurrent=1)
+    coordinator.start("a", coordinator.next_action())
+    assert [q.candidate for q in coordinator.ranking()] == [2, 0, 1]
+    coordinator.stop_starting()
+    assert [q.candidate for q in coordinator.ranking()] == [2]
+    coordinator.on_result("a", 1, 0.5)
+    coordinator.on_trial_end("a")
+    assert coordinator.ranking() == [] and coordinator.next_action() == FINISHED

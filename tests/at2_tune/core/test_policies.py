@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from at2_tune.core import acquisition as acq
-from at2_tune.core.policies import BestObserved, LeadersRoundRobin, Situation
+from at2_tune.core.policies import (BestObserved, BudgetedFreezeThaw, LeadersRoundRobin,
+                                    Situation, fits_beside_better)
 from at2_tune.core.policy_registry import POLICIES, build_policy
 from at2_tune.core.posterior import CurvePosterior
 from at2_tune.core.settings import PolicySettings
@@ -60,6 +61,62 @@ def test_improvement_per_epoch_is_the_best_rate_within_the_epochs_left():
                                                               np.array([1, 3, 2]))
     np.testing.assert_allclose(short, [ei[0, 0], ei[1, 2], ei[2, 1]])
     assert np.argmax(score) == 2 and np.argmax(short) == 2
+
+
+def test_improvement_per_epoch_names_the_horizon_of_its_score():
+    incumbent = 0.5
+    ei = acq.expected_improvement(MEAN, STD, incumbent)
+    acquisition = acq.ImprovementPerEpoch(incumbent, epochs_left=4)
+    candidates, next_epochs = np.array([0, 1, 2]), np.array([1, 3, 2])
+    per_epoch = acquisition.per_epoch(POSTERIOR, candidates, next_epochs)
+    # row: h = 1..4 more epochs; candidate 1 from epoch 3 has 2 epochs left, candidate 2 three
+    np.testing.assert_allclose(per_epoch[0], ei[0] / np.arange(1, 5))
+    np.testing.assert_allclose(per_epoch[1], [ei[1, 2], ei[1, 3] / 2, -np.inf, -np.inf])
+    np.testing.assert_allclose(per_epoch[2], [ei[2, 1], ei[2, 2] / 2, ei[2, 3] / 3, -np.inf])
+    np.testing.assert_allclose(acquisition(POSTERIOR, candidates, next_epochs),
+                               per_epoch.max(axis=1))
+    np.testing.assert_array_equal(acquisition.horizons(POSTERIOR, candidates, next_epochs),
+                                  per_epoch.argmax(axis=1) + 1)
+
+
+def test_fits_beside_better_keeps_what_the_budget_pays_for_best_first():
+    # 10, then 10 + 30 = 40, 40 + 5 = 45; 20 and 2 more do not fit in 45
+    np.testing.assert_array_equal(fits_beside_better(np.array([10, 30, 5, 20, 2]), 45),
+                                  [True, True, True, False, False])
+    # the first is kept even beyond the budget; a later one fits where the one above did not
+    np.testing.assert_array_equal(fits_beside_better(np.array([60, 1]), 50), [True, False])
+    np.testing.assert_array_equal(fits_beside_better(np.array([10, 45, 30]), 45),
+                                  [True, False, True])
+
+
+def _freeze_thaw_case():
+    """20 epochs. Candidate 0, trained 5 (best observed 0.62), jumps to 1.0 at its last epoch:
+    its rate is best over 15 more epochs. Candidate 1 (fresh) is flat at 0.55 +- 0.1: best
+    after 1 epoch. Candidate 2 (fresh) jumps from 0.5 to 0.8 at epoch 12: best after 12."""
+    mean = np.full((3, 20), 0.6)
+    mean[0, -1] = 1.0
+    mean[1] = 0.55
+    mean[2, :11], mean[2, 11:] = 0.5, 0.8
+    std = np.full((3, 20), 0.01)
+    std[1] = 0.1
+    trained = np.array([5, 0, 0])
+    return CurvePosterior(mean, std), Situation(np.arange(3), trained + 1, np.arange(3),
+                                                trained, np.zeros(3, bool), 0.62)
+
+
+@pytest.mark.parametrize("budget, slots, order", [
+    (45, 4, [0, 2, 1]),  # every plan fits: 15 + 12 + 1 epochs
+    (25, 4, [0, 1]),  # 20 epochs left: candidate 2's 12 do not fit beside candidate 0's 15
+    (25, 1, [0, 2, 1]),  # one slot: the order is the scores' alone
+])
+def test_no_prior_policy_fills_a_slot_only_with_epochs_the_budget_has_left(budget, slots, order):
+    posterior, case = _freeze_thaw_case()
+    acquisition = acq.ImprovementPerEpoch(0.62, epochs_left=20)
+    np.testing.assert_array_equal(acquisition.horizons(posterior, case.open, case.next_epochs),
+                                  [15, 1, 12])
+    policy = BudgetedFreezeThaw(seed=0)
+    policy.plan(np.empty((0, 3, 20)), [None] * 3, budget, slots)
+    assert policy.order(posterior, case) == order
 
 
 def test_the_best_value_is_the_peak_of_the_mean_curve_and_select_picks_cells():
