@@ -68,16 +68,20 @@ def schedule_run(name: str, db, task: ReplayTask, order: np.ndarray,
 
 def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int],
              baseline_seeds: int) -> dict[str, Any]:
-    """One task's row: AT2's regret, configurations touched and seconds per seed, and every
-    schedule's regret per baseline seed."""
+    """One task's row: AT2's regret, configurations touched, epochs of its deepest curve,
+    simulated wall time and seconds per seed, and every schedule's regret per baseline seed."""
     final, curves = db.final_values(test_task, 0), db.task_curves(test_task, 0)
     task = ReplayTask(db.name, (), test_task, 0, budget)
-    row: dict[str, Any] = {"task": test_task, "at2": [], "touched": [], "seconds": []}
+    row: dict[str, Any] = {"task": test_task, "at2": [], "touched": [], "deepest": [],
+                           "wall": [], "seconds": []}
     for seed in seeds:
         started = time.perf_counter()
         trace = run_replay(db, task, seed=seed, concurrency=concurrency)["trace"]
         row["at2"].append(held_regret(final, [r["value"] for r in trace], budget))
-        row["touched"].append(len({r["config_id"] for r in trace}))
+        trained = [r["config_id"] for r in trace]
+        row["touched"].append(len(set(trained)))
+        row["deepest"].append(max(trained.count(c) for c in set(trained)))
+        row["wall"].append(max(r["sim_time"] for r in trace))
         row["seconds"].append(time.perf_counter() - started)
     for name in SCHEDULES:
         row[name] = []
@@ -122,9 +126,11 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     for name in SCHEDULES + (("dyhpo",) if all("dyhpo" in r for r in rows) else ()):
         values = np.array([np.mean(r[name]) for r in rows])
         lines.append(f"| {name} | {_mean_se(values)} | {_mean_se(at2 - values, sign=True)} |")
-    touched = np.mean([np.mean(r["touched"]) for r in rows])
-    seconds = np.mean([np.mean(r["seconds"]) for r in rows])
-    lines.append(f"\nAT2 touched {touched:.1f} configurations per run, {seconds:.1f} s per run.")
+    touched, deepest, wall, seconds = (np.mean([np.mean(r[key]) for r in rows])
+                                       for key in ("touched", "deepest", "wall", "seconds"))
+    lines.append(f"\nAT2 touched {touched:.1f} configurations per run and trained its deepest "
+                 f"{deepest:.1f} epochs, in {wall:.1f} units of simulated time (an epoch takes "
+                 f"about 1; `at2_tune.core.simulation`), {seconds:.1f} s per run.")
     return lines
 
 

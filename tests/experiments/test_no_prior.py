@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from at2_tune.core.simulation import epoch_seconds
+from at2_tune.simulator import ReplayTask, run_replay
 from experiments.no_prior import SCHEDULES, held_regret, main
 
 
@@ -29,6 +31,10 @@ def test_held_regrets_by_hand_and_the_table(hyperrec, release_dir, tmp_path, cap
         best = max(curves[order[:9], 0].max(), curves[first[0], 1:3].max(), curves[first[1], 1])
         assert row["sh9-survivor"][seed] == np.clip((final.max() - best) / span, 0, None)
     assert 0.0 <= row["at2"][0] <= 1.0 and 1 <= row["touched"][0] <= 12
+    assert 12 / row["touched"][0] <= row["deepest"][0] <= 12
+    # one slot: the simulated time is the sum of the 12 epochs' durations
+    trace = run_replay(hyperrec, ReplayTask("hyperrec", (), "CIFAR10", 0, 12), seed=0)["trace"]
+    assert row["wall"][0] == pytest.approx(sum(epoch_seconds(0, r["config_id"]) for r in trace))
     assert set(SCHEDULES) <= set(row)
     printed = capsys.readouterr().out
     assert "| at2 (no_prior) |" in printed and "| sh27-survivor |" in printed
