@@ -291,8 +291,9 @@ class AT2Engine:
 
         Args:
             limit: return at most this many.
-            closed: candidates whose trial ended with epochs left (they cannot train more):
-                the policy does not order them.
+            closed: candidates that cannot train though they have epochs left (their trial
+                ended, or they have none and no trial can start): the policy does not order
+                them.
         """
         situation = self.situation(closed)
         if not situation.open.size:

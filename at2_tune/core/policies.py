@@ -78,8 +78,8 @@ def situation_of(next_epochs: np.ndarray, failed: set[int], n_epochs: int,
                  closed: Collection[int] = ()) -> Situation:
     """The :class:`Situation` of candidates whose next 1-based epochs are ``next_epochs``
     ``(n,)`` (``ObservationStore.next_epochs``); ``best_observed`` on the posterior's scale;
-    ``closed``: candidates that cannot train any more epochs though they have some left (their
-    trial ended), not open."""
+    ``closed``: candidates that cannot train though they have epochs left (their trial ended,
+    or none can start), not open."""
     trained = np.asarray(next_epochs, dtype=np.int64) - 1
     eligible = np.arange(trained.size, dtype=np.int64)
     if failed:
