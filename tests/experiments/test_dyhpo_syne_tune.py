@@ -49,8 +49,11 @@ def test_a_run_is_scored_by_its_first_budget_epochs_as_at2_is(hyperrec, tmp_path
                 (final.max() - max(curves[7, 0], curves[best, :2].max())) / span]
     assert rows[0]["dyhpo"] == pytest.approx(expected)
     schedules = {name: [0.4] for name in ("random", "sh27", "sh27-survivor", "sh9-survivor")}
-    printed = table([dict(rows[0], touched=[3], seconds=[1.0], **schedules)])
+    printed = table([dict(rows[0], touched=[3], deepest=[2], wall=[3.0], seconds=[1.0],
+                          **schedules)])
     assert any(line.startswith("| dyhpo |") for line in printed)
+    assert "touched 3.0 configurations per run and trained its deepest 2.0 epochs, in 3.0 units" \
+        in printed[-1]
 
 
 def test_a_task_and_seed_run_twice_counts_once_by_its_longest_run(hyperrec, tmp_path):
