@@ -78,9 +78,8 @@ def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int]
         started = time.perf_counter()
         trace = run_replay(db, task, seed=seed, concurrency=concurrency)["trace"]
         row["at2"].append(held_regret(final, [r["value"] for r in trace], budget))
-        trained = [r["config_id"] for r in trace]
-        row["touched"].append(len(set(trained)))
-        row["deepest"].append(max(trained.count(c) for c in set(trained)))
+        row["touched"].append(len({r["config_id"] for r in trace}))
+        row["deepest"].append(max(r["epoch"] for r in trace))  # a curve's epochs come in order
         row["wall"].append(max(r["sim_time"] for r in trace))
         row["seconds"].append(time.perf_counter() - started)
     for name in SCHEDULES:

@@ -311,11 +311,11 @@ class BudgetedFreezeThaw(RecommendingPolicy):
         left = self.epochs_left(situation)
         acquisition = ImprovementPerEpoch(situation.best_observed,
                                           posterior.n_epochs if left is None else left)
-        scores = acquisition(posterior, situation.open, situation.next_epochs)
+        scores, horizons = acquisition.scores_and_horizons(posterior, situation.open,
+                                                           situation.next_epochs)
         ranked = np.argsort(-scores, kind="stable")
         if self.planned_for is not None and self.planned_for[1] > 1:
             budget = self.planned_for[0] - int(situation.trained.sum())
-            horizons = acquisition.horizons(posterior, situation.open, situation.next_epochs)
             ranked = ranked[fits_beside_better(horizons[ranked], budget)]
         return [int(situation.open[i]) for i in ranked]
 

@@ -75,8 +75,9 @@ def test_improvement_per_epoch_names_the_horizon_of_its_score():
     np.testing.assert_allclose(per_epoch[2], [ei[2, 1], ei[2, 2] / 2, ei[2, 3] / 3, -np.inf])
     np.testing.assert_allclose(acquisition(POSTERIOR, candidates, next_epochs),
                                per_epoch.max(axis=1))
-    np.testing.assert_array_equal(acquisition.horizons(POSTERIOR, candidates, next_epochs),
-                                  per_epoch.argmax(axis=1) + 1)
+    scores, horizons = acquisition.scores_and_horizons(POSTERIOR, candidates, next_epochs)
+    np.testing.assert_allclose(scores, per_epoch.max(axis=1))
+    np.testing.assert_array_equal(horizons, per_epoch.argmax(axis=1) + 1)
 
 
 def test_fits_beside_better_keeps_what_the_budget_pays_for_best_first():
@@ -112,8 +113,8 @@ def _freeze_thaw_case():
 def test_no_prior_policy_fills_a_slot_only_with_epochs_the_budget_has_left(budget, slots, order):
     posterior, case = _freeze_thaw_case()
     acquisition = acq.ImprovementPerEpoch(0.62, epochs_left=20)
-    np.testing.assert_array_equal(acquisition.horizons(posterior, case.open, case.next_epochs),
-                                  [15, 1, 12])
+    _, horizons = acquisition.scores_and_horizons(posterior, case.open, case.next_epochs)
+    np.testing.assert_array_equal(horizons, [15, 1, 12])
     policy = BudgetedFreezeThaw(seed=0)
     policy.plan(np.empty((0, 3, 20)), [None] * 3, budget, slots)
     assert policy.order(posterior, case) == order
