@@ -25,7 +25,7 @@ from at2_tune.core.offline_cache import FitCache, prepare_engine
 from at2_tune.core.prior import PriorData
 from at2_tune.core.settings import AT2Settings
 from at2_tune.core.setup import RunSetup
-from at2_tune.core.simulation import epoch_seconds, simulate  # noqa: F401
+from at2_tune.core.simulation import Timing, epoch_seconds, simulate  # noqa: F401
 from at2_tune.databases import LearningCurveDatabase
 
 TRACE_FIELDS = ("query", "epochs_spent", "config_id", "epoch", "value", "recommended_config_id",
@@ -85,9 +85,11 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
                settings: AT2Settings | None = None,
                on_query: Callable[[dict[str, Any]], None] | None = None,
                fit_cache: FitCache | str | Path | None = None,
-               concurrency: int = 1, prior: PriorData | None = None) -> dict[str, Any]:
+               concurrency: int = 1, prior: PriorData | None = None,
+               timing: Timing = Timing()) -> dict[str, Any]:
     """Run AT2 on ``task`` through the coordinator on ``concurrency`` simulated slots (see
-    :func:`simulate`) and return the results document (:func:`results_document`).
+    :func:`simulate`, epochs as long as ``timing`` says) and return the results document
+    (:func:`results_document`).
 
     With ``fit_cache`` the offline fit on the prior tasks is reused from there when an
     identical one was saved before, and saved otherwise; ``None``: no cache. ``prior``: the
@@ -109,7 +111,7 @@ def run_replay(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
         if on_query is not None:
             on_query(rows[-1])
 
-    simulate(coordinator, curves, concurrency, seed, record)
+    simulate(coordinator, curves, concurrency, seed, record, timing=timing)
     plan = coordinator.plan()  # the plan made before the first decision (None: no plan)
     return results_document(db, task, seed, settings.to_json(), rows, backend="local",
                             concurrency=concurrency,

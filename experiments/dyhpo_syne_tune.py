@@ -13,17 +13,19 @@ throwaway virtual environment, from files this module exports in at2-tune's own 
         "pandas==2.2.3" "scikit-learn==1.5.2"
     OMP_NUM_THREADS=1 /tmp/syne/bin/python experiments/dyhpo_syne_tune.py run \\
         --database lcbench --dir /tmp/dyhpo --budget 200 --seeds 0,1 --out /tmp/dyhpo/lcbench.jsonl
+    # (--workers 4: four trials at a time, for the comparison with 4 slots)
     # 3. in at2-tune's environment: DyHPO's column beside AT2 and the schedules
     python -m experiments.no_prior --database lcbench --budget 50,100,200 \\
         --dyhpo /tmp/dyhpo/lcbench.jsonl
 
 Each run is DyHPO with its defaults (6 random configurations first; pauses after epoch 1 and
 then every 2 epochs) on one task's curves (seed profile 0), restricted to the database's
-configurations, one worker, in Syne Tune's tabulated simulator (``BlackboxTabular``,
+configurations, one worker (``--workers``: more), in Syne Tune's tabulated simulator (``BlackboxTabular``,
 ``UserBlackboxBackend`` with checkpointing: a resumed trial goes on from its paused epoch).
-Every reported epoch is recorded in order until the budget is spent; the file has one JSON line
-per run: ``{"database", "task", "seed", "budget", "observations": [[config, epoch, value],
-...], "seconds"}``. DyHPO does not know the budget, so the first B observations of a longer
+Every epoch takes one time unit of the simulator's clock, so with several workers the trials
+report in step. Every reported epoch is recorded in order until the budget is spent; the file
+has one JSON line per run: ``{"database", "task", "seed", "budget", "workers",
+"observations": [[config, epoch, value], ...], "seconds"}`` (no ``"workers"``: one). DyHPO does not know the budget, so the first B observations of a longer
 run are the run with budget B (checked on one task of each database): one run of 200 epochs
 serves B = 50, 100 and 200.
 
@@ -85,9 +87,11 @@ def export(database: str, data_dir: str | None, out: Path) -> list[Path]:
     return [arrays, meta]
 
 
-def read_runs(path: Path, database: str, curves_of, budget: int) -> dict[str, list[list[float]]]:
+def read_runs(path: Path, database: str, curves_of, budget: int,
+              workers: int = 1) -> dict[str, list[list[float]]]:
     """``{task: [values of each seed's run, in the order observed]}``: the first ``budget``
-    epochs of the runs of ``database`` in the JSON-lines file ``path``, sorted by seed. Where a
+    epochs of the runs of ``database`` with ``workers`` workers in the JSON-lines file
+    ``path``, sorted by seed. Where a
     (task, seed) was run more than once (a longer budget appended later), its longest run counts:
     a shorter one is its prefix.
 
@@ -102,7 +106,7 @@ def read_runs(path: Path, database: str, curves_of, budget: int) -> dict[str, li
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         run = json.loads(line)
         key = (run["task"], int(run["seed"]))
-        if run["database"] == database and (
+        if run["database"] == database and run.get("workers", 1) == workers and (
                 key not in longest
                 or len(run["observations"]) > len(longest[key][1]["observations"])):
             longest[key] = (number, run)
@@ -162,9 +166,10 @@ def complete_configs(space: Mapping[str, list[Any]],
 
 
 def run_dyhpo(space: Mapping[str, list[Any]], configs: list[dict[str, Any]], curves: np.ndarray,
-              seed: int, budget: int) -> tuple[list[list[Any]], float]:
-    """One DyHPO run on ``curves`` ``(configurations, epochs)``; returns the first ``budget``
-    observations ``[config, epoch, value]`` and the seconds it took."""
+              seed: int, budget: int, workers: int = 1) -> tuple[list[list[Any]], float]:
+    """One DyHPO run on ``curves`` ``(configurations, epochs)`` with ``workers`` trials at a
+    time; returns the first ``budget`` observations ``[config, epoch, value]`` and the seconds
+    it took."""
     import pandas as pd
     from syne_tune import Tuner
     from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
@@ -210,7 +215,7 @@ def run_dyhpo(space: Mapping[str, list[Any]], configs: list[dict[str, Any]], cur
                       search_options={"restrict_configurations": [
                           dict(c, **{MAX_EPOCHS: n_epochs}) for c in configs]})
     tuner = Tuner(trial_backend=backend, scheduler=scheduler,
-                  stop_criterion=lambda status: len(observations) >= budget, n_workers=1,
+                  stop_criterion=lambda status: len(observations) >= budget, n_workers=workers,
                   sleep_time=0, callbacks=[SimulatorCallback(), Recorder()], save_tuner=False,
                   results_update_interval=1e9, print_update_interval=1e9,
                   tuner_name=f"dyhpo-{seed}")
@@ -225,7 +230,7 @@ def run_dyhpo(space: Mapping[str, list[Any]], configs: list[dict[str, Any]], cur
 
 
 def run(database: str, directory: Path, budget: int, seeds: list[int], tasks: list[str] | None,
-        out: Path) -> None:
+        out: Path, workers: int = 1) -> None:
     """Append a line to ``out`` per (task, seed) not in it yet (an interrupted run resumes)."""
     import logging
 
@@ -238,15 +243,16 @@ def run(database: str, directory: Path, budget: int, seeds: list[int], tasks: li
     done = set()
     if out.exists():
         done = {(r["task"], r["seed"]) for r in map(json.loads, out.read_text().splitlines())
-                if r["database"] == database and r["budget"] >= budget}
+                if r["database"] == database and r["budget"] >= budget
+                and r.get("workers", 1) == workers}
     for task in tasks or names:
         for seed in seeds:
             if (task, seed) in done:
                 continue
             observations, seconds = run_dyhpo(space, configs, curves[names.index(task)], seed,
-                                              budget)
+                                              budget, workers)
             line = {"database": database, "task": task, "seed": seed, "budget": budget,
-                    "observations": observations, "seconds": seconds}
+                    "workers": workers, "observations": observations, "seconds": seconds}
             with out.open("a") as file:
                 file.write(json.dumps(line) + "\n")
             print(f"{database} {task} seed {seed}: {seconds:.1f} s, "
@@ -268,13 +274,14 @@ def main(argv: list[str] | None = None) -> None:
     running.add_argument("--seeds", default="0,1")
     running.add_argument("--tasks", default=None, help="comma-separated (default: every task)")
     running.add_argument("--out", type=Path, required=True, help="JSON lines, appended to")
+    running.add_argument("--workers", type=int, default=1, help="trials at a time")
     args = parser.parse_args(argv)
     if args.command == "export":
         for path in export(args.database, args.data_dir, args.out):
             print(path)
     else:
         run(args.database, args.dir, args.budget, [int(s) for s in args.seeds.split(",")],
-            args.tasks.split(",") if args.tasks else None, args.out)
+            args.tasks.split(",") if args.tasks else None, args.out, args.workers)
 
 
 if __name__ == "__main__":

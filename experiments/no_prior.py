@@ -16,14 +16,20 @@ user gets without a model, each from a random order of the configurations drawn 
   once the last survivor reaches its rung (``at2_tune.bench.baselines.successive_halving``);
 * ``sh27-survivor`` and ``sh9-survivor``: the same from 27 or 9 configurations, the survivor
   then trained until the budget ends or it reaches its last epoch;
-* ``dyhpo`` (with ``--dyhpo``, one slot): Syne Tune's DyHPO, a model-based freeze-thaw tuner,
-  from runs made in its own environment (``experiments.dyhpo_syne_tune``).
+* ``dyhpo`` (with ``--dyhpo``): Syne Tune's DyHPO, a model-based freeze-thaw tuner, from runs
+  made in its own environment with as many workers as slots (``experiments.dyhpo_syne_tune``).
 
 The score is the held model's normalized regret after the budget (the best value observed,
 ``at2_tune.evaluation.held_regrets``), a run per budget. Writes
 ``OUT/no_prior_{database}_{budget}_{K}.json`` (per task, every seed's regret and AT2's
 configurations touched and seconds) and prints the table: mean ± standard error over tasks
 (seeds averaged within a task first) and AT2's paired difference with each schedule.
+
+With several slots the outcome depends on when results arrive. ``--equal-epochs`` gives every
+epoch the same simulated time (Syne Tune's simulator, Ray with ``--seconds-per-epoch``; pair
+DyHPO with it) and ``--start-cost C`` makes each start or resume of a trial cost ``C`` (Ray
+at 0.2 s an epoch: about 3); the file name then ends in ``_startC`` / ``_equal``
+(``at2_tune.core.simulation.Timing``).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import numpy as np
 from at2_tune import evaluation
 from at2_tune.bench import baselines
 from at2_tune.core.schedules import Portfolio
+from at2_tune.core.simulation import Timing
+from at2_tune.errors import AT2Error
 from at2_tune.simulator import ReplayTask, run_replay
 
 SCHEDULES = ("random", "sh27", "sh27-survivor", "sh9-survivor")
@@ -51,23 +59,24 @@ def held_regret(final: np.ndarray, values: list[float], budget: int) -> float:
 
 
 def schedule_run(name: str, db, task: ReplayTask, order: np.ndarray,
-                 concurrency: int) -> baselines.BaselineRun:
+                 concurrency: int, timing: Timing = Timing()) -> baselines.BaselineRun:
     """Schedule ``name`` of :data:`SCHEDULES` from the random ``order`` of configurations."""
     runs: dict[str, Callable[[], baselines.BaselineRun]] = {
         "random": lambda: baselines.replay_policy(
-            db, task, Portfolio(int(order[0]), ranking=[int(c) for c in order]), concurrency),
+            db, task, Portfolio(int(order[0]), ranking=[int(c) for c in order]), concurrency,
+            timing=timing),
         "sh27": lambda: baselines._successive_halving(db, task, order[:27], 3, False,
-                                                      concurrency),
+                                                      concurrency, timing),
         "sh27-survivor": lambda: baselines.transfer_successive_halving(
-            db, task, 27, order=order, concurrency=concurrency),
+            db, task, 27, order=order, concurrency=concurrency, timing=timing),
         "sh9-survivor": lambda: baselines.transfer_successive_halving(
-            db, task, 9, order=order, concurrency=concurrency),
+            db, task, 9, order=order, concurrency=concurrency, timing=timing),
     }
     return runs[name]()
 
 
 def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int],
-             baseline_seeds: int) -> dict[str, Any]:
+             baseline_seeds: int, timing: Timing = Timing()) -> dict[str, Any]:
     """One task's row: AT2's regret, configurations touched, epochs of its deepest curve,
     simulated wall time and seconds per seed, and every schedule's regret per baseline seed."""
     final, curves = db.final_values(test_task, 0), db.task_curves(test_task, 0)
@@ -76,7 +85,8 @@ def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int]
                            "wall": [], "seconds": []}
     for seed in seeds:
         started = time.perf_counter()
-        trace = run_replay(db, task, seed=seed, concurrency=concurrency)["trace"]
+        trace = run_replay(db, task, seed=seed, concurrency=concurrency,
+                           timing=timing)["trace"]
         row["at2"].append(held_regret(final, [r["value"] for r in trace], budget))
         row["touched"].append(len({r["config_id"] for r in trace}))
         row["deepest"].append(max(r["epoch"] for r in trace))  # a curve's epochs come in order
@@ -86,26 +96,29 @@ def run_task(db, test_task: str, budget: int, concurrency: int, seeds: list[int]
         row[name] = []
         for seed in range(baseline_seeds):
             order = np.random.default_rng([seed, 7]).permutation(db.n_configs)
-            run = schedule_run(name, db, task, order, concurrency)
+            run = schedule_run(name, db, task, order, concurrency, timing)
             row[name].append(held_regret(final, evaluation.held_values(curves, run.trained),
                                           budget))
     return row
 
 
-def dyhpo_runs(db, path: Path, budget: int, tasks: list[str]) -> dict[str, list[list[float]]]:
+def dyhpo_runs(db, path: Path, budget: int, tasks: list[str],
+               workers: int = 1) -> dict[str, list[list[float]]]:
     """DyHPO's observed values of every task of ``tasks``, each run's first ``budget`` epochs,
-    from ``path`` (``experiments.dyhpo_syne_tune``), checked against the database.
+    from the runs with ``workers`` workers in ``path`` (``experiments.dyhpo_syne_tune``),
+    checked against the database.
 
     Raises:
         ValueError: a task without a DyHPO run, or a run that does not fit the database.
     """
     from experiments.dyhpo_syne_tune import read_runs
 
-    runs = read_runs(path, db.name, lambda task: db.task_curves(task, 0), budget)
+    runs = read_runs(path, db.name, lambda task: db.task_curves(task, 0), budget, workers)
     for task in tasks:
         if task not in runs:
-            raise ValueError(f"{path} has no DyHPO run of {db.name} task {task!r}; run "
-                             "experiments/dyhpo_syne_tune.py run for it, or leave out --dyhpo")
+            raise ValueError(f"{path} has no DyHPO run of {db.name} task {task!r} with "
+                             f"{workers} worker(s); run experiments/dyhpo_syne_tune.py run "
+                             f"--workers {workers} for it, or leave out --dyhpo")
     return runs
 
 
@@ -144,6 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", choices=["hyperrec", "lcbench"], required=True)
     parser.add_argument("--budget", default="100", help="epochs, comma-separated: a run each")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--start-cost", type=float, default=0.0,
+                        help="simulated time a trial spends each time it starts or resumes "
+                             "(about 1 per epoch; Ray Tune at 0.2 s an epoch: about 3)")
+    parser.add_argument("--equal-epochs", action="store_true",
+                        help="every epoch takes 1 unit of simulated time (Syne Tune's "
+                             "simulator, Ray with --seconds-per-epoch), not a duration per "
+                             "configuration")
     parser.add_argument("--seeds", default="0,1", help="AT2's seeds")
     parser.add_argument("--baseline-seeds", type=int, default=10)
     parser.add_argument("--tasks", default=None, help="comma-separated (default: every task)")
@@ -153,9 +173,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="DyHPO's runs (JSON lines of experiments.dyhpo_syne_tune): adds "
                              "its column")
     args = parser.parse_args(argv)
-    if args.dyhpo is not None and args.concurrency != 1:
-        parser.error(f"--dyhpo with --concurrency {args.concurrency}: DyHPO's runs have one "
-                     "worker; compare them with --concurrency 1")
+    try:
+        timing = Timing(args.start_cost, args.equal_epochs)
+    except AT2Error as error:
+        parser.error(str(error))
     import torch
 
     from at2_tune.databases import load_database
@@ -166,14 +187,19 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     for budget in (int(b) for b in args.budget.split(",")):
-        dyhpo = None if args.dyhpo is None else dyhpo_runs(db, args.dyhpo, budget, tasks)
-        rows = [run_task(db, t, budget, args.concurrency, seeds, args.baseline_seeds)
-                for t in tasks]
+        dyhpo = None if args.dyhpo is None else dyhpo_runs(db, args.dyhpo, budget, tasks,
+                                                             args.concurrency)
+        rows = [run_task(db, t, budget, args.concurrency, seeds, args.baseline_seeds,
+                         timing) for t in tasks]
         if dyhpo is not None:
             add_dyhpo(rows, db, dyhpo, budget)
-        name = f"no_prior_{args.database}_{budget}_{args.concurrency}.json"
+        cost = (f"_start{args.start_cost:g}" if args.start_cost else "") + \
+            ("_equal" if args.equal_epochs else "")
+        name = f"no_prior_{args.database}_{budget}_{args.concurrency}{cost}.json"
         (args.out / name).write_text(json.dumps(rows, indent=1))
         print(f"\n{args.database}, budget {budget}, {args.concurrency} slot(s), "
+              f"start cost {args.start_cost:g}, "
+              f"{'equal epochs, ' if args.equal_epochs else ''}"
               f"{len(rows)} tasks, AT2 seeds {args.seeds}:\n")
         print("\n".join(table(rows)))
 

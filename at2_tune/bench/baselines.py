@@ -28,7 +28,7 @@ from at2_tune.core.coordinator import Coordinator
 from at2_tune.core.prior import prior_order as core_prior_order
 from at2_tune.core.schedules import (ModelFreeCore, Portfolio, RoundRobin, Screening,  # noqa: F401
                                      SuccessiveHalving, greedy_portfolio)
-from at2_tune.core.simulation import simulate
+from at2_tune.core.simulation import Timing, simulate
 from at2_tune.databases import LearningCurveDatabase
 from at2_tune.simulator import ReplayTask
 
@@ -55,13 +55,15 @@ class BaselineRun:
 
 # ---------------------------------------------------------------- running them
 def replay_policy(db: LearningCurveDatabase, task: ReplayTask, policy, concurrency: int = 1,
-                  seed: int = 0) -> BaselineRun:
+                  seed: int = 0, timing: Timing = Timing()) -> BaselineRun:
     """Replay a model-free ``policy`` on ``task`` through the coordinator on ``concurrency``
-    simulated slots (``at2_tune.core.simulation.simulate``, seeded epoch durations)."""
+    simulated slots (``at2_tune.core.simulation.simulate``, epochs as long as ``timing`` says:
+    by default seeded durations per configuration)."""
     core = ModelFreeCore(policy, db.configs, db.n_epochs)
     coordinator = Coordinator(core, budget_epochs=task.budget, max_concurrent=concurrency,
                               track_recommendations=True)
-    simulate(coordinator, db.task_curves(task.test_task, task.seed_profile), concurrency, seed)
+    simulate(coordinator, db.task_curves(task.test_task, task.seed_profile), concurrency, seed,
+             timing=timing)
     trained = [row.candidate for row in coordinator.trace]
     recommended = [row.recommended for row in coordinator.trace] or [core.recommend()]
     return BaselineRun(recommended + [recommended[-1]] * (task.budget - len(trained)), trained)
@@ -156,25 +158,26 @@ def successive_halving(db: LearningCurveDatabase, task: ReplayTask, rng: np.rand
 
 def transfer_successive_halving(db: LearningCurveDatabase, task: ReplayTask, n: int,
                                 eta: int = 3, concurrency: int = 1,
-                                order: np.ndarray | None = None) -> BaselineRun:
+                                order: np.ndarray | None = None,
+                                timing: Timing = Timing()) -> BaselineRun:
     """Successive halving over the ``n`` best configurations by average prior rank (or of
     ``order``); once a single configuration survives, it is trained until the budget ends or
     it reaches its last epoch."""
     if order is None:
         order = prior_order(db, task, "transfer_successive_halving")
     start = np.asarray(order)[:n]
-    return _successive_halving(db, task, start, eta, True, concurrency)
+    return _successive_halving(db, task, start, eta, True, concurrency, timing)
 
 
 def _successive_halving(db, task, start, eta: int, train_survivor: bool,
-                        concurrency: int) -> BaselineRun:
+                        concurrency: int, timing: Timing = Timing()) -> BaselineRun:
     if eta < 2 or len(start) < 1:
         raise ValueError(f"successive halving needs eta >= 2 and at least one configuration "
                          f"(got eta={eta}, {len(start)} configurations)")
     start = [int(c) for c in start]
     policy = SuccessiveHalving(start[0], start=start, eta=eta, n_epochs=db.n_epochs,
                                train_survivor=train_survivor)
-    return replay_policy(db, task, policy, concurrency)
+    return replay_policy(db, task, policy, concurrency, timing=timing)
 
 
 BY_NAME: dict[str, Callable[..., BaselineRun]] = {

@@ -1,7 +1,8 @@
 """The coordinator's K-slot simulator: a coordinator's decisions carried out on simulated slots.
 
 A trial's epoch reveals the next value of its configuration's curve after a deterministic
-simulated duration. The replay benchmark (``at2_tune.simulator``), the baselines
+simulated duration (:class:`Timing`: optionally equal for every configuration, and with a cost
+each time a trial starts or resumes, as through Ray Tune). The replay benchmark (``at2_tune.simulator``), the baselines
 (``at2_tune.bench.baselines``) and AT2's planner (``at2_tune.core.planner``) all run through it.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -24,15 +26,45 @@ def epoch_seconds(seed: int, candidate: int) -> float:
     return float(np.exp(0.35 * np.random.default_rng([seed, candidate]).standard_normal()))
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How long a simulated trial's epoch takes.
+
+    Attributes:
+        start_cost: time a trial spends before its epoch each time it starts or resumes (in the
+            units of :func:`epoch_seconds`, about one per epoch; 0: switching trials is free).
+            Ray Tune restores a paused trial from its checkpoint on a new or reused actor, while
+            a trial told to continue goes straight on: with epochs of 0.2 s that took about 3
+            epochs' time (docs/benchmarks.md); on GPUs, where an epoch takes minutes and a
+            restore seconds, a small fraction of one.
+        equal_epochs: every epoch takes 1 (Syne Tune's tabulated simulator; Ray Tune with
+            ``--seconds-per-epoch``) instead of :func:`epoch_seconds`.
+    """
+
+    start_cost: float = 0.0
+    equal_epochs: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.start_cost >= 0.0:
+            raise AT2Error(f"start_cost={self.start_cost!r} must be a number >= 0 (simulated "
+                           "time a trial spends starting or resuming; 0: free)")
+
+    def epoch(self, seed: int, candidate: int, switching: bool) -> float:
+        """Time of ``candidate``'s next epoch; ``switching``: the trial starts or resumes."""
+        duration = 1.0 if self.equal_epochs else epoch_seconds(seed, candidate)
+        return duration + (self.start_cost if switching else 0.0)
+
+
 def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, seed: int = 0,
              on_observation: Callable[[TraceRow, float], None] | None = None,
-             max_observations: int | None = None) -> float:
+             max_observations: int | None = None, timing: Timing = Timing()) -> float:
     """Carry out ``coordinator``'s decisions on ``concurrency`` simulated slots until it is
     finished, or until it has observed ``max_observations`` epochs (for a coordinator without
     a budget, which would train every epoch of every candidate); a trial's epoch ``e`` of
-    candidate ``c`` reveals ``curves[c, e - 1]`` after :func:`epoch_seconds`. Deterministic:
-    simultaneous events go in start order. ``on_observation(row, time)``: called after each
-    observation with its trace row and the simulated time.
+    candidate ``c`` reveals ``curves[c, e - 1]`` after the time ``timing`` gives it (default:
+    :func:`epoch_seconds`, switching trials free). Deterministic: simultaneous events go in start
+    order. ``on_observation(row, time)``: called after each observation with its trace row and
+    the simulated time.
 
     Returns:
         The simulated time at the end.
@@ -41,10 +73,10 @@ def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, see
     clock, started = 0.0, 0
     running: list[tuple[float, int, str]] = []  # (finish time, start order, trial id)
 
-    def schedule(trial_id: str) -> None:
+    def schedule(trial_id: str, switching: bool = False) -> None:
         nonlocal started
         record = coordinator.trials[trial_id]
-        duration = epoch_seconds(seed, record.candidate)
+        duration = timing.epoch(seed, record.candidate, switching)
         heapq.heappush(running, (clock + duration, started, trial_id))
         started += 1
 
@@ -57,7 +89,7 @@ def simulate(coordinator: Coordinator, curves: np.ndarray, concurrency: int, see
             else:
                 trial_id = action.trial_id
                 coordinator.resume(action)
-            schedule(trial_id)
+            schedule(trial_id, switching=True)
             action = coordinator.next_action()
         if not running:
             if isinstance(action, Finished):

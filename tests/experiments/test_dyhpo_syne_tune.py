@@ -12,7 +12,7 @@ from experiments.dyhpo_syne_tune import (
     neutral_value,
     read_runs,
 )
-from experiments.no_prior import add_dyhpo, dyhpo_runs, main, table
+from experiments.no_prior import add_dyhpo, dyhpo_runs, table
 
 
 def write_runs(path, runs):
@@ -95,11 +95,20 @@ def test_a_task_without_a_run_is_named(hyperrec, tmp_path):
         dyhpo_runs(hyperrec, path, 1, ["CIFAR10", "AWA2"])
 
 
-def test_dyhpo_is_compared_with_one_slot_only(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["--database", "hyperrec", "--concurrency", "4", "--dyhpo", str(tmp_path / "x"),
-              "--out", str(tmp_path)])
-    assert "DyHPO's runs have one worker" in capsys.readouterr().err
+def test_runs_are_matched_to_the_slots_by_their_workers(hyperrec, tmp_path):
+    curves = hyperrec.task_curves("CIFAR10", 0)
+    one = run_line("CIFAR10", 0, observed(curves, [(3, 1), (3, 2)]))  # no "workers": one
+    four = dict(run_line("CIFAR10", 0, observed(curves, [(3, 1), (5, 1), (6, 1), (7, 1)])),
+                workers=4)
+    path = tmp_path / "dyhpo.jsonl"
+    write_runs(path, [one, four])
+    assert read_runs(path, "hyperrec", lambda task: curves, budget=2) == {
+        "CIFAR10": [[curves[3, 0], curves[3, 1]]]}
+    assert read_runs(path, "hyperrec", lambda task: curves, budget=2, workers=4) == {
+        "CIFAR10": [[curves[3, 0], curves[5, 0]]]}
+    with pytest.raises(ValueError, match="no DyHPO run of hyperrec task 'CIFAR10' with 2 "
+                                         "worker.*--workers 2"):
+        dyhpo_runs(hyperrec, path, 1, ["CIFAR10"], workers=2)
 
 
 def test_the_exported_space_is_the_projects_and_keeps_the_configurations_apart(

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from at2_tune.core.simulation import epoch_seconds
+from at2_tune.core.simulation import Timing, epoch_seconds
 from at2_tune.simulator import ReplayTask, run_replay
 from experiments.no_prior import SCHEDULES, held_regret, main
 
@@ -44,3 +44,24 @@ def test_held_regret_is_the_best_value_observed_against_the_final_values():
     final = np.array([0.2, 0.6, 1.0])  # best 1.0, worst 0.2: a range of 0.8
     assert held_regret(final, [0.3, 0.6, 0.5], budget=4) == pytest.approx((1.0 - 0.6) / 0.8)
     assert held_regret(final, [], budget=4) == 1.0  # nothing trained: the worst model
+
+
+def test_a_start_cost_is_paid_by_every_switch_of_the_slot(hyperrec, release_dir, tmp_path):
+    main(["--database", "hyperrec", "--budget", "12", "--tasks", "CIFAR10", "--seeds", "0",
+          "--baseline-seeds", "1", "--start-cost", "3", "--data-dir", str(release_dir),
+          "--out", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "no_prior_hyperrec_12_1_start3.json").read_text())
+    trace = run_replay(hyperrec, ReplayTask("hyperrec", (), "CIFAR10", 0, 12), seed=0,
+                       timing=Timing(start_cost=3.0))["trace"]
+    configs = [r["config_id"] for r in trace]
+    # one slot: a trial starts or resumes whenever the configuration trained changes
+    switches = 1 + sum(a != b for a, b in zip(configs, configs[1:]))
+    assert row["wall"][0] == pytest.approx(sum(epoch_seconds(0, c) for c in configs)
+                                           + 3.0 * switches)
+    assert switches >= 2
+
+
+def test_a_negative_start_cost_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--database", "hyperrec", "--start-cost", "-1", "--out", str(tmp_path)])
+    assert "start_cost=-1.0 must be a number >= 0" in capsys.readouterr().err
