@@ -67,7 +67,9 @@ def test_two_trials_at_a_time_then_the_run_as_the_next_prior(tmp_path: Path, cap
     assert f"{BUDGET}/{BUDGET} epochs" in status[-1]
     assert len(summary["trials"]) >= 2 and (out / "curves.png").stat().st_size > 10_000
     for trial_dir in (out / "ray" / "at2-tune").glob("at2_trainable_*"):
-        assert 1 <= len(list(trial_dir.glob("checkpoint_*"))) <= 2  # only the latest two
+        # its two best by the metric and its latest (live.run.run_config); Ray 2.60 keeps the
+        # latest beside the two best, so 3 where the latest is neither
+        assert 1 <= len(list(trial_dir.glob("checkpoint_*"))) <= 3
     assert summary["concurrency"] == 2 and summary["resources_per_trial"] == {"cpu": 1.0,
                                                                                "gpu": 0.0}
     # the phases before the first trial, printed as they end and kept in the summary
