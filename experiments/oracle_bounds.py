@@ -8,7 +8,7 @@ of the configurations, as in the replay benchmark):
 - ``top-k oracle``: the best test-task configuration among the prior's ``k`` best by average
   rank (the configurations :func:`at2_tune.bench.baselines.top_k_round_robin` trains). A policy that
   only trains those ``k`` cannot recommend better than this even if it saw their whole curves;
-  with a budget of 100 epochs and 75 (HyperRec) or 52 (LCBench) epochs per curve, it sees fewer
+  with a budget of 100 epochs and 75 (HyperRec) or 50 (LCBench) epochs per curve, it sees fewer
   than two whole curves.
 - ``other-seed oracle`` (databases with two seed profiles): the best configuration of the test
   task under the *other* seed profile, i.e. complete knowledge of every curve of the same task

@@ -28,7 +28,8 @@ from at2_tune.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
+"""2: LCBench's curves hold its 50 trained epochs (1 kept the release's 52 values)."""
 _CURVES_FILE = "curves.npz"
 _META_FILE = "meta.json"
 
@@ -76,12 +77,13 @@ def _parse_profiles(spec: DatabaseSpec, path: Path, n_configs: int) -> tuple[tup
         for t, task in enumerate(tasks):
             for config_id, values in by_task[task].items():
                 curve = np.asarray(values, dtype=np.float64)
-                if not 0 <= config_id < n_configs or curve.shape != (spec.n_epochs,):
+                if not 0 <= config_id < n_configs or curve.shape != (spec.values_per_curve,):
                     raise DatabaseError(
                         f"{path}: profile {seed}, task {task!r}, config {config_id!r} has "
                         f"{curve.shape} values; expected config ids 0..{n_configs - 1} "
-                        f"with {spec.n_epochs} epochs each")
-                curves[seed, t, config_id] = curve
+                        f"with {spec.values_per_curve} values each")
+                curves[seed, t, config_id] = curve[spec.first_epoch:
+                                                   spec.first_epoch + spec.n_epochs]
     if len(tasks) != spec.n_tasks or np.isnan(curves).any() or not np.isfinite(curves).all():
         raise DatabaseError(f"{path}: expected {spec.n_tasks} tasks with finite curves for every "
                             f"config; found {len(tasks)} tasks, "

@@ -35,7 +35,7 @@ def test_verify_reports_one_line_per_bad_file(release_dir, tmp_path, capsys):
 def test_info_prints_shape_tasks_and_pairs(release_dir, capsys):
     assert main(["data", "info", "lcbench", "--data-dir", str(release_dir)]) == 0
     out = capsys.readouterr().out
-    assert "lcbench: 35 tasks x 100 configs x 52 epochs x 1 seed profile(s)" in out
+    assert "lcbench: 35 tasks x 100 configs x 50 epochs x 1 seed profile(s)" in out
     assert "dionis, volkert, higgs, sylvine -> jasmine" in out
     assert "numerai28.6" in out
 

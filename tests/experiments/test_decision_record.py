@@ -4,7 +4,8 @@ decision core was rebuilt out of a transfer posterior, policies and a lean engin
 ``data/decisions_sample.json`` holds 8 cases of ``experiments.decision_record`` (LOO and the
 paper's pairs of both databases, 1 and 4 slots), recorded with the code of commit 3f4e66a (the
 closing note of issue 26 compares all 208 cases) and recorded again when the budget planner
-became the default (issue 36: its plans may spend fewer epochs than the budget).
+became the default (issue 36: its plans may spend fewer epochs than the budget); the LCBench
+cases again when LCBench's curves became its 50 trained epochs (2026-12-07).
 """
 
 import json

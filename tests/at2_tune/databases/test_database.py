@@ -21,8 +21,23 @@ def test_hyperrec_shape_tasks_and_pairs(hyperrec):
 
 
 def test_lcbench_shape_and_pairs(lcbench):
-    assert lcbench.curves.shape == (1, 35, 100, 52)
+    assert lcbench.curves.shape == (1, 35, 100, 50)
     assert [p.test_task for p in lcbench.pairs] == ["adult", "jasmine", "numerai28.6", "phoneme", "shuttle"]
+
+
+def test_lcbench_keeps_its_50_trained_epochs(lcbench, release_dir):
+    """The release's 52 values per curve: the network before training, 50 epochs, the last
+    repeated. The database keeps values 1..50, so value e is the accuracy after e + 1 epochs."""
+    from at2_tune.databases.safe_pickle import safe_load_file
+
+    profiles = safe_load_file(release_dir / "lcbench" / "profiles.pkl")
+    for task, config_id in [("Fashion-MNIST", 0), ("adult", 17), ("dionis", 99)]:
+        raw = np.asarray(profiles[0][task][config_id])
+        assert raw.shape == (52,)
+        np.testing.assert_array_equal(lcbench.curve(task, config_id), raw[1:51])
+    before_training = np.array([profiles[0]["Fashion-MNIST"][c][0] for c in range(100)])
+    after_one_epoch = lcbench.task_curves("Fashion-MNIST")[:, 0]
+    assert np.median(before_training) < 0.15 < 0.6 < np.median(after_one_epoch)  # 10 classes
 
 
 def test_configs_are_in_the_space_vocabulary(hyperrec, lcbench):
@@ -127,5 +142,5 @@ def test_release_with_wrong_structure_is_rejected(release_dir, tmp_path):
     files = {"configs": data_dir / spec.configs.local_path,
              "profiles": data_dir / spec.profiles.local_path,
              "pairs": data_dir / spec.pairs.local_path}
-    with pytest.raises(DatabaseError, match=r"task 'adult', config 0 has \(3,\) values.*52 epochs"):
+    with pytest.raises(DatabaseError, match=r"task 'adult', config 0 has \(3,\) values.*52 values each"):
         convert.parse_release(spec, files)
