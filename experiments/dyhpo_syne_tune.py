@@ -27,7 +27,10 @@ report in step. Every reported epoch is recorded in order until the budget is sp
 has one JSON line per run: ``{"database", "task", "seed", "budget", "workers",
 "observations": [[config, epoch, value], ...], "seconds"}`` (no ``"workers"``: one). DyHPO does not know the budget, so the first B observations of a longer
 run are the run with budget B (checked on one task of each database): one run of 200 epochs
-serves B = 50, 100 and 200.
+serves B = 50, 100 and 200. On LCBench's 50 epochs DyHPO can start all 100 configurations
+within 200 epochs (72 in the first 100 on APSFailure, seed 1), and Syne Tune 0.13.0 then fails
+(``ValueError`` in ``generate_candidates_en_bulk``: no configuration left to start); there, runs
+of ``--budget 100`` serve B = 50 and 100.
 
 The configuration space given to DyHPO is the project's (``search_spaces``): log-scaled where
 the project samples on a log scale, derived ratios (``max_lr``, ``eta_min``) log-uniform over
