@@ -70,3 +70,21 @@ def lcbench(release_dir):
     from at2_tune.databases import load_database
 
     return load_database("lcbench", release_dir)
+
+
+@pytest.fixture(scope="session")
+def lcbench_as_released(lcbench, release_dir):
+    """LCBench with the release's 52 values per curve, read from its file: the network
+    evaluated before training (at chance on every task) first, then the 50 epochs the
+    ``lcbench`` database keeps, and the last one again."""
+    import numpy as np
+
+    from at2_tune.databases import LearningCurveDatabase
+    from at2_tune.databases.safe_pickle import safe_load_file
+
+    profiles = safe_load_file(release_dir / "lcbench" / "profiles.pkl")[0]
+    curves = np.array([[profiles[task][config] for config in range(lcbench.n_configs)]
+                       for task in lcbench.tasks], dtype=np.float64)[None]
+    return LearningCurveDatabase(name="lcbench", tasks=lcbench.tasks, configs=lcbench.configs,
+                                 raw_configs=lcbench.raw_configs, curves=curves,
+                                 pairs=lcbench.pairs, space_name=lcbench.space_name)

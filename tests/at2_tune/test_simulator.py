@@ -2,7 +2,6 @@ import csv
 import dataclasses
 import json
 
-import numpy as np
 import pytest
 
 from at2_tune import evaluation
@@ -25,22 +24,6 @@ def test_short_replay_on_a_real_pair_is_deterministic(hyperrec, fast_settings):
         assert row["value"] == hyperrec.curve("CIFAR100", row["config_id"])[row["epoch"] - 1]
         assert row["rank"] == hyperrec.rank("CIFAR100", row["recommended_config_id"])
         assert row["regret"] == pytest.approx(hyperrec.regret("CIFAR100", row["recommended_config_id"]))
-
-
-@pytest.fixture(scope="module")
-def lcbench_as_released(lcbench, release_dir):
-    """LCBench with the release's 52 values per curve: the network evaluated before training
-    (at chance on every task) first, then its 50 epochs and the last one again. A task whose
-    first value is at chance for every configuration."""
-    from at2_tune.databases import LearningCurveDatabase
-    from at2_tune.databases.safe_pickle import safe_load_file
-
-    profiles = safe_load_file(release_dir / "lcbench" / "profiles.pkl")[0]
-    curves = np.array([[profiles[task][config] for config in range(lcbench.n_configs)]
-                       for task in lcbench.tasks], dtype=np.float64)[None]
-    return LearningCurveDatabase(name="lcbench", tasks=lcbench.tasks, configs=lcbench.configs,
-                                 raw_configs=lcbench.raw_configs, curves=curves,
-                                 pairs=lcbench.pairs, space_name=lcbench.space_name)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -25,17 +25,12 @@ def test_lcbench_shape_and_pairs(lcbench):
     assert [p.test_task for p in lcbench.pairs] == ["adult", "jasmine", "numerai28.6", "phoneme", "shuttle"]
 
 
-def test_lcbench_keeps_its_50_trained_epochs(lcbench, release_dir):
+def test_lcbench_keeps_its_50_trained_epochs(lcbench, lcbench_as_released):
     """The release's 52 values per curve: the network before training, 50 epochs, the last
     repeated. The database keeps values 1..50, so value e is the accuracy after e + 1 epochs."""
-    from at2_tune.databases.safe_pickle import safe_load_file
-
-    profiles = safe_load_file(release_dir / "lcbench" / "profiles.pkl")
-    for task, config_id in [("Fashion-MNIST", 0), ("adult", 17), ("dionis", 99)]:
-        raw = np.asarray(profiles[0][task][config_id])
-        assert raw.shape == (52,)
-        np.testing.assert_array_equal(lcbench.curve(task, config_id), raw[1:51])
-    before_training = np.array([profiles[0]["Fashion-MNIST"][c][0] for c in range(100)])
+    assert lcbench_as_released.curves.shape == (1, 35, 100, 52)
+    np.testing.assert_array_equal(lcbench.curves, lcbench_as_released.curves[..., 1:51])
+    before_training = lcbench_as_released.task_curves("Fashion-MNIST")[:, 0]
     after_one_epoch = lcbench.task_curves("Fashion-MNIST")[:, 0]
     assert np.median(before_training) < 0.15 < 0.6 < np.median(after_one_epoch)  # 10 classes
 
