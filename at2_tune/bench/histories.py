@@ -140,6 +140,12 @@ def draw_histories(db, train_tasks: Sequence[str], seed_profile: int, options: H
     return histories
 
 
+def trained_configs(histories: Sequence[History]) -> np.ndarray:
+    """The grid configurations some history trained, in order of first appearance (task by
+    task, trial by trial): the configuration axis of :func:`history_database`."""
+    return np.array(list(dict.fromkeys(int(c) for h in histories for c in h.configs)))
+
+
 def history_database(db, train_tasks: Sequence[str], seed_profile: int,
                      options: HistoryOptions, seed: Sequence[int]):
     """The prior tasks' histories as a ``prior import`` database (``UserDatabase``) over the
@@ -150,7 +156,7 @@ def history_database(db, train_tasks: Sequence[str], seed_profile: int,
     from search_spaces import get_space
 
     histories = draw_histories(db, train_tasks, seed_profile, options, seed)
-    used = np.array(list(dict.fromkeys(int(c) for h in histories for c in h.configs)))
+    used = trained_configs(histories)
     column = {config: i for i, config in enumerate(used)}
     table = np.full((len(histories), len(used), db.n_epochs), np.nan)
     for row, history in enumerate(histories):

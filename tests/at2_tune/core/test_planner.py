@@ -155,18 +155,16 @@ def test_prior_order_is_the_mean_rank_of_the_final_values():
     assert prior_order(scores).tolist() == [0, 2, 1, 3]
 
 
-def test_halving_is_not_replayed_on_a_prior_that_stopped_configurations_early():
-    from at2_tune.core.planner import stopped_early
-
-    curves = _early_orders_final()
-    assert not stopped_early(curves)
-    assert plan_schedule(curves, budget=30).chosen.kind == "halving"  # the breadth test's pick
-    cut = curves.copy()
-    cut[:, 5:, 3:] = np.nan  # every task stopped configurations 5.. after 3 epochs
-    assert stopped_early(cut)
+def test_cut_priors_are_planned_with_the_whole_family():
+    # every task stopped configurations 5.. after 3 epochs, as a tuning history's early stopper
+    cut = _early_orders_final()
+    cut[:, 5:, 3:] = np.nan
     plan = plan_schedule(cut, budget=30)
-    assert all(s.schedule.kind != "halving" for s in plan.scores)
-    assert len(plan.scores) == len(FAMILY) - 2
+    assert len(plan.scores) == len(FAMILY)
+    assert plan.chosen.kind == "halving"  # the first epoch still orders the finals: breadth
+    late = _cross_late()
+    late[:, 5:, 3:] = np.nan
+    assert plan_schedule(late, budget=30).chosen == Schedule("round_robin", 1)  # depth
 
 
 def test_one_odd_prior_task_does_not_decide_the_plan():
