@@ -4,7 +4,8 @@
         --budget 10,25,50,100 --concurrency 1 --without halving --out results/choice-lcbench
 
 For every case of the protocol (the replay benchmark's cases: ``loo``, ``subsets`` or
-``histories``, whose priors are the same 25-trial ASHA histories, ``at2_tune.bench.histories``)
+``histories``, whose priors are the same histories, ``at2_tune.bench.histories``, drawn with the
+same ``--history-*`` options)
 and every budget, each schedule of the planner's family (``planner.FAMILY``)
 
 * is scored as the planner scores it: replayed on each prior task in turn, the other prior
@@ -147,6 +148,12 @@ def _parse(argv):
     parser.add_argument("--database", choices=("hyperrec", "lcbench"), required=True)
     parser.add_argument("--protocol", choices=("loo", "subsets", "histories"), default="loo")
     parser.add_argument("--prior-sizes", default="8", help="subsets and histories (K,...)")
+    parser.add_argument("--history-configs", type=int, default=HistoryOptions.configs,
+                        help="histories: trials per prior task")
+    parser.add_argument("--history-overlap", default=HistoryOptions.overlap,
+                        choices=("independent", "none"))
+    parser.add_argument("--history-scheduler", default=HistoryOptions.scheduler,
+                        choices=("asha", "fifo"))
     parser.add_argument("--tasks", default=None, help="new tasks (NAME,...; default: all)")
     parser.add_argument("--seed-profiles", default="0")
     parser.add_argument("--budget", default="10,25,50,100", help="B,...")
@@ -167,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     for kinds in without:
         family_without(kinds)  # a bad kind fails before the replays
     db = load_database(args.database, args.data_dir)
-    history = HistoryOptions() if args.protocol == "histories" else None
+    history = HistoryOptions(args.history_configs, args.history_overlap,
+                             args.history_scheduler) if args.protocol == "histories" else None
     tasks = None if args.tasks is None else args.tasks.split(",")
     cases = [c for size in ints(args.prior_sizes) for c in protocols.cases(
         db, args.protocol, tasks=tasks, prior_sizes=(size,), draws=1)] \
