@@ -308,9 +308,9 @@ def plan_schedule(prior_curves: np.ndarray, budget: int, concurrency: int = 1,
 
     A prior of tuning histories (cut curves, :func:`completed`) is planned for with the whole
     family. Successive halving was once left out there; on LCBench's 50 trained epochs it is the
-    best fixed schedule on 4 and 8 ASHA histories, and replaying it lowered the held regret's
-    mean over the budgets by 0.010-0.016 on LCBench for 0.002-0.004 on HyperRec
-    (docs/benchmarks.md, the budget planner)."""
+    best fixed schedule on 4-16 ASHA histories at most budgets, and replaying it lowered the
+    held regret's mean over the budgets by up to 0.016 on LCBench and raised it by at most
+    0.006 on HyperRec (docs/benchmarks.md, the budget planner)."""
     if budget < 1 or concurrency < 1:
         raise AT2Error(f"budget={budget} and concurrency={concurrency} must be at least 1")
     started = time.perf_counter()
