@@ -37,14 +37,16 @@ from pathlib import Path
 
 import numpy as np
 
+from at2_tune import evaluation
 from at2_tune.bench import protocols
-from at2_tune.bench.histories import (HistoryOptions, draw_histories, history_database,
-                                      history_seed, trained_configs)
+from at2_tune.bench.histories import (HistoryOptions, draw_histories, history_curves,
+                                      history_seed)
 from at2_tune.core.planner import FAMILY, ranked, rankings, replay_schedule, schedule_regrets
 from at2_tune.core.prior import best_values
 from at2_tune.errors import AT2Error
 
-KINDS = ("round_robin", "in_turn", "halving", "weighted", "portfolio")
+KINDS = tuple(dict.fromkeys(s.kind for s in FAMILY))
+"""The schedule kinds of the planner's family, in its order (what ``--without`` names)."""
 
 
 def case_prior(db, case: protocols.Case, seed_profile: int,
@@ -59,9 +61,8 @@ def case_prior(db, case: protocols.Case, seed_profile: int,
         return curves, np.arange(db.n_configs)
     seed = history_seed(db.name, case.test_task, case.train_tasks, seed_profile, history,
                         draw_seed)
-    table = history_database(db, case.train_tasks, seed_profile, history, seed).curves
-    columns = trained_configs(draw_histories(db, case.train_tasks, seed_profile, history, seed))
-    return np.asarray(table, dtype=float), columns
+    return history_curves(db, draw_histories(db, case.train_tasks, seed_profile, history, seed),
+                          seed_profile)
 
 
 def case_replays(db, case: protocols.Case, seed_profile: int, budgets, concurrency: int,
@@ -71,7 +72,6 @@ def case_replays(db, case: protocols.Case, seed_profile: int, budgets, concurren
     prior, columns = case_prior(db, case, seed_profile, history, draw_seed)
     curves = db.task_curves(case.test_task, seed_profile)
     finals = curves.max(axis=1)
-    spread = finals.max() - finals.min()
     orders = {name: [int(columns[c]) for c in order]
               for name, order in rankings(best_values(prior)).items()}
     out = []
@@ -79,8 +79,7 @@ def case_replays(db, case: protocols.Case, seed_profile: int, budgets, concurren
         scores, walls = schedule_regrets(prior, budget, concurrency)
         held = [replay_schedule(s, curves, orders[s.ranking_name], budget, concurrency)[0]
                 for s in FAMILY]
-        regrets = (finals.max() - np.array(held)) / spread if spread > 0 else np.zeros(len(held))
-        out.append((scores, walls, regrets))
+        out.append((scores, walls, evaluation.held_regrets(finals, held)))
     return out
 
 
@@ -112,9 +111,12 @@ def plan_regrets(scores: np.ndarray, walls: np.ndarray, regrets: np.ndarray,
                       for b in range(n_budgets)] for c in range(n_cases)])
 
 
+def _se(values: np.ndarray) -> float:
+    return evaluation.standard_error(values) or 0.0
+
+
 def _mean_se(values: np.ndarray) -> str:
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    return f"{values.mean():+.3f} ± {se:.3f}"
+    return f"{values.mean():+.3f} ± {_se(values):.3f}"
 
 
 def table(regrets: np.ndarray, scores: np.ndarray, walls: np.ndarray, budgets,
@@ -126,8 +128,7 @@ def table(regrets: np.ndarray, scores: np.ndarray, walls: np.ndarray, budgets,
     head = "| | " + " | ".join(f"B={b}" for b in budgets) + " | mean over B |"
     lines = [head, "|" + " --- |" * (len(budgets) + 2)]
     n = len(regrets)
-    se = lambda v: v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0  # noqa: E731
-    lines.append("| plan | " + " | ".join(f"{whole[:, b].mean():.3f} ± {se(whole[:, b]):.3f}"
+    lines.append("| plan | " + " | ".join(f"{whole[:, b].mean():.3f} ± {_se(whole[:, b]):.3f}"
                                           for b in range(len(budgets)))
                  + f" | {whole.mean():.3f} |")
     lines.append("| best fixed schedule | " + " | ".join(

@@ -140,10 +140,19 @@ def draw_histories(db, train_tasks: Sequence[str], seed_profile: int, options: H
     return histories
 
 
-def trained_configs(histories: Sequence[History]) -> np.ndarray:
-    """The grid configurations some history trained, in order of first appearance (task by
-    task, trial by trial): the configuration axis of :func:`history_database`."""
-    return np.array(list(dict.fromkeys(int(c) for h in histories for c in h.configs)))
+def history_curves(db, histories: Sequence[History], seed_profile: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(T, C', E)`` curves the histories observed (NaN where no trial ran) over the ``C'``
+    grid configurations some history trained, and those configurations, in order of first
+    appearance (task by task, trial by trial): the table of :func:`history_database`."""
+    used = np.array(list(dict.fromkeys(int(c) for h in histories for c in h.configs)))
+    column = {config: i for i, config in enumerate(used)}
+    table = np.full((len(histories), len(used), db.n_epochs), np.nan)
+    for row, history in enumerate(histories):
+        curves = db.task_curves(history.task, seed_profile)
+        for config, stop in zip(history.configs, history.stops):
+            table[row, column[int(config)], :stop] = curves[config, :stop]
+    return table, used
 
 
 def history_database(db, train_tasks: Sequence[str], seed_profile: int,
@@ -156,13 +165,7 @@ def history_database(db, train_tasks: Sequence[str], seed_profile: int,
     from search_spaces import get_space
 
     histories = draw_histories(db, train_tasks, seed_profile, options, seed)
-    used = trained_configs(histories)
-    column = {config: i for i, config in enumerate(used)}
-    table = np.full((len(histories), len(used), db.n_epochs), np.nan)
-    for row, history in enumerate(histories):
-        curves = db.task_curves(history.task, seed_profile)
-        for config, stop in zip(history.configs, history.stops):
-            table[row, column[int(config)], :stop] = curves[config, :stop]
+    table, used = history_curves(db, histories, seed_profile)
     tasks = tuple(UserTask(h.task, f"{db.name} history ({options.scheduler}, "
                                    f"{options.configs} trials)", options.configs)
                   for h in histories)

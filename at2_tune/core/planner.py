@@ -317,7 +317,6 @@ def plan_schedule(prior_curves: np.ndarray, budget: int, concurrency: int = 1,
     curves = np.asarray(prior_curves, dtype=float)
     if curves.shape[0] < 2:
         return None
-    family = list(family)
     regrets, walls = schedule_regrets(curves, budget, concurrency, objective, family)
     n_tasks = regrets.shape[1]
     if n_tasks == 0:
