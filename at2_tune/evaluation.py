@@ -91,6 +91,16 @@ def standard_error(values: Iterable[float]) -> float | None:
     return float(array.std(ddof=1) / math.sqrt(array.size))
 
 
+def format_mean_se(values: Iterable[float], digits: int = 3, sign: bool = False) -> str:
+    """``"mean ± se"`` of ``values`` (:func:`standard_error`), with ``digits`` decimals and a
+    leading ``+`` on positive means when ``sign`` (a paired difference); the mean alone with
+    fewer than two values."""
+    array = np.asarray(list(values), dtype=float)
+    mean = f"{array.mean():{'+' if sign else ''}.{digits}f}"
+    se = standard_error(array)
+    return mean if se is None else f"{mean} ± {se:.{digits}f}"
+
+
 def average_ranks(values: Sequence[float]) -> np.ndarray:
     """Ranks 1..n of ``values``, lowest value first, tied values sharing their average rank
     (the project's one tie-averaged rank: the prior's task statistics read it too)."""

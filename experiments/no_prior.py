@@ -134,21 +134,17 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown rows: each method's mean ± s.e. over tasks and AT2's paired difference."""
     at2 = np.array([np.mean(r["at2"]) for r in rows])
     lines = ["| method | held regret | AT2 - method (paired) |", "| --- | --- | --- |",
-             f"| at2 (no_prior) | {_mean_se(at2)} | |"]
+             f"| at2 (no_prior) | {evaluation.format_mean_se(at2)} | |"]
     for name in SCHEDULES + (("dyhpo",) if all("dyhpo" in r for r in rows) else ()):
         values = np.array([np.mean(r[name]) for r in rows])
-        lines.append(f"| {name} | {_mean_se(values)} | {_mean_se(at2 - values, sign=True)} |")
+        lines.append(f"| {name} | {evaluation.format_mean_se(values)} | "
+                     f"{evaluation.format_mean_se(at2 - values, sign=True)} |")
     touched, deepest, wall, seconds = (np.mean([np.mean(r[key]) for r in rows])
                                        for key in ("touched", "deepest", "wall", "seconds"))
     lines.append(f"\nAT2 touched {touched:.1f} configurations per run and trained its deepest "
                  f"{deepest:.1f} epochs, in {wall:.1f} units of simulated time (an epoch takes "
                  f"about 1; `at2_tune.core.simulation`), {seconds:.1f} s per run.")
     return lines
-
-
-def _mean_se(values: np.ndarray, sign: bool = False) -> str:
-    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return f"{values.mean():{'+' if sign else ''}.3f} ± {se:.3f}"
 
 
 def main(argv: list[str] | None = None) -> None:

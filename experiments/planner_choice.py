@@ -111,12 +111,9 @@ def plan_regrets(scores: np.ndarray, walls: np.ndarray, regrets: np.ndarray,
                       for b in range(n_budgets)] for c in range(n_cases)])
 
 
-def _se(values: np.ndarray) -> float:
-    return evaluation.standard_error(values) or 0.0
-
-
-def _mean_se(values: np.ndarray) -> str:
-    return f"{values.mean():+.3f} ± {_se(values):.3f}"
+def _paired(values: np.ndarray) -> str:
+    """A paired difference's mean ± standard error, signed."""
+    return evaluation.format_mean_se(values, sign=True)
 
 
 def table(regrets: np.ndarray, scores: np.ndarray, walls: np.ndarray, budgets,
@@ -128,19 +125,19 @@ def table(regrets: np.ndarray, scores: np.ndarray, walls: np.ndarray, budgets,
     head = "| | " + " | ".join(f"B={b}" for b in budgets) + " | mean over B |"
     lines = [head, "|" + " --- |" * (len(budgets) + 2)]
     n = len(regrets)
-    lines.append("| plan | " + " | ".join(f"{whole[:, b].mean():.3f} ± {_se(whole[:, b]):.3f}"
+    lines.append("| plan | " + " | ".join(evaluation.format_mean_se(whole[:, b])
                                           for b in range(len(budgets)))
                  + f" | {whole.mean():.3f} |")
     lines.append("| best fixed schedule | " + " | ".join(
         f"{fixed[b, s]:.3f} ({FAMILY[s].label})" for b, s in enumerate(best))
         + f" | {fixed.mean(axis=0).min():.3f} ({FAMILY[int(fixed.mean(axis=0).argmin())].label}) |")
     lines.append("| plan − best fixed (paired) | " + " | ".join(
-        _mean_se(whole[:, b] - regrets[:, b, s]) for b, s in enumerate(best)) + " | |")
+        _paired(whole[:, b] - regrets[:, b, s]) for b, s in enumerate(best)) + " | |")
     for kinds in without:
         other = plan_regrets(scores, walls, regrets, family_without(kinds))
         lines.append(f"| plan without {','.join(kinds)} − plan (paired) | " + " | ".join(
-            _mean_se(other[:, b] - whole[:, b]) for b in range(len(budgets)))
-            + f" | {other.mean():.3f} ({_mean_se(other.mean(axis=1) - whole.mean(axis=1))}) |")
+            _paired(other[:, b] - whole[:, b]) for b in range(len(budgets)))
+            + f" | {other.mean():.3f} ({_paired(other.mean(axis=1) - whole.mean(axis=1))}) |")
     return "\n".join(lines) + f"\n\n{n} cases.\n"
 
 

@@ -57,6 +57,13 @@ def test_standard_error_by_hand():
     assert evaluation.standard_error([4.0]) is None
 
 
+def test_format_mean_se_signs_differences_and_drops_the_error_of_one_value():
+    assert evaluation.format_mean_se([1, 2, 3]) == "2.000 ± 0.577"
+    assert evaluation.format_mean_se([0.5, 1.5], digits=2, sign=True) == "+1.00 ± 0.50"
+    assert evaluation.format_mean_se([-0.25, -0.75], sign=True) == "-0.500 ± 0.250"
+    assert evaluation.format_mean_se([0.125]) == "0.125"  # no standard error of one value, no NaN
+
+
 def test_average_ranks_share_ties():
     assert evaluation.average_ranks([3, 1, 3, 2]).tolist() == [3.5, 1, 3.5, 2]
     assert evaluation.average_ranks([5, 5, 5]).tolist() == [2, 2, 2]
