@@ -16,7 +16,7 @@ quiet_notices()
 
 from at2_tune.commands import (bench, compare, data, prior, replay, space, train,  # noqa: E402
                                tune)
-from at2_tune.errors import USER_ERRORS  # noqa: E402
+from at2_tune.errors import USER_ERRORS, Terminated  # noqa: E402
 
 _COMMANDS = (data, space, replay, bench, train, tune, compare, prior)
 
@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"at2-tune: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("at2-tune: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("at2-tune: interrupted", file=sys.stderr)
         return 130

@@ -11,12 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["AT2Error", "ChecksumError", "DatabaseError", "DatabaseNotFoundError",
-           "SearchSpaceError", "UnknownDatabaseError", "UnknownTaskError", "UnsafePickleError",
-           "USER_ERRORS"]
+           "SearchSpaceError", "Terminated", "UnknownDatabaseError", "UnknownTaskError",
+           "UnsafePickleError", "USER_ERRORS"]
 
 
 class AT2Error(Exception):
     """Base class of all errors raised by at2-tune for bad input or bad files."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM (``kill``, a job scheduler's or CI's time limit) that stops a command as
+    Ctrl-C does (``at2_tune.bench.harness.terminate_as_interrupt``); the CLI exits with 143."""
 
 
 class DatabaseError(AT2Error):

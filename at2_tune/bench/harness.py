@@ -11,18 +11,22 @@ one job.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
+import os
 import re
+import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from at2_tune.bench.protocols import Case
-from at2_tune.errors import AT2Error
+from at2_tune.errors import AT2Error, Terminated
 from at2_tune.simulator import ReplayTask
 
 
@@ -83,13 +87,94 @@ def plan(database: str, cases: Sequence[Case], methods: Sequence[str], *,
             for seed in seeds(method)]
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While active (in the main thread; elsewhere a no-op), a SIGTERM to this process stops it
+    as Ctrl-C does: it is sent on to this process's multiprocessing children (a bench's
+    workers, which take it as Ctrl-C, :func:`_worker_takes_terminate_as_interrupt`) and raised
+    here as :class:`~at2_tune.errors.Terminated`, so the runs under way are not written, the
+    workers exit and shut their Ray down, and the callers' cleanup runs. Without it the default
+    SIGTERM killed this process alone: the workers went on with their runs, and their Ray
+    processes and session folders stayed behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def on_terminate(signum, frame):
+        received.append(signum)
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, signal.SIGTERM)
+        raise Terminated(f"signal {signum} (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, on_terminate)
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if received and not isinstance(exc, Terminated):  # a library re-raised it as Ctrl-C
+            raise Terminated(f"signal {received[0]} (SIGTERM)") from exc
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def terminate_handler_kept() -> Iterator[None]:
+    """Keep this process's Python SIGTERM handler across the block. ``ray.init`` sets its own
+    (one that exits, and the core worker's crash handler, which prints a stack and aborts:
+    exit 134), which would replace the handler of :func:`terminate_as_interrupt` or of a
+    worker; the Ray a bench started is shut down by the bench instead. Wrap ``ray.init`` in it
+    (main thread only; elsewhere a no-op)."""
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(handler) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _worker_takes_terminate_as_interrupt() -> None:
+    """A worker's initializer: SIGTERM raises ``KeyboardInterrupt`` (what Ctrl-C raises), so
+    the run under way stops unwritten and the worker exits through its normal shutdown
+    (Ray's ``atexit`` hook stops its Ray processes)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+_INTERRUPTED = False
+"""Whether a run of this worker process was interrupted (:func:`_run_unless_interrupted`)."""
+
+
+def _run_unless_interrupted(run_one: Callable[..., dict[str, Any]], job: Job,
+                            **context: Any) -> dict[str, Any]:
+    """``run_one(job, **context)`` in a worker, unless an earlier run of this worker was
+    interrupted: the pool hands each worker a call or two ahead, which would otherwise run to
+    their end (unwritten) before the interrupted bench could exit."""
+    global _INTERRUPTED
+    if _INTERRUPTED:
+        raise KeyboardInterrupt(f"not started: an earlier run of worker {os.getpid()} was "
+                                "interrupted")
+    try:
+        return run_one(job, **context)
+    except (KeyboardInterrupt, SystemExit):  # SystemExit: Ray's SIGTERM handler in ray.init
+        _INTERRUPTED = True
+        raise
+
+
 def run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], runs_dir: Path,
                 workers: int, *, description: str = "runs", **context: Any) -> int:
     """Run each job without a run file as ``run_one(job, **context)``, in this process with one
     worker or in ``workers`` spawned processes, and write each document to
     ``runs_dir/<key>.json`` when it finishes. A failed run is reported and the others go on;
-    returns how many failed. An interrupt (Ctrl-C) stops the bench: the queued runs are
-    cancelled, the finished ones stay written for a resume."""
+    returns how many failed. An interrupt (Ctrl-C, or SIGTERM: :func:`terminate_as_interrupt`)
+    stops the bench: the runs under way and the queued ones are not written, the finished
+    ones stay written for a resume."""
+    with terminate_as_interrupt():
+        return _run_missing(jobs, run_one, runs_dir, workers, description, context)
+
+
+def _run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], runs_dir: Path,
+                 workers: int, description: str, context: dict[str, Any]) -> int:
     from tqdm import tqdm
 
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -114,14 +199,17 @@ def run_missing(jobs: Sequence[Job], run_one: Callable[..., dict[str, Any]], run
                 finished(job, lambda: run_one(job, **context))
             return failed
         pool = ProcessPoolExecutor(max_workers=workers,
-                                   mp_context=multiprocessing.get_context("spawn"))
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_takes_terminate_as_interrupt)
         try:
-            futures = {pool.submit(run_one, job, **context): job for job in todo}
+            futures = {pool.submit(_run_unless_interrupted, run_one, job, **context): job
+                       for job in todo}
             for future in as_completed(futures):
                 finished(futures[future], future.result)
         except BaseException:
-            # Ctrl-C (or a failure here): no queued run starts; a worker's run under way gets
-            # the same Ctrl-C from the terminal, and nothing more is written
+            # Ctrl-C or SIGTERM (or a failure here): no queued run starts; a worker's run under
+            # way gets the same Ctrl-C from the terminal (or the SIGTERM sent on to it), and
+            # nothing more is written
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)

@@ -200,9 +200,19 @@ def private_ray_folder() -> Iterator[Path | None]:
 
 def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
     """Run one job in this process, starting a local Ray here the first time one needs it.
+    Interrupted (Ctrl-C, or SIGTERM through ``harness.terminate_as_interrupt``), it shuts that
+    Ray down before the interrupt goes on, so none of its processes outlive the bench.
 
     ``fit_cache``: a ``FitCache`` (a frozen dataclass, so it pickles to spawned workers) or
     ``None``."""
+    try:
+        return _run_in_worker(job, data_dir, fit_cache)
+    except (KeyboardInterrupt, SystemExit):  # SystemExit: a SIGTERM within ray.init, whose
+        _shutdown_ray()                      # own handler exits
+        raise
+
+
+def _run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
     global _RAY_STARTED
     from at2_tune.notices import quiet_notices
 
@@ -215,12 +225,18 @@ def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
         import ray
 
         os.environ.setdefault("TUNE_WARN_THRESHOLD_S", "5")
+        # Ctrl-C must stop a run, not end it early: Tune's own handler turns the first Ctrl-C
+        # into a normal return with the results so far, which the harness then wrote as a
+        # finished run (and a resume kept it)
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         if not ray.is_initialized():
+            from at2_tune.bench.harness import terminate_handler_kept
             from at2_tune.bench.runs import SLOT_RESOURCE
 
-            ray.init(num_cpus=max(2, job.concurrency), resources={SLOT_RESOURCE: 1},
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
-            _RAY_STARTED = True
+            _RAY_STARTED = True  # before: an init cut short is shut down too
+            with terminate_handler_kept():
+                ray.init(num_cpus=max(2, job.concurrency), resources={SLOT_RESOURCE: 1},
+                         include_dashboard=False, log_to_driver=False, configure_logging=False)
     import torch
 
     torch.set_num_threads(1)

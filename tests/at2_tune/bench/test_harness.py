@@ -1,11 +1,16 @@
-"""The bench harness's process pool: an interrupt stops it."""
+"""The bench harness's process pool: an interrupt (Ctrl-C or SIGTERM) stops it."""
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from at2_tune.bench import harness
+from at2_tune.errors import Terminated
 
 
 def _run_marking_its_start(job: harness.Job, started_dir: str) -> dict:
@@ -36,3 +41,89 @@ def test_an_interrupt_cancels_the_queued_runs_and_keeps_the_finished_ones(tmp_pa
     assert harness.run_missing(jobs[1:4], _run_marking_its_start, runs_dir, workers=1,
                                started_dir=str(started_dir)) == 0
     assert sorted(p.stem for p in runs_dir.iterdir()) == sorted(j.key for j in jobs[1:4])
+
+
+def _run_terminating_this_process(job: harness.Job) -> dict:
+    """A job that sends SIGTERM to its own process (a bench run in process, killed)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the signal interrupts this
+    return {"key": job.key}
+
+
+def _not_handled(signum, frame):
+    raise AssertionError("the SIGTERM reached the handler set before the bench")
+
+
+def test_sigterm_in_process_stops_the_bench_unwritten_and_restores_the_handler(tmp_path):
+    jobs = [harness.Job("lcbench", "loo", "adult@sp0", "adult", 0, (), "random", seed, 10)
+            for seed in range(3)]
+    before = signal.signal(signal.SIGTERM, _not_handled)  # so that a miss fails, not kills
+    try:
+        started = time.perf_counter()
+        with pytest.raises(Terminated):
+            harness.run_missing(jobs, _run_terminating_this_process, tmp_path / "runs",
+                                workers=1)
+        assert time.perf_counter() - started < 4  # not after the job's sleep
+        assert not list((tmp_path / "runs").iterdir())
+        assert signal.getsignal(signal.SIGTERM) is _not_handled
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+_POOL_SCRIPT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from at2_tune.bench import harness
+from test_harness import _run_marking_its_pid
+
+jobs = [harness.Job("lcbench", "loo", "adult@sp0", "adult", 0, (), "random", seed, 10)
+        for seed in range(8)]
+harness.run_missing(jobs, _run_marking_its_pid, Path({runs!r}), workers=2,
+                    started_dir={started!r})
+"""
+
+
+def _run_marking_its_pid(job: harness.Job, started_dir: str) -> dict:
+    """A long job that records which worker process started it."""
+    Path(started_dir, f"{os.getpid()}-{job.seed}").touch()
+    time.sleep(60)
+    return {"key": job.key}
+
+
+@pytest.mark.integration
+def test_sigterm_stops_the_workers_too(tmp_path):
+    """A SIGTERM to the bench alone (``kill``, a job scheduler's limit) used to kill the parent
+    only: the workers went on with their runs (and their Ray processes with them)."""
+    started_dir, runs_dir = tmp_path / "started", tmp_path / "runs"
+    started_dir.mkdir()
+    script = _POOL_SCRIPT.format(tests=str(Path(__file__).parent), runs=str(runs_dir),
+                                 started=str(started_dir))
+    bench = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    workers = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(started_dir.iterdir())) < 2:  # both workers are in a run
+            assert time.monotonic() < deadline and bench.poll() is None
+            time.sleep(0.2)
+        workers = {int(p.name.split("-")[0]) for p in started_dir.iterdir()}
+        bench.send_signal(signal.SIGTERM)
+        _, stderr = bench.communicate(timeout=30)  # not the jobs' 60 s
+        assert bench.returncode != 0 and "Terminated" in stderr
+        assert len(list(started_dir.iterdir())) == 2  # the queued runs never started
+        assert not list(runs_dir.iterdir())
+        time.sleep(1)
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:  # a failure leaves nothing running
+        for pid in [bench.pid, *workers]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        bench.wait()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False

@@ -1,9 +1,16 @@
 """``at2-tune bench`` through the command line: the local Ray instances it starts keep their
-session folders in a folder of the bench's own, removed when the bench ends."""
+session folders in a folder of the bench's own, removed when the bench ends; a SIGTERM leaves
+none of their processes."""
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +55,53 @@ def test_a_ray_tmpdir_the_user_set_is_kept(monkeypatch, tmp_path):
     with bench.private_ray_folder() as folder:
         assert folder is None and os.environ["RAY_TMPDIR"] == str(tmp_path)
     assert os.environ["RAY_TMPDIR"] == str(tmp_path) and tmp_path.is_dir()
+
+
+@pytest.mark.parametrize("signum, jobs, status", [(signal.SIGTERM, 2, 143),
+                                                  (signal.SIGINT, 1, 130)])
+def test_an_interrupted_bench_leaves_no_ray_process_and_writes_no_run(release_dir, tmp_path,
+                                                                      signum, jobs, status):
+    """``kill`` (or a job scheduler's time limit) on a bench of 2 workers, or Ctrl-C on a bench
+    in process: it exits with 143 or 130, no run under way is written, and no process of its
+    Ray instances is left. Before, a SIGTERM killed the parent alone (the workers and their Ray
+    went on; one within ``ray.init`` aborted the process), and Tune's own Ctrl-C handler ended
+    the run under way early, which was then written as finished (a resume kept it)."""
+    folder = Path(tempfile.mkdtemp(prefix="at2s", dir="/tmp"))  # short: Ray's socket paths
+    try:
+        out = tmp_path / "out"
+        argv = [sys.executable, "-m", "at2_tune.cli", "bench", "--database", "hyperrec",
+                "--pairs", "0", "--seed-profiles", "0", "--methods", "random", "--budget",
+                "60", "--repeats", "2", "--seconds-per-epoch", "0.5", "--jobs", str(jobs),
+                "--no-plots", "--data-dir", str(release_dir), "--out", str(out)]
+        bench_process = subprocess.Popen(argv, env={**os.environ, "RAY_TMPDIR": str(folder)},
+                                         stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while len(list((folder / "ray").glob("session_2*"))) < jobs:  # each worker's Ray
+            assert time.monotonic() < deadline and bench_process.poll() is None
+            time.sleep(0.5)
+        time.sleep(3)
+        bench_process.send_signal(signum)
+        _, stderr = bench_process.communicate(timeout=60)
+        assert bench_process.returncode == status, stderr[-2000:]
+        assert ("terminated" if signum == signal.SIGTERM else "interrupted") in stderr
+        assert not list((out / "runs").glob("*.json"))
+        deadline = time.monotonic() + 15
+        while _processes_of(folder) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _processes_of(folder) == []
+    finally:
+        for pid in _processes_of(folder):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _processes_of(ray_folder: Path) -> list[int]:
+    """The processes started with ``RAY_TMPDIR=ray_folder`` (Ray's inherit it)."""
+    marker = f"RAY_TMPDIR={ray_folder}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if marker in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+    return found
