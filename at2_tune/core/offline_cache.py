@@ -90,21 +90,22 @@ class FitCache:
         return False
 
 
-def prepare_engine(engine: "AT2Engine", fit_cache: FitCache | None) -> bool:
+def prepare_engine(engine: "AT2Engine", fit_cache: FitCache | None) -> str:
     """Fit ``engine`` offline (through ``fit_cache`` when given and there are prior tasks) and
-    condition it; returns True when a saved fit was reused.
+    condition it; returns what was done: ``"cache hit"`` (a saved fit reused), ``"fitted"``,
+    ``"not needed"`` or ``"no prior tasks"``.
 
     When the GP takes no part in the posterior (``AT2Engine.needs_gp`` is False: a full grid
-    such as HyperRec's or LCBench's under the default policy) nothing is fitted now; the GP is
-    fitted the first time a candidate needs it."""
-    if not engine.needs_gp():
-        engine.condition()
-        return False
+    such as HyperRec's or LCBench's under the default policy, or a planned model-free schedule:
+    plan first) nothing is fitted now; the GP is fitted the first time a candidate needs it."""
+    needed = engine.needs_gp()
     reused = False
-    if fit_cache is not None and engine.prior.n_tasks:
-        reused = fit_cache.load_or_fit(engine)
-    else:
-        engine.fit_offline()
+    if needed:
+        if fit_cache is not None and engine.prior.n_tasks:
+            reused = fit_cache.load_or_fit(engine)
+        else:
+            engine.fit_offline()
     engine.condition()
-    return reused
-
+    if not engine.prior.n_tasks:
+        return "no prior tasks"
+    return ("cache hit" if reused else "fitted") if needed else "not needed"

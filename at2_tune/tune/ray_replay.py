@@ -68,4 +68,6 @@ def run_replay_ray(db: LearningCurveDatabase, task: ReplayTask, seed: int = 0,
     return results_document(db, task, seed, settings.to_json(), trace, backend="ray",
                             concurrency=concurrency,
                             timing={"offline_fit_s": searcher.offline_fit_seconds,
-                                    "total_s": time.perf_counter() - started})
+                                    "total_s": time.perf_counter() - started},
+                            offline_fit=searcher.offline_fit_outcome,
+                            offline_fit_reused=searcher.offline_fit_outcome == "cache hit")

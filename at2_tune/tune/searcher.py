@@ -182,19 +182,15 @@ class AT2Searcher(Searcher):
         """The engine (built, fitted offline and conditioned on first use)."""
         if self.coordinator.engine is None:
             engine = self._new_engine()
-            started = time.perf_counter()
-            with self.bounded_threads():
-                needed = engine.needs_gp()
-                reused = prepare_engine(engine, self._fit_cache)
-            self.offline_fit_seconds = time.perf_counter() - started
-            self.offline_fit_outcome = (
-                "no prior tasks" if not engine.prior.n_tasks else
-                ("cache hit" if reused else "fitted") if needed else "not needed")
             self.coordinator.attach(engine)
-            with self.bounded_threads():
-                plan = self.coordinator.plan()
+            with self.bounded_threads():  # the plan first: a model-free schedule reads no
+                plan = self.coordinator.plan()  # posterior, so nothing is fitted for it
             if plan is not None:
                 log.info("AT2 %s", plan.describe())
+            started = time.perf_counter()
+            with self.bounded_threads():
+                self.offline_fit_outcome = prepare_engine(engine, self._fit_cache)
+            self.offline_fit_seconds = time.perf_counter() - started
         return self.coordinator.engine
 
     @property

@@ -146,3 +146,28 @@ def test_replay_command_runs_the_local_backend_on_k_slots_and_refuses_zero(relea
     assert results["backend"] == "local" and results["concurrency"] == 2 and len(results["trace"]) == 6
     assert main(args + ["--concurrency", "0"]) == 2
     assert "--concurrency 0 must be at least 1" in capsys.readouterr().err
+
+
+def test_a_plan_on_tuning_histories_starts_without_fitting_the_gp(lcbench, tmp_path):
+    """The planned schedule reads no posterior, so with tuning histories as the prior (cut
+    curves, where the transfer posterior needs the GP) nothing is fitted before the first
+    trial: the plan is made first. Before, the GP was fitted for ``leaders``, which decides
+    only once a schedule ends under the budget (10-50 s on 8 histories)."""
+    from at2_tune.bench.histories import HistoryOptions, load_history_prior, write_history
+    from at2_tune.core.coordinator import Coordinator
+    from at2_tune.core.offline_cache import prepare_engine
+    from at2_tune.core.settings import AT2Settings
+    from at2_tune.simulator import build_engine
+
+    tasks = tuple(lcbench.tasks[1:5])
+    prior = load_history_prior(write_history(lcbench, tasks, 0, HistoryOptions(configs=25),
+                                             [0, 1], tmp_path / "histories"))
+    task = ReplayTask("lcbench", tasks, lcbench.tasks[0], 0, 10)
+    engine = build_engine(lcbench, task, 0, AT2Settings(), prior)
+    assert engine.needs_gp()  # before a plan: leaders read the GP on the cut curves
+    plan = Coordinator(engine, budget_epochs=10, max_concurrent=1).plan()
+    assert plan is not None and not engine.needs_gp()
+    assert prepare_engine(engine, None) == "not needed" and not engine.surrogate.fitted
+    document = run_replay(lcbench, task, seed=0, prior=prior)  # plans, then prepares
+    assert document["offline_fit"] == "not needed" and len(document["trace"]) == 10
+    assert document["plan"]["chosen"] == plan.chosen.label

@@ -366,7 +366,7 @@ def test_prior_spread_std_is_the_widened_spread_of_the_prior_tasks(hyperrec, fro
     settings = dataclasses.replace(frozen_settings, model=dataclasses.replace(
         frozen_settings.model, offline_epochs=1))  # the GP only compares
     engine, cache = AT2Engine(HYPERREC_SPACE, prior, settings), FitCache(tmp_path)
-    assert prepare_engine(engine, cache) is False and not engine.surrogate.fitted  # no GP needed
+    assert prepare_engine(engine, cache) == "not needed" and not engine.surrogate.fitted
     spread = spread_over_tasks(engine.prior.curves, engine.prior.observed)  # model's scale
     error_scale = engine.posterior_source.base.spread[1]
     assert error_scale == spread_error_scale(engine.prior.curves, engine.prior.observed)
