@@ -61,6 +61,10 @@ def read_run(folder: str | Path) -> tuple[Run, dict[str, Any]]:
         raise AT2Error(f"{folder} holds no {SUMMARY_FILE}; pass the --out folder of a finished "
                        "`at2-tune tune` run")
     summary = json.loads(path.read_text())
+    if summary.get("interrupted"):
+        raise AT2Error(f"{folder} was interrupted (Ctrl-C) after {summary.get('epochs_spent')} "
+                       f"of {summary.get('budget_epochs')} epochs; finish it with the same "
+                       "`at2-tune tune` command and --resume, or leave it out")
     if "trace" not in summary:
         raise AT2Error(f"{path} has no per-epoch trace (written by an at2-tune before "
                        "`--method`); run that tuning again to compare it")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +140,8 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
                  "prior": plan.description, "dataset": data,
                  "concurrency": options.concurrency, "resources_per_trial": resources}
         if options.method in methods.RAY:
-            experiment, results, stopper = _fit_ray_method(options, plan, resources, clock)
+            with ctrl_c_recorded() as interrupt:
+                experiment, results, stopper = _fit_ray_method(options, plan, resources, clock)
             metrics = records.read_all(Path(options.out) / TRIALS_DIR)
             document = summary.build_ray_summary(
                 results, stopper, metrics, METRIC, plan.space, options.budget_epochs,
@@ -147,7 +150,8 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             document["recommended_checkpoint"] = summary.ray_checkpoint(
                 results, document["recommended_trial"], document["recommended_epoch"])
         else:
-            experiment = _fit(options, plan, resources, clock)
+            with ctrl_c_recorded() as interrupt:
+                experiment = _fit(options, plan, resources, clock)
             final = make_searcher(options, plan)
             with local_copy(experiment) as folder:
                 final.restore_from_dir(folder)
@@ -163,10 +167,56 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             import ray
 
             ray.shutdown()
+    document["interrupted"] = interrupt.received
     summary.write_summary(options.out, document)
     plot = summary.plot_curves(options.out, document, metrics, METRIC)
     say(_closing_lines(options, document, plot))
+    if interrupt.received:
+        say(f"interrupted after {document['epochs_spent']} of {document['budget_epochs']} "
+            "epochs: run the same command with --resume to finish it (Tune saved the "
+            "experiment); `at2-tune compare` refuses the run until then")
+        raise KeyboardInterrupt("at2-tune tune was interrupted (Ctrl-C)")
     return document
+
+
+class CtrlC:
+    """Whether Ctrl-C stopped the tuning (:func:`ctrl_c_recorded`)."""
+
+    received = False
+
+
+@contextlib.contextmanager
+def ctrl_c_recorded() -> Iterator[CtrlC]:
+    """While Tune tunes: Ctrl-C stops it as Tune's own handler does (the experiment is saved
+    one last time; Tune stops so on SIGUSR1, which it always listens to) and is recorded, so the
+    run is reported as interrupted, not finished; a second Ctrl-C, or one before Tune listens,
+    raises ``KeyboardInterrupt`` at once. With Tune's handler alone ``Tuner.fit`` returned as if
+    the run had finished, and ``summary.json`` held a run cut short that ``at2-tune compare``
+    took for a whole one. Main thread only (elsewhere signals cannot be handled: no-op)."""
+    record = CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield record
+        return
+
+    def on_ctrl_c(signum, frame):
+        tune_listens = signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN,
+                                                                  None)
+        if record.received or not tune_listens:
+            raise KeyboardInterrupt
+        record.received = True
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    saved = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # this handler instead of Tune's
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield record
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if saved is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = saved
 
 
 def _fit(options: LiveOptions, plan: Plan, resources: dict[str, float],

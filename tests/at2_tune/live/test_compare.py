@@ -140,3 +140,14 @@ def test_two_methods_on_digits_then_compare(tmp_path: Path, release_dir, capsys)
         assert float(rows[method]["test_top1"]) == pytest.approx(summary["test_top1"])
         assert f"| {method} | 1 | " in table
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 10_000
+
+
+def test_an_interrupted_run_is_refused_with_the_way_to_finish_it(tmp_path: Path):
+    done = _write_run(tmp_path / "done", "at2", 0, [0.1, 0.2, 0.3, 0.4], 0.4)
+    cut = _write_run(tmp_path / "cut", "asha", 0, [0.1, 0.2], 0.2, budget_epochs=4,
+                     epochs_spent=2, interrupted=True)
+    with pytest.raises(AT2Error, match=r"cut was interrupted \(Ctrl-C\) after 2 of 4 epochs; "
+                                       r"finish it with the same `at2-tune tune` command and "
+                                       r"--resume"):
+        read_runs([done, cut])
+    assert len(read_runs([done])) == 1

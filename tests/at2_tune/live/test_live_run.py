@@ -139,6 +139,41 @@ def test_resume_after_the_driver_is_killed(tmp_path: Path) -> None:
     assert (tmp_path / "shared-storage" / "at2-tune").is_dir() and not (out / "ray").exists()
 
 
+def test_ctrl_c_stops_the_run_as_interrupted_and_resume_finishes_it(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) used to end ``tuner.fit`` as if the run
+    had finished: exit 0 and a summary of a run cut short, which ``compare`` took for a whole
+    one. Now the run is saved, marked interrupted, refused by ``compare`` and resumed."""
+    from ray import tune
+
+    out = tmp_path / "run"
+    argv = [*ARGS, "--prior", "none", "--samples", "6", "--budget-epochs", str(BUDGET),
+            "--out", str(out)]
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen([sys.executable, "-m", "at2_tune.cli", "tune", *argv], cwd=ROOT,
+                              env=env, start_new_session=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    try:
+        while not (_results(out) >= 2 and tune.Tuner.can_restore(str(out / "ray" / "at2-tune"))):
+            assert driver.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.1)
+        os.killpg(driver.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
+        stdout, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert driver.returncode == 130, stderr[-2000:]
+    assert "at2-tune: interrupted" in stderr and "the same command with --resume" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and summary["epochs_spent"] < BUDGET
+    assert main(["compare", str(out), "--out", str(tmp_path / "cmp")]) == 2  # refused
+    assert main(["tune", *argv, "--resume"]) == 0
+    assert not _check_run(out, BUDGET)["interrupted"]
+
+
 def _training_workers(session: int) -> list[int]:
     """PIDs of the trial processes in ``session`` that are training (Ray titles them
     ``ray::ImplicitFunc.train`` then)."""
