@@ -96,9 +96,7 @@ def format_mean_se(values: Iterable[float], digits: int = 3, sign: bool = False)
     leading ``+`` on positive means when ``sign`` (a paired difference); the mean alone with
     fewer than two values."""
     array = np.asarray(list(values), dtype=float)
-    mean = f"{array.mean():{'+' if sign else ''}.{digits}f}"
-    se = standard_error(array)
-    return mean if se is None else f"{mean} ± {se:.{digits}f}"
+    return _mean_se(float(array.mean()), standard_error(array), digits, sign)
 
 
 def average_ranks(values: Sequence[float]) -> np.ndarray:
@@ -246,10 +244,11 @@ def _checkpoints_of(entries: Mapping[str, Mapping[str, Any]]) -> list[int]:
     return sorted(int(k.split("@")[1]) for k in first if k.startswith("rank@"))
 
 
-def _mean_se(mean: float | None, se: float | None, digits: int) -> str:
+def _mean_se(mean: float | None, se: float | None, digits: int, sign: bool = False) -> str:
     if mean is None:
         return "–"
-    return f"{mean:.{digits}f}" if se is None else f"{mean:.{digits}f} ± {se:.{digits}f}"
+    text = f"{mean:{'+' if sign else ''}.{digits}f}"
+    return text if se is None else f"{text} ± {se:.{digits}f}"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

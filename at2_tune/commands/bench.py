@@ -201,7 +201,8 @@ def private_ray_folder() -> Iterator[Path | None]:
 def run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
     """Run one job in this process, starting a local Ray here the first time one needs it.
     Interrupted (Ctrl-C, or SIGTERM through ``harness.terminate_as_interrupt``), it shuts that
-    Ray down before the interrupt goes on, so none of its processes outlive the bench.
+    Ray down before the interrupt goes on (Ray's dashboard and runtime-env agents can still
+    outlive it).
 
     ``fit_cache``: a ``FitCache`` (a frozen dataclass, so it pickles to spawned workers) or
     ``None``."""
