@@ -36,7 +36,6 @@ builds its own model, optimizer, generators and data pipeline and releases them 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from ray import tune
 
 from search_spaces import HYPERREC_SPACE
 from trainers.data import DataSpec
+from trainers.staging import staging_folder
 from trainers.train import train
 
 RUN_SUBDIR = "at2_run"
@@ -98,9 +98,10 @@ def run_trial(config: dict[str, Any], *, data: DataSpec, epochs: int,
     # epoch's checkpoint reaches Tune's storage inside tune.report, and it carries run.json,
     # metrics.jsonl and batches.jsonl. In the trial folder Ray would keep the last checkpoint
     # twice more, in its session folder under /tmp/ray (never cleaned: 1-2 GB per 24-epoch
-    # digits run) and as an artifact next to the checkpoints in storage.
-    with tempfile.TemporaryDirectory(prefix="at2-trial-") as staging:
-        out_dir = Path(staging) / RUN_SUBDIR
+    # digits run) and as an artifact next to the checkpoints in storage. A killed trial's
+    # folder is removed by the next trial on its host (trainers.staging).
+    with staging_folder() as staging:
+        out_dir = staging / RUN_SUBDIR
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             train(canonical, data, epochs=epochs, report=report, out_dir=out_dir,

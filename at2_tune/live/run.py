@@ -167,6 +167,9 @@ def run_live(options: LiveOptions, say: Callable[[str], None] = print) -> dict[s
             import ray
 
             ray.shutdown()
+        from trainers.staging import remove_orphaned
+
+        remove_orphaned()  # the staging folders of trials killed on this host (Ctrl-C)
     document["interrupted"] = interrupt.received
     summary.write_summary(options.out, document)
     plot = summary.plot_curves(options.out, document, metrics, METRIC)

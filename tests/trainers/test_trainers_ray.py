@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,6 +17,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from tests.trainers.helpers import ConfigFactory
 from trainers.data import DataSpec
+from trainers import staging
 from trainers.ray_trainable import make_trainable
 
 pytestmark = pytest.mark.integration  # local Ray and Tune
@@ -63,7 +67,14 @@ def test_paused_trials_resume_at_epoch_2(local_ray: None, tmp_path: Path,
     param_space.update(optimizer=tune.grid_search(["Adam", "Momentum"]), scheduler="CyclicLR")
     scheduler = PauseAfterFirstEpoch()
     log = ResultLog()
-    staged_before = set(Path(tempfile.gettempdir()).glob("at2-trial-*"))  # other runs' trials
+    # the trials' temporary folder (the suite's, tests/conftest.py); a trial killed earlier
+    # on this host left its staging folder there, which the first trial removes
+    worker_tmp = Path(os.environ.get("TMPDIR") or tempfile.gettempdir())
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    orphan = worker_tmp / f"at2-trial-{staging._host()}-{killed.pid}-k1"
+    (orphan / "at2_run").mkdir(parents=True)
+    staged_before = set(worker_tmp.glob("at2-trial-*")) - {orphan}  # other runs' trials
     tuner = tune.Tuner(
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=True),
@@ -92,4 +103,5 @@ def test_paused_trials_resume_at_epoch_2(local_ray: None, tmp_path: Path,
         assert not (trial_folder / "at2_run").exists()
         assert sorted(p.name for p in trial_folder.glob("checkpoint_*")) == \
             ["checkpoint_000000", "checkpoint_000001"]
-    assert set(Path(tempfile.gettempdir()).glob("at2-trial-*")) <= staged_before
+    assert set(worker_tmp.glob("at2-trial-*")) <= staged_before
+    assert not orphan.exists()

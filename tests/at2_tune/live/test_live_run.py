@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -211,4 +212,6 @@ def test_a_trial_whose_worker_is_killed_mid_epoch_resumes_with_the_budget_exact(
     assert "Tune restarts it from its last checkpoint" in err  # the kill hit a training trial
     summary = _check_run(out, budget)
     assert all(t["status"] != "failed" for t in summary["trials"])
+    # the killed trial could not remove its staging folder (a checkpoint); the run did
+    assert list(Path(os.environ.get("TMPDIR") or tempfile.gettempdir()).glob("at2-trial-*")) == []
 
