@@ -79,3 +79,16 @@ def test_ray_token_notice_is_dropped_but_the_auth_off_warning_kept(caplog) -> No
         logger.warning("Token authentication is disabled for this Ray cluster. Anyone ...")
     assert [r.getMessage()[:36] for r in caplog.records] == \
         ["Token authentication is disabled for"]
+
+
+@pytest.mark.parametrize("status, exits_at_once", [(0, False), (2, False), (130, True),
+                                                   (143, True)])
+def test_an_interrupted_command_exits_without_the_interpreters_teardown(monkeypatch, status,
+                                                                         exits_at_once):
+    from at2_tune import cli
+
+    monkeypatch.setattr(cli, "main", lambda: status)
+    monkeypatch.setattr(cli.os, "_exit", lambda code: (_ for _ in ()).throw(OSError(code)))
+    with pytest.raises(OSError if exits_at_once else SystemExit) as ended:
+        cli.run()
+    assert ended.value.args[0] == status

@@ -72,7 +72,8 @@ def test_an_interrupted_bench_exits_at_once_and_writes_no_run(release_dir, tmp_p
     folder = Path(tempfile.mkdtemp(prefix="at2s", dir="/tmp"))  # short: Ray's socket paths
     try:
         out = tmp_path / "out"
-        argv = [sys.executable, "-m", "at2_tune.cli", "bench", "--database", "hyperrec",
+        argv = [sys.executable, "-X", "faulthandler", "-m", "at2_tune.cli", "bench",  # a crash's stack
+                "--database", "hyperrec",
                 "--pairs", "0", "--seed-profiles", "0", "--methods", "random", "--budget",
                 "60", "--repeats", "2", "--seconds-per-epoch", "0.5", "--jobs", str(jobs),
                 "--no-plots", "--data-dir", str(release_dir), "--out", str(out)]
