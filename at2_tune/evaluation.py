@@ -96,7 +96,7 @@ def format_mean_se(values: Iterable[float], digits: int = 3, sign: bool = False)
     leading ``+`` on positive means when ``sign`` (a paired difference); the mean alone with
     fewer than two values."""
     array = np.asarray(list(values), dtype=float)
-    return _mean_se(float(array.mean()), standard_error(array), digits, sign)
+    return mean_se_cell(float(array.mean()), standard_error(array), digits, sign)
 
 
 def average_ranks(values: Sequence[float]) -> np.ndarray:
@@ -244,7 +244,9 @@ def _checkpoints_of(entries: Mapping[str, Mapping[str, Any]]) -> list[int]:
     return sorted(int(k.split("@")[1]) for k in first if k.startswith("rank@"))
 
 
-def _mean_se(mean: float | None, se: float | None, digits: int, sign: bool = False) -> str:
+def mean_se_cell(mean: float | None, se: float | None, digits: int, sign: bool = False) -> str:
+    """A table cell ``"mean ± se"`` (``digits`` decimals, ``+`` on a positive mean when
+    ``sign``); the mean alone when ``se`` is ``None``, ``–`` when ``mean`` is."""
     if mean is None:
         return "–"
     text = f"{mean:{'+' if sign else ''}.{digits}f}"
@@ -276,9 +278,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                 parts.append("")
                 parts += _table(
                     ["method", *(f"held regret {a}" for a in at), *(f"held rank {a}" for a in at)],
-                    ([m, *(_mean_se(entries[m][f"held_regret@{q}"],
+                    ([m, *(mean_se_cell(entries[m][f"held_regret@{q}"],
                                     entries[m][f"held_regret_se@{q}"], 3) for q in qs),
-                      *(_mean_se(entries[m][f"held_rank@{q}"], entries[m][f"held_rank_se@{q}"], 1)
+                      *(mean_se_cell(entries[m][f"held_rank@{q}"], entries[m][f"held_rank_se@{q}"], 1)
                         for q in qs)] for m in held))
                 parts.append("")
             parts.append("Rank of the recommendation (0 = best), mean ± standard error over "
@@ -287,16 +289,16 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             parts += _table(
                 ["method", "cases", "seeds", *at, "configs touched", "method rank " + "/".join(at)],
                 ([m, str(e["cases"]), str(e["seeds"]),
-                  *(_mean_se(e[f"rank@{q}"], e[f"rank_se@{q}"], 1) for q in qs),
+                  *(mean_se_cell(e[f"rank@{q}"], e[f"rank_se@{q}"], 1) for q in qs),
                   f"{e['touched']:.1f}",
-                  " / ".join(_mean_se(e[f"method_rank@{q}"], None, 2) for q in qs)]
+                  " / ".join(mean_se_cell(e[f"method_rank@{q}"], None, 2) for q in qs)]
                  for m, e in entries.items()))
             parts.append("")
             parts.append("Normalized regret (best - recommended) / (best - worst) of the final "
                          "values, mean ± standard error over cases.")
             parts.append("")
             parts += _table(["method", *at],
-                            ([m, *(_mean_se(e[f"regret@{q}"], e[f"regret_se@{q}"], 3) for q in qs)]
+                            ([m, *(mean_se_cell(e[f"regret@{q}"], e[f"regret_se@{q}"], 3) for q in qs)]
                              for m, e in entries.items()))
             parts += _paired_lines(entries, qs)
             parts += _timing_lines(entries)
@@ -317,14 +319,14 @@ def _paired_lines(entries: Mapping[str, Mapping[str, Any]], qs: Sequence[int]) -
                 ["best baseline", *(c["baseline"] if c else "–" for c in cells)],
                 ["cases", *(str(c["cases"]) if c else "–" for c in cells)],
                 ["rank difference",
-                 *(_mean_se(c["rank_diff"], c["rank_diff_se"], 1) if c else "–" for c in cells)],
+                 *(mean_se_cell(c["rank_diff"], c["rank_diff_se"], 1) if c else "–" for c in cells)],
                 ["regret difference",
-                 *(_mean_se(c["regret_diff"], c["regret_diff_se"], 3) if c else "–"
+                 *(mean_se_cell(c["regret_diff"], c["regret_diff_se"], 3) if c else "–"
                    for c in cells)],
                 *([["best baseline by held regret",
                     *(c.get("held_baseline", "–") if c else "–" for c in cells)],
                    ["held regret difference",
-                    *(_mean_se(c["held_regret_diff"], c["held_regret_diff_se"], 3)
+                    *(mean_se_cell(c["held_regret_diff"], c["held_regret_diff_se"], 3)
                       if c and "held_regret_diff" in c else "–" for c in cells)]]
                   if any(c and "held_baseline" in c for c in cells) else [])])]
 
@@ -364,11 +366,11 @@ def budget_table(runs: Iterable[Mapping[str, Any]], compare: str = "at2") -> str
                   "the budgets (mean of each case's mean).", ""]
         rows = []
         for method in cases:
-            cells = [_mean_se(float(np.mean(list(cases[method][b].values()))),
+            cells = [mean_se_cell(float(np.mean(list(cases[method][b].values()))),
                               standard_error(cases[method][b].values()), 3)
                      if b in cases[method] else "–" for b in budgets]
             overall = _over_budgets(cases[method], budgets) if method in full else None
-            rows.append([method, *cells, _mean_se(*overall, 3) if overall else "–"])
+            rows.append([method, *cells, mean_se_cell(*overall, 3) if overall else "–"])
         parts += _table(["method", *(f"B={b}" for b in budgets), "mean over B"], rows)
         baselines = [m for m in full if m not in AT2_METHODS]
         if compare in full and baselines:
@@ -380,7 +382,7 @@ def budget_table(runs: Iterable[Mapping[str, Any]], compare: str = "at2") -> str
                           "negative: AT2 is better).", "",
                       *_table(["", *(f"B={b}" for b in budgets)], [
                           ["best baseline", *best],
-                          ["held regret difference", *(_mean_se(d[0], d[1], 3) for d in diffs)]])]
+                          ["held regret difference", *(mean_se_cell(d[0], d[1], 3) for d in diffs)]])]
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from at2_tune.errors import AT2Error
+from at2_tune.evaluation import mean_se_cell, standard_error
 from at2_tune.live.options import METRIC, OPTIONS_FILE
 from at2_tune.live.summary import SUMMARY_FILE
 from at2_tune.paths import atomic_write
@@ -110,8 +111,7 @@ def mean_se(values: Sequence[float | None]) -> tuple[float | None, float | None,
     present = np.array([v for v in values if v is not None], dtype=float)
     if present.size == 0:
         return None, None, 0
-    se = float(present.std(ddof=1) / math.sqrt(present.size)) if present.size > 1 else None
-    return float(present.mean()), se, int(present.size)
+    return float(present.mean()), standard_error(present), int(present.size)
 
 
 def columns() -> list[str]:
@@ -137,12 +137,6 @@ def table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(mean: float | None, se: float | None, digits: int) -> str:
-    if mean is None:
-        return "-"
-    return f"{mean:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
-
-
 def render(rows: Sequence[dict[str, Any]], budget: int) -> str:
     """The table as Markdown (mean ± s.e. over each method's runs)."""
     heads = [f"best val top-1 @{math.ceil(f * budget)} ep" for f in FRACTIONS]
@@ -152,7 +146,7 @@ def render(rows: Sequence[dict[str, Any]], budget: int) -> str:
     for row in rows:
         cells = [row["method"], str(row["runs"])]
         for index, column in enumerate(columns()):
-            cells.append(_cell(row[column], row[f"{column}_se"], 3 if index < 4 else 1))
+            cells.append(mean_se_cell(row[column], row[f"{column}_se"], 3 if index < 4 else 1))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
