@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,3 +43,11 @@ def write_image_folder(root: Path, num_images: int = NUM_IMAGES, num_classes: in
         pixels = COLOURS[label] + rng.normal(0.0, 40.0, size=(size, size, 3))
         Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"img_{i:03d}.png")
     return root
+
+
+def ended_pid() -> int:
+    """The process id of a process that has ended (and been reaped): the owner of a killed
+    trial's staging folder."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

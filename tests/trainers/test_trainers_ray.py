@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,9 +13,9 @@ import ray
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from tests.trainers.helpers import ConfigFactory
-from trainers.data import DataSpec
+from tests.trainers.helpers import ConfigFactory, ended_pid
 from trainers import staging
+from trainers.data import DataSpec
 from trainers.ray_trainable import make_trainable
 
 pytestmark = pytest.mark.integration  # local Ray and Tune
@@ -70,9 +68,7 @@ def test_paused_trials_resume_at_epoch_2(local_ray: None, tmp_path: Path,
     # the trials' temporary folder (the suite's, tests/conftest.py); a trial killed earlier
     # on this host left its staging folder there, which the first trial removes
     worker_tmp = Path(os.environ.get("TMPDIR") or tempfile.gettempdir())
-    killed = subprocess.Popen([sys.executable, "-c", "pass"])
-    killed.wait()
-    orphan = worker_tmp / f"at2-trial-{staging._host()}-{killed.pid}-k1"
+    orphan = worker_tmp / f"at2-trial-{staging._host()}-{ended_pid()}-k1"
     (orphan / "at2_run").mkdir(parents=True)
     staged_before = set(worker_tmp.glob("at2-trial-*")) - {orphan}  # other runs' trials
     tuner = tune.Tuner(
