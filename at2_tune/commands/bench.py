@@ -231,11 +231,11 @@ def _run_in_worker(job, data_dir: str | None, fit_cache) -> dict[str, Any]:
         # finished run (and a resume kept it)
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         if not ray.is_initialized():
-            from at2_tune.bench.harness import terminate_handler_kept
+            from at2_tune.bench.harness import ctrl_c_deferred, terminate_handler_kept
             from at2_tune.bench.runs import SLOT_RESOURCE
 
             _RAY_STARTED = True  # before: an init cut short is shut down too
-            with terminate_handler_kept():
+            with terminate_handler_kept(), ctrl_c_deferred():
                 ray.init(num_cpus=max(2, job.concurrency), resources={SLOT_RESOURCE: 1},
                          include_dashboard=False, log_to_driver=False, configure_logging=False)
     import torch

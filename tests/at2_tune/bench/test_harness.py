@@ -127,3 +127,37 @@ def _alive(pid: int) -> bool:
         return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return False
+
+
+def _init_swallowing_ctrl_c(steps: list[str]) -> None:
+    """What ``ray.init`` does with a Ctrl-C that arrives in one of its Cython callbacks: the
+    ``KeyboardInterrupt`` is swallowed there and the call goes on."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the handler runs on the main thread here
+    except KeyboardInterrupt:
+        steps.append("swallowed")
+    steps.append("init ended")
+
+
+def test_a_ctrl_c_that_ray_init_would_swallow_is_raised_when_the_init_ends():
+    """Before, the bench ran on after such a Ctrl-C (once for more than 120 s)."""
+    before = signal.getsignal(signal.SIGINT)
+    steps: list[str] = []
+    with pytest.raises(KeyboardInterrupt, match="held to its end"):
+        with harness.ctrl_c_deferred():
+            _init_swallowing_ctrl_c(steps)
+            steps.append("after init")
+    assert steps == ["init ended", "after init"]  # nothing was raised inside the block
+    assert signal.getsignal(signal.SIGINT) is before
+
+    with harness.ctrl_c_deferred():  # no Ctrl-C: nothing is raised
+        steps.append("quiet")
+    assert steps[-1] == "quiet" and signal.getsignal(signal.SIGINT) is before
+
+
+def test_without_the_deferral_the_ctrl_c_is_lost():
+    """The premise of the test above: the stand-in for ``ray.init`` does lose a Ctrl-C."""
+    steps: list[str] = []
+    _init_swallowing_ctrl_c(steps)
+    assert steps == ["swallowed", "init ended"]
