@@ -58,14 +58,6 @@ class ImprovementPerEpoch(Acquisition):
     def __call__(self, posterior, candidates, next_epochs):
         return self.per_epoch(posterior, candidates, next_epochs).max(axis=1)
 
-    def scores_and_horizons(self, posterior: CurvePosterior, candidates: np.ndarray,
-                            next_epochs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The scores ``(k,)`` (as calling this gives) and the epochs ``h`` ``(k,)`` at which
-        each is reached: how long the candidate would train for the improvement it is scored
-        by (at least 1)."""
-        per_epoch = self.per_epoch(posterior, candidates, next_epochs)
-        return per_epoch.max(axis=1), per_epoch.argmax(axis=1) + 1
-
     def per_epoch(self, posterior: CurvePosterior, candidates: np.ndarray,
                   next_epochs: np.ndarray) -> np.ndarray:
         """``EI / h`` ``(k, E)`` of training each candidate ``h = 1..E`` more epochs

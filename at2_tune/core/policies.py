@@ -252,17 +252,30 @@ def paper(settings: PolicySettings) -> ScoreOrder:
     return ScoreOrder("paper", NextEpochUCB(settings.beta), BestPredicted(), "gp", False)
 
 
-def fits_beside_better(horizons: np.ndarray, budget: int) -> np.ndarray:
-    """Which candidates, ranked best first, get a slot within ``budget`` epochs: each is to
-    train ``horizons[i]`` ``(k,)`` epochs, and is kept when those fit in the budget beside the
-    epochs of the candidates kept above it; the first is always kept. Returns a ``(k,)`` bool
-    mask."""
-    keep = np.zeros(len(horizons), dtype=bool)
+def fits_beside_better(per_epoch: np.ndarray, budget: int) -> np.ndarray:
+    """Which candidates get a slot within ``budget`` epochs, from the improvement per epoch of
+    training each ``h = 1..E`` more epochs, ``per_epoch`` ``(k, E)`` (row ``i``: the candidate
+    in place ``i``, best first; ``-inf`` where it cannot train;
+    :meth:`~at2_tune.core.acquisition.ImprovementPerEpoch.per_epoch`). A candidate's score is
+    its row's maximum, reached at its horizon.
+
+    The first is always kept. A kept candidate claims its horizon and every epoch after it at
+    which its improvement per epoch is still at least the next candidate's score: up to there,
+    an epoch spent on it is worth more than one spent on the next, so the budget keeps those
+    epochs for it. The next candidate is kept when its own horizon fits in the budget beside
+    the epochs claimed above it. Returns a ``(k,)`` bool mask."""
+    per_epoch = np.asarray(per_epoch, dtype=float)
+    scores = per_epoch.max(axis=1)
+    following = np.append(scores[1:], -np.inf)
+    keep = np.zeros(len(scores), dtype=bool)
     reserved = 0
-    for i, epochs in enumerate(np.asarray(horizons, dtype=np.int64)):
-        if i == 0 or reserved + epochs <= budget:
-            keep[i] = True
-            reserved += int(epochs)
+    for i, row in enumerate(per_epoch):
+        horizon = int(np.argmax(row)) + 1
+        if i > 0 and reserved + horizon > budget:
+            continue
+        keep[i] = True
+        worth = np.flatnonzero(np.isfinite(row) & (row >= following[i]))
+        reserved += max(horizon, int(worth.max()) + 1 if worth.size else 0)
     return keep
 
 
@@ -277,9 +290,10 @@ class BudgetedFreezeThaw(RecommendingPolicy):
     (:meth:`plan` not called) every candidate may use all its remaining epochs.
 
     With several slots, a candidate is ordered only if the epochs it is scored for fit in the
-    budget beside those of the candidates ranked above it (:func:`fits_beside_better`); a slot
-    with none waits. Filling every slot regardless spends on the 2nd to Kth best the epochs the
-    best needs later, and caps how deep any one curve gets at about the budget over K.
+    budget beside the epochs that the candidates ranked above it are worth more than it
+    (:func:`fits_beside_better`); a slot with none waits. Filling every slot regardless spends
+    on the 2nd to Kth best the epochs the best needs later, and caps how deep any one curve
+    gets at about the budget over K.
     """
 
     name = "no_prior"
@@ -311,12 +325,11 @@ class BudgetedFreezeThaw(RecommendingPolicy):
         left = self.epochs_left(situation)
         acquisition = ImprovementPerEpoch(situation.best_observed,
                                           posterior.n_epochs if left is None else left)
-        scores, horizons = acquisition.scores_and_horizons(posterior, situation.open,
-                                                           situation.next_epochs)
-        ranked = np.argsort(-scores, kind="stable")
+        per_epoch = acquisition.per_epoch(posterior, situation.open, situation.next_epochs)
+        ranked = np.argsort(-per_epoch.max(axis=1), kind="stable")
         if self.planned_for is not None and self.planned_for[1] > 1:
             budget = self.planned_for[0] - int(situation.trained.sum())
-            ranked = ranked[fits_beside_better(horizons[ranked], budget)]
+            ranked = ranked[fits_beside_better(per_epoch[ranked], budget)]
         return [int(situation.open[i]) for i in ranked]
 
     def state_dict(self) -> dict[str, Any]:

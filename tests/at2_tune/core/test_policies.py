@@ -63,7 +63,7 @@ def test_improvement_per_epoch_is_the_best_rate_within_the_epochs_left():
     assert np.argmax(score) == 2 and np.argmax(short) == 2
 
 
-def test_improvement_per_epoch_names_the_horizon_of_its_score():
+def test_improvement_per_epoch_of_each_horizon_by_hand():
     incumbent = 0.5
     ei = acq.expected_improvement(MEAN, STD, incumbent)
     acquisition = acq.ImprovementPerEpoch(incumbent, epochs_left=4)
@@ -75,19 +75,22 @@ def test_improvement_per_epoch_names_the_horizon_of_its_score():
     np.testing.assert_allclose(per_epoch[2], [ei[2, 1], ei[2, 2] / 2, ei[2, 3] / 3, -np.inf])
     np.testing.assert_allclose(acquisition(POSTERIOR, candidates, next_epochs),
                                per_epoch.max(axis=1))
-    scores, horizons = acquisition.scores_and_horizons(POSTERIOR, candidates, next_epochs)
-    np.testing.assert_allclose(scores, per_epoch.max(axis=1))
-    np.testing.assert_array_equal(horizons, per_epoch.argmax(axis=1) + 1)
 
 
-def test_fits_beside_better_keeps_what_the_budget_pays_for_best_first():
-    # 10, then 10 + 30 = 40, 40 + 5 = 45; 20 and 2 more do not fit in 45
-    np.testing.assert_array_equal(fits_beside_better(np.array([10, 30, 5, 20, 2]), 45),
-                                  [True, True, True, False, False])
-    # the first is kept even beyond the budget; a later one fits where the one above did not
-    np.testing.assert_array_equal(fits_beside_better(np.array([60, 1]), 50), [True, False])
-    np.testing.assert_array_equal(fits_beside_better(np.array([10, 45, 30]), 45),
-                                  [True, False, True])
+def test_fits_beside_better_keeps_the_epochs_a_better_candidate_is_worth():
+    inf = np.inf
+    per_epoch = np.array([[1.0, 2.0, 3.0, 2.5, 1.5, 1.0],  # score 3 at h = 3; >= 2 up to h = 4
+                          [2.0, 1.0, 0.5, -inf, -inf, -inf],  # score 2 at h = 1
+                          [0.1, 0.5, 1.5, 1.4, 1.3, 1.2],  # score 1.5 at h = 3
+                          [1.0, 0.2, 0.1, 0.1, 0.1, 0.1]])  # score 1 at h = 1
+    # the first claims 4 epochs (not only its 3), the second 1: the third's 3 do not fit in
+    # 7 beside those 5, the fourth's 1 does
+    np.testing.assert_array_equal(fits_beside_better(per_epoch, 7), [True, True, False, True])
+    np.testing.assert_array_equal(fits_beside_better(per_epoch, 8), [True, True, True, False])
+    np.testing.assert_array_equal(fits_beside_better(per_epoch, 4), [True, False, False, False])
+    # the first is kept even beyond the budget
+    np.testing.assert_array_equal(fits_beside_better(np.array([[0.0, 0.0, 5.0], [4.0, 0.0, 0.0]]),
+                                                     2), [True, False])
 
 
 def _freeze_thaw_case():
@@ -113,7 +116,7 @@ def _freeze_thaw_case():
 def test_no_prior_policy_fills_a_slot_only_with_epochs_the_budget_has_left(budget, slots, order):
     posterior, case = _freeze_thaw_case()
     acquisition = acq.ImprovementPerEpoch(0.62, epochs_left=20)
-    _, horizons = acquisition.scores_and_horizons(posterior, case.open, case.next_epochs)
+    horizons = acquisition.per_epoch(posterior, case.open, case.next_epochs).argmax(axis=1) + 1
     np.testing.assert_array_equal(horizons, [15, 1, 12])
     policy = BudgetedFreezeThaw(seed=0)
     policy.plan(np.empty((0, 3, 20)), [None] * 3, budget, slots)
