@@ -140,23 +140,31 @@ def _init_swallowing_ctrl_c(steps: list[str]) -> None:
     steps.append("init ended")
 
 
-def test_a_ctrl_c_that_ray_init_would_swallow_is_raised_when_the_init_ends():
+@pytest.fixture
+def python_ctrl_c_handler():
+    """Python's own SIGINT handler, as a fresh process has it (an earlier ``tune.run`` in this
+    process can leave Tune's installed), restored afterwards."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_ctrl_c_that_ray_init_would_swallow_is_raised_when_the_init_ends(python_ctrl_c_handler):
     """Before, the bench ran on after such a Ctrl-C (once for more than 120 s)."""
-    before = signal.getsignal(signal.SIGINT)
     steps: list[str] = []
     with pytest.raises(KeyboardInterrupt, match="held to its end"):
         with harness.ctrl_c_deferred():
             _init_swallowing_ctrl_c(steps)
             steps.append("after init")
     assert steps == ["init ended", "after init"]  # nothing was raised inside the block
-    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
     with harness.ctrl_c_deferred():  # no Ctrl-C: nothing is raised
         steps.append("quiet")
-    assert steps[-1] == "quiet" and signal.getsignal(signal.SIGINT) is before
+    assert steps[-1] == "quiet" and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_without_the_deferral_the_ctrl_c_is_lost():
+def test_without_the_deferral_the_ctrl_c_is_lost(python_ctrl_c_handler):
     """The premise of the test above: the stand-in for ``ray.init`` does lose a Ctrl-C."""
     steps: list[str] = []
     _init_swallowing_ctrl_c(steps)
