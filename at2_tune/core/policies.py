@@ -273,9 +273,8 @@ def fits_beside_better(per_epoch: np.ndarray, budget: int) -> np.ndarray:
         horizon = int(np.argmax(row)) + 1
         if i > 0 and reserved + horizon > budget:
             continue
-        keep[i] = True
-        worth = np.flatnonzero(np.isfinite(row) & (row >= following[i]))
-        reserved += max(horizon, int(worth.max()) + 1 if worth.size else 0)
+        keep[i] = True  # the horizon is among the epochs worth it: its score >= the next's
+        reserved += int(np.flatnonzero(np.isfinite(row) & (row >= following[i])).max()) + 1
     return keep
 
 
